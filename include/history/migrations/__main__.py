@@ -1,0 +1,3 @@
+from include.history.migrations import main
+
+main()
