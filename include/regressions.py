@@ -1,0 +1,304 @@
+"""Regression detection over the benchmark history: pure functions, no database, no Airflow.
+
+A change is a regression only when it is BOTH
+  1. larger than a threshold against the baseline, the median of comparable earlier runs (robust to one odd run),
+     in the metric's bad direction, and
+  2. outside the noise of those runs.
+
+The noise test: a one-sided Student-t prediction-interval test. The question is "could this ONE new run have come
+from the same distribution as the earlier runs?", so the statistic is
+
+    t = (worse-direction difference from the history mean) / (s * sqrt(1 + 1/n)),   df = n - 1
+
+where s is the history's sample standard deviation. A one-sample t-test of the history mean would ignore that the
+current value is itself a single noisy draw and claim significance too readily; Mann-Whitney with one current value
+can never reach p < 1/(n+1), i.e. needs 20+ earlier runs for alpha 0.05. With few runs the t distribution's heavy
+tails keep the test conservative (df = 2 at the default minimum of 3 runs). History without any spread (e.g. ROUGE
+of greedy decoding, which is deterministic) makes every difference significant: the threshold then decides alone.
+
+Metrics and their good directions are in `METRICS`. INVALID, failed and missing runs are never a baseline and are
+never flagged (they are reported as failures elsewhere); ROUGE of runs with meaningless accuracy (dummy weights) is
+ignored; latency percentiles are not judged in the Offline scenario, where every query is issued at once and the
+percentiles measure queue position, not service (throughput is Offline's figure).
+
+`detect_steps` finds step changes in a series (e.g. one metric over time) by binary segmentation: the split that
+minimises the within-segment squared error, kept only when the two sides differ by more than the threshold and by a
+Welch t-test whose p-value is Bonferroni-corrected for the number of splits tried (choosing the best split makes an
+uncorrected p-value optimistic), each segment at least `min_segment` long; then the same within each side.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scipy import stats
+
+from include.records import Regression, RunRecord
+
+HIGHER = "higher"   # higher is better
+LOWER = "lower"     # lower is better
+
+METRICS: dict[str, str] = {
+    "tokens_per_second": HIGHER,
+    "samples_per_second": HIGHER,
+    "ttft_p99_ns": LOWER,
+    "tpot_p99_ns": LOWER,
+    "latency_p99_ns": LOWER,
+    "rouge1": HIGHER,
+    "rouge2": HIGHER,
+    "rougeL": HIGHER,
+    "rougeLsum": HIGHER,
+}
+LATENCY_METRICS = ("ttft_p99_ns", "tpot_p99_ns", "latency_p99_ns")
+ROUGE_METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+TEST_NAME = "one-sided t prediction-interval test"
+
+
+def _as_row(obj: Any) -> Any:
+    """A RunRecord straight from the pipeline is judged on the columns the history store would keep of it."""
+    if isinstance(obj, RunRecord):
+        from include.history.store import result_columns
+
+        return result_columns(obj)
+    return obj
+
+
+def _get(obj: Any, name: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def usable(row: Any) -> bool:
+    """Completed and LoadGen-VALID (accuracy mode: completed; LoadGen judges no validity there)."""
+    if _get(row, "status") != "completed":
+        return False
+    valid = _get(row, "valid")
+    return valid is True or (_get(row, "mode") == "accuracy" and valid is None)
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def change_pct(current: float, baseline: float) -> float:
+    """Signed change of the metric itself in percent of the baseline (negative: the metric went down)."""
+    return (current - baseline) / abs(baseline) * 100.0
+
+
+def worse_pct(metric: str, current: float, baseline: float) -> float:
+    """How much worse, in percent, in the metric's bad direction (negative: better)."""
+    change = change_pct(current, baseline)
+    return -change if METRICS[metric] == HIGHER else change
+
+
+def prediction_p_value(metric: str, current: float, history: Sequence[float]) -> float | None:
+    """One-sided p-value that `current` is at least this much worse than a new draw from `history` would be."""
+    n = len(history)
+    if n < 2:
+        return None
+    mean = statistics.fmean(history)
+    worse_delta = (mean - current) if METRICS[metric] == HIGHER else (current - mean)
+    sd = statistics.stdev(history)
+    if sd == 0.0:
+        return 0.0 if worse_delta > 0 else 1.0
+    t_stat = worse_delta / (sd * math.sqrt(1.0 + 1.0 / n))
+    return float(stats.t.sf(t_stat, df=n - 1))
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    """What `assess` concluded about one metric, including why nothing was claimed."""
+
+    metric: str
+    verdict: str            # 'regression' | 'within noise' | 'below threshold' | 'improved' | 'insufficient history'
+    current: float | None
+    baseline: float | None
+    change_pct: float | None
+    p_value: float | None
+    history_runs: int
+    explanation: str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    regressions: list[Regression]
+    verdicts: list[MetricVerdict] = field(default_factory=list)
+    note: str | None = None          # why no metric was judged at all (current run unusable, ...)
+
+
+def _comparable(current: Any, row: Any) -> bool:
+    for name in ("config_hash", "accelerator", "node", "branch", "scenario", "mode"):
+        a, b = _get(current, name), _get(row, name)
+        if a is not None and b is not None and a != b:
+            return False
+    current_run = _get(current, "run_id")
+    return current_run is None or _get(row, "run_id") != current_run
+
+
+def _fmt(metric: str, value: float) -> str:
+    if metric.endswith("_ns"):
+        return f"{value / 1e6:,.1f} ms"
+    return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def assess(current: Any, history: Iterable[Any], threshold_pct: float = 5.0, alpha: float = 0.05,
+           min_history: int = 3, metrics: Iterable[str] | None = None) -> Assessment:
+    """Judge every metric of `current` against comparable earlier runs; say why where nothing can be claimed."""
+    if min_history < 2:
+        raise ValueError("min_history must be at least 2: the noise of one run cannot be estimated")
+    current = _as_row(current)
+    history = [_as_row(row) for row in history]
+    node, scenario, branch = _get(current, "node"), _get(current, "scenario"), _get(current, "branch")
+    if not usable(current):
+        return Assessment([], [], note=(
+            f"current run is {_get(current, 'status')}, valid={_get(current, 'valid')}: not judged for regressions "
+            "(failed and INVALID runs are reported as failures)"))
+    baseline_rows = [row for row in history if usable(row) and _comparable(current, row)]
+    names = list(metrics) if metrics is not None else list(METRICS)
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
+
+    regressions: list[Regression] = []
+    verdicts: list[MetricVerdict] = []
+    for metric in names:
+        value = _number(_get(current, metric))
+        if value is None:
+            continue
+        if metric in LATENCY_METRICS and scenario == "Offline":
+            continue
+        rows = baseline_rows
+        if metric in ROUGE_METRICS:
+            if _get(current, "accuracy_meaningful") is False:
+                continue
+            rows = [r for r in rows if _get(r, "accuracy_meaningful") is not False]
+        pairs = [(v, _get(r, "run_id")) for r in rows if (v := _number(_get(r, metric))) is not None]
+        values = [v for v, _ in pairs]
+        run_ids = [str(r) for _, r in pairs if r is not None]
+        if len(values) < min_history:
+            verdicts.append(MetricVerdict(metric, "insufficient history", value, None, None, None, len(values),
+                                          f"{metric}: {len(values)} comparable earlier valid run(s), need "
+                                          f"{min_history}: no regression claimed"))
+            continue
+        baseline = statistics.median(values)
+        if baseline == 0:
+            verdicts.append(MetricVerdict(metric, "insufficient history", value, baseline, None, None, len(values),
+                                          f"{metric}: baseline is 0, no relative change can be computed"))
+            continue
+        change = change_pct(value, baseline)
+        worse = worse_pct(metric, value, baseline)
+        p_value = prediction_p_value(metric, value, values)
+        text = (f"{metric} {_fmt(metric, value)} vs median {_fmt(metric, baseline)} of {len(values)} comparable "
+                f"earlier runs: {change:+.1f}% ({'higher' if METRICS[metric] == HIGHER else 'lower'} is better; "
+                f"threshold {threshold_pct:g}%), p={p_value:.3g} ({TEST_NAME}, alpha {alpha:g})")
+        if worse <= 0:
+            verdict = "improved" if -worse > threshold_pct else "below threshold"
+        elif worse <= threshold_pct:
+            verdict = "below threshold"
+        elif p_value is None or p_value >= alpha:
+            verdict = "within noise"
+        else:
+            verdict = "regression"
+            regressions.append(Regression(
+                metric=metric, node=node, scenario=scenario, branch=branch, current=value, baseline=baseline,
+                change_pct=change, threshold_pct=threshold_pct, p_value=p_value, baseline_runs=run_ids,
+                explanation=f"regression: {text}"))
+        verdicts.append(MetricVerdict(metric, verdict, value, baseline, change, p_value, len(values),
+                                      f"{verdict}: {text}"))
+    return Assessment(regressions, verdicts)
+
+
+def detect(current: Any, history: Iterable[Any], threshold_pct: float = 5.0, alpha: float = 0.05,
+           min_history: int = 3) -> list[Regression]:
+    """Regressions of `current` against comparable earlier runs (see the module docstring for the rule)."""
+    return assess(current, history, threshold_pct=threshold_pct, alpha=alpha, min_history=min_history).regressions
+
+
+def detect_all(current_results: Iterable[Any], history_of: Callable[[Any], list[Any]], threshold_pct: float = 5.0,
+               alpha: float = 0.05, min_history: int = 3) -> list[Regression]:
+    """Regressions of every result of one run; `history_of(result)` gives its comparable earlier results, e.g.
+    `lambda r: store.comparable_history(r, before=r.logical_date)`."""
+    found: list[Regression] = []
+    for result in current_results:
+        if usable(result):
+            found.extend(detect(result, history_of(result), threshold_pct=threshold_pct, alpha=alpha,
+                                min_history=min_history))
+    return found
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Step detection over a series
+
+
+@dataclass(frozen=True)
+class StepChange:
+    index: int              # first index of the new level
+    before: float           # median of the segment before the step
+    after: float            # median of the segment after it
+    change_pct: float       # signed, (after - before) / |before|
+    p_value: float          # Welch t-test between the two segments, Bonferroni-corrected for the splits tried
+    explanation: str
+
+
+def _sse(prefix: list[float], prefix_sq: list[float], lo: int, hi: int) -> float:
+    n = hi - lo
+    total = prefix[hi] - prefix[lo]
+    return (prefix_sq[hi] - prefix_sq[lo]) - total * total / n
+
+
+def _welch_p(left: Sequence[float], right: Sequence[float]) -> float:
+    if statistics.pvariance(left) == 0 and statistics.pvariance(right) == 0:
+        return 0.0 if statistics.fmean(left) != statistics.fmean(right) else 1.0
+    with warnings.catch_warnings():   # one constant side: scipy warns about precision, the p-value is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = stats.ttest_ind(left, right, equal_var=False).pvalue
+    return 1.0 if p is None or math.isnan(p) else float(p)
+
+
+def detect_steps(series: Sequence[float], min_segment: int = 3, threshold_pct: float = 5.0,
+                 alpha: float = 0.05) -> list[StepChange]:
+    """Step changes in `series`, by index order (binary segmentation; see the module docstring)."""
+    if min_segment < 2:
+        raise ValueError("min_segment must be at least 2: a segment's noise needs two points")
+    values = [float(v) for v in series]
+    if any(not math.isfinite(v) for v in values):
+        raise ValueError("series contains NaN or infinite values")
+    prefix, prefix_sq = [0.0], [0.0]
+    for v in values:
+        prefix.append(prefix[-1] + v)
+        prefix_sq.append(prefix_sq[-1] + v * v)
+
+    steps: list[StepChange] = []
+
+    def split(lo: int, hi: int) -> None:
+        candidates = range(lo + min_segment, hi - min_segment + 1)
+        if len(candidates) == 0:
+            return
+        best = min(candidates, key=lambda k: (_sse(prefix, prefix_sq, lo, k) + _sse(prefix, prefix_sq, k, hi), k))
+        left, right = values[lo:best], values[best:hi]
+        before, after = statistics.median(left), statistics.median(right)
+        if before == 0:
+            return
+        change = (after - before) / abs(before) * 100.0
+        p_value = min(1.0, _welch_p(left, right) * len(candidates))
+        if abs(change) <= threshold_pct or p_value >= alpha:
+            return
+        steps.append(StepChange(best, before, after, change, p_value,
+                                f"step at index {best}: median {before:,.4g} -> {after:,.4g} ({change:+.1f}%), "
+                                f"Welch p={p_value:.3g} (Bonferroni x{len(candidates)})"))
+        split(lo, best)
+        split(best, hi)
+
+    split(0, len(values))
+    return sorted(steps, key=lambda s: s.index)

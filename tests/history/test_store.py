@@ -1,0 +1,424 @@
+"""The history store on SQLite and on a real PostgreSQL: migrations, idempotent writes, reads, failures."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+
+from include.history import (
+    HistoryStore,
+    HistoryUnavailable,
+    ResultRow,
+    RunMeta,
+    RunRow,
+    UnknownRun,
+    default_url,
+    result_columns,
+)
+from include.history import store as store_module
+from include.history.migrations import alembic_config
+from include.history.models import Base
+from include.regressions import detect, detect_all
+from tests.history.factory import CONFIG_B, T0, meta, record, regression, scaling
+
+TABLES = {"benchmark_runs", "benchmark_results", "scaling_results", "regressions", "alembic_version"}
+INJECTIONS = [
+    "x' OR '1'='1",
+    "'; DROP TABLE benchmark_runs; --",
+    "\" OR 1=1 --",
+    "Offline') UNION SELECT * FROM benchmark_runs --",
+    "%",
+    "_",
+    "run\\'id",
+    "nul\x00byte",
+]
+
+
+def _head() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _count(url: str, table: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# migrations
+
+
+def test_upgrade_from_empty_creates_the_schema_at_head(db_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # no alembic.ini anywhere near: the migrations are found from the package
+    history = HistoryStore(db_url)
+    assert history.current_revision() is None
+    history.upgrade()
+    assert history.current_revision() == _head()
+    engine = create_engine(db_url)
+    try:
+        inspector = inspect(engine)
+        assert TABLES <= set(inspector.get_table_names())
+        indexed = {tuple(ix["column_names"]) for ix in inspector.get_indexes("benchmark_results")}
+        for columns in [("scenario",), ("node",), ("branch",), ("config_hash",)]:
+            assert columns in indexed
+        assert ("logical_date",) in {tuple(ix["column_names"]) for ix in inspector.get_indexes("benchmark_runs")}
+    finally:
+        engine.dispose()
+    history.upgrade()   # a second upgrade is a no-op
+    assert history.current_revision() == _head()
+    history.dispose()
+
+
+def test_migrations_match_the_models(store, db_url):
+    """The hand-written migration and the Mapped[] models describe the same schema (autogenerate finds nothing)."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_and_up_again(store, db_url):
+    from alembic import command
+
+    with store.engine.begin() as connection:
+        command.downgrade(alembic_config(db_url, connection=connection), "base")
+    assert store.current_revision() is None
+    store.upgrade()
+    store.record(meta("r1"), [record()])
+    assert len(store.results()) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# writing
+
+
+def test_record_maps_every_figure_from_the_run_record(store):
+    perf = record(tokens_per_second=5123.5, ttft_p99_ns=1.8e9)
+    acc = record(mode="accuracy", rougeL=24.61)
+    store.record(meta("r1"), [perf, acc])
+    rows = {r.mode: r for r in store.results(run_id="r1")}
+    p = rows["performance"]
+    assert isinstance(p, ResultRow)
+    assert p.tokens_per_second == 5123.5
+    assert p.samples_per_second == pytest.approx(5123.5 / 128)
+    assert p.ttft_p99_ns == 1.8e9 and p.ttft_p50_ns == pytest.approx(0.6e9)
+    assert (p.tpot_p50_ns, p.tpot_p99_ns, p.latency_p50_ns, p.latency_p99_ns) == (2.0e7, 4.5e7, 3.0e9, 9.0e9)
+    assert p.valid is True and p.invalid_reasons == []
+    assert p.accelerator == "NVIDIA H200" and p.config_hash == "a" * 64
+    assert p.versions["vllm"] == "0.26.0" and p.versions["loadgen"] == "6.0.17"
+    assert p.output_tokens == 1_711_104 and p.samples_completed == 13_368 and p.duration_s == 641.5
+    assert p.start_utc == datetime(2026, 11, 1, 2, 5, tzinfo=timezone.utc)
+    assert p.end_utc == datetime(2026, 11, 1, 2, 15, 41, 500000, tzinfo=timezone.utc)
+    assert p.logical_date == T0 and p.logical_date.tzinfo is not None
+    assert p.rougeL is None and p.run_dir == "/artifacts/run/single/gpu-node-0/Offline/performance"
+    a = rows["accuracy"]
+    assert a.valid is None and a.rougeL == 24.61 and a.rouge1 == 38.9 and a.gen_num == 13368
+    assert a.accuracy_passed is True and a.accuracy_meaningful is True
+    assert result_columns(perf)["ttft_p99_ns"] == 1.8e9
+
+
+def test_failed_and_missing_runs_are_recorded_not_dropped(store):
+    store.record(meta("r1", status="partial"), [
+        record(node="n0"), record(node="n1", valid=False), record(node="n2", status="failed"),
+        record(node="n3", status="missing")])
+    run = store.run("r1")
+    assert isinstance(run, RunRow)
+    assert (run.results_total, run.results_valid, run.results_invalid, run.results_failed) == (4, 1, 1, 2)
+    missing = store.results(node="n3")[0]
+    assert missing.status == "missing" and missing.tokens_per_second is None and missing.config_hash is None
+    invalid = store.results(node="n1")[0]
+    assert invalid.valid is False and invalid.invalid_reasons == ["min duration not satisfied"]
+
+
+def test_storing_the_same_run_twice_keeps_one_copy(store, db_url):
+    args = (meta("r1"), [record(node="n0"), record(node="n1")], [scaling()], [regression()])
+    store.record(*args)
+    store.record(*args)
+    assert len(store.runs()) == 1
+    assert len(store.results()) == 2
+    assert len(store.scaling()) == 1 and len(store.regressions()) == 1
+    assert _count(db_url, "benchmark_results") == 2
+
+
+def test_re_record_replaces_the_results_of_that_run_only(store):
+    store.record(meta("other", day=-1), [record(node="n0")])
+    store.record(meta("r1", status="failed"), [record(node="n0", status="failed"), record(node="n1")],
+                 [scaling(0.5)], [regression()])
+    created = store.run("r1").created_at
+    store.record(meta("r1", status="success", report_url="http://ui/r1"), [record(node="n0", tokens_per_second=6000)],
+                 [scaling(0.98)])
+    run = store.run("r1")
+    assert run.status == "success" and run.report_url == "http://ui/r1" and run.created_at == created
+    results = store.results(run_id="r1")
+    assert [(r.node, r.status, r.tokens_per_second) for r in results] == [("n0", "completed", 6000.0)]
+    assert [s.efficiency for s in store.scaling("r1")] == [0.98]
+    assert store.regressions("r1") == []
+    assert len(store.results(run_id="other")) == 1
+
+
+def test_a_failed_write_loses_nothing_already_recorded(store, monkeypatch):
+    store.record(meta("r1"), [record(node="n0"), record(node="n1")], [scaling()], [regression()])
+    before = (store.run("r1"), store.results(), store.scaling(), store.regressions())
+
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    # fails after the old rows were deleted and the new results inserted, inside the same transaction
+    monkeypatch.setattr(store_module.HistoryStore, "_insert_regressions", staticmethod(explode))
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.record(meta("r1", status="failed"), [record(node="n9")], [scaling(0.1)], [regression()])
+    assert (store.run("r1"), store.results(), store.scaling(), store.regressions()) == before
+
+
+def test_invalid_input_is_refused_before_any_write(store):
+    store.record(meta("r1"), [record(node="n0")])
+    with pytest.raises(ValueError, match="two records"):
+        store.record(meta("r1"), [record(node="n5"), record(node="n5")])
+    with pytest.raises(ValueError, match="timezone-aware"):
+        store.record(meta("r2", logical_date=datetime(2026, 1, 1)), [])
+    with pytest.raises(ValueError, match="trigger"):
+        store.record(meta("r3", trigger="cron"), [])
+    assert [r.node for r in store.results()] == ["n0"]
+
+
+def test_xcom_dicts_are_accepted_and_rows_serialise(store):
+    run = meta("r1")
+    assert RunMeta.from_dict(json.loads(json.dumps(run.to_dict()))) == run
+    store.record(run.to_dict(), [record().to_dict()], [scaling()], [regression()])
+    for row in (store.run("r1"), store.results()[0], store.scaling()[0], store.regressions()[0]):
+        data = json.loads(json.dumps(row.to_dict()))
+        assert data["run_id"] == "r1"
+    assert store.results()[0].to_dict()["logical_date"] == "2026-11-01T02:00:00+00:00"
+
+
+def test_params_keep_no_secrets(store):
+    store.record(meta("r1", params={"max_tokens": 128, "hf_token": "hf_abc", "db": {"password": "pw"},
+                                    "api_key": "k", "when": T0}), [])
+    params = store.run("r1").params
+    assert params["max_tokens"] == 128 and params["when"] == str(T0)
+    assert params["hf_token"] == "***" and params["db"]["password"] == "***" and params["api_key"] == "***"
+
+
+def test_set_report_and_set_regressions(store):
+    store.record(meta("r1"), [record(node="n0"), record(node="n0", mode="accuracy", rougeL=24.0)])
+    store.set_report("r1", "/reports/r1.html", "http://airflow/benchmarks/r1")
+    run = store.run("r1")
+    assert (run.report_path, run.report_url) == ("/reports/r1.html", "http://airflow/benchmarks/r1")
+    store.set_regressions("r1", [regression(node="n0"), regression(node="n0", metric="rougeL")])
+    store.set_regressions("r1", [regression(node="n0"), regression(node="n0", metric="rougeL"),
+                                 regression(node="elsewhere")])
+    rows = store.regressions("r1")
+    assert len(rows) == 3 and store.run("r1").regressions_total == 3
+    results = {r.mode: r.id for r in store.results(run_id="r1")}
+    linked = {(r.node, r.metric): r.result_id for r in rows}
+    assert linked[("n0", "tokens_per_second")] == results["performance"]
+    assert linked[("n0", "rougeL")] == results["accuracy"]
+    assert linked[("elsewhere", "tokens_per_second")] is None
+    assert rows[0].baseline_runs == ["r1", "r2", "r3"] and rows[0].p_value == 0.001
+    with pytest.raises(UnknownRun):
+        store.set_report("nope", "/x")
+    with pytest.raises(UnknownRun):
+        store.set_regressions("nope", [])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reading
+
+
+def test_runs_newest_first_with_paging(store):
+    for day in range(5):
+        store.record(meta(f"r{day}", day=day), [record()])
+    assert [r.run_id for r in store.runs()] == ["r4", "r3", "r2", "r1", "r0"]
+    assert [r.run_id for r in store.runs(limit=2, offset=1)] == ["r3", "r2"]
+    assert store.run("missing") is None
+    with pytest.raises(ValueError):
+        store.runs(limit=-1)
+
+
+def test_results_filters_and_dates(store):
+    berlin = timezone(timedelta(hours=1))
+    store.record(meta("r0", logical_date=datetime(2026, 11, 1, 3, 0, tzinfo=berlin)),   # 02:00 UTC
+                 [record(node="n0"), record(node="n1", scenario="Server")])
+    store.record(meta("r1", day=1), [record(node="n0", branch="distributed"),
+                                     record(node="n0", mode="accuracy", rougeL=24.5)])
+    assert store.run("r0").logical_date == T0 and store.run("r0").logical_date.utcoffset() == timedelta(0)
+    assert [r.run_id for r in store.results()] == ["r0", "r0", "r1", "r1"]
+    assert [r.node for r in store.results(scenario="Server")] == ["n1"]
+    assert [r.run_id for r in store.results(branch="distributed")] == ["r1"]
+    assert [r.mode for r in store.results(mode="accuracy")] == ["accuracy"]
+    assert [r.run_id for r in store.results(node="n0", since=T0 + timedelta(hours=1))] == ["r1", "r1"]
+    assert [r.run_id for r in store.results(until=T0 + timedelta(days=1))] == ["r0", "r0"]
+    assert {r.run_id for r in store.results(since=T0, until=T0 + timedelta(days=2))} == {"r0", "r1"}
+    with pytest.raises(ValueError):
+        store.results(since=datetime(2026, 1, 1))
+
+
+def test_read_rows_are_frozen(store):
+    store.record(meta("r1"), [record()], [scaling()], [regression()])
+    for row in (store.run("r1"), store.results()[0], store.scaling()[0], store.regressions()[0]):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            row.node = "changed"  # type: ignore[misc]
+
+
+def test_comparable_history_only_same_configuration_valid_and_earlier(store):
+    for day in range(6):
+        store.record(meta(f"ok{day}", day=day), [record(tokens_per_second=5000 + day)])
+    store.record(meta("invalid", day=6), [record(valid=False)])
+    store.record(meta("failed", day=7), [record(status="failed")])
+    store.record(meta("other-config", day=8), [record(config_hash=CONFIG_B)])
+    store.record(meta("other-gpu", day=9), [record(accelerator="NVIDIA A30")])
+    store.record(meta("other-node", day=10), [record(node="gpu-node-1")])
+    store.record(meta("distributed", day=11), [record(branch="distributed")])
+    store.record(meta("server", day=12), [record(scenario="Server")])
+    store.record(meta("current", day=20), [record(tokens_per_second=4000)])
+    store.record(meta("later", day=30), [record()])
+    current = store.results(run_id="current")[0]
+    history = store.comparable_history(current, before=current.logical_date)
+    assert [r.run_id for r in history] == [f"ok{d}" for d in range(6)]
+    assert [r.run_id for r in store.comparable_history(current, current.logical_date, limit=2)] == ["ok4", "ok5"]
+    # the RunRecord side: the key comes from result.json
+    assert len(store.comparable_history(record(), before=T0 + timedelta(days=3))) == 3
+    assert store.comparable_history(record(status="missing"), before=T0 + timedelta(days=40)) == []
+    # regressions end to end: history from the store, verdict stored back
+    found = detect(current, history)
+    assert [r.metric for r in found] == ["tokens_per_second", "samples_per_second"]
+    store.set_regressions("current", found)
+    assert store.regressions("current")[0].result_id == current.id
+    by_run = detect_all(store.results(run_id="current"), lambda r: store.comparable_history(r, r.logical_date))
+    assert by_run == found
+
+
+def test_accuracy_history_uses_completed_accuracy_runs(store):
+    for day in range(3):
+        store.record(meta(f"a{day}", day=day), [record(mode="accuracy", rougeL=24.6)])
+    current = record(mode="accuracy", rougeL=20.0)
+    assert len(store.comparable_history(current, before=T0 + timedelta(days=5))) == 3
+
+
+def test_scaling_and_filter_options(store):
+    assert store.filter_options()["date_range"] is None
+    store.record(meta("r0"), [record(node="n0"), record(node="n1", scenario="Server")], [scaling(0.97)])
+    store.record(meta("r1", day=2), [record(node="n0", branch="distributed")])
+    rows = store.scaling()
+    assert [(s.run_id, s.efficiency, s.nodes, s.excluded) for s in rows] == [
+        ("r0", 0.97, ["gpu-node-0", "gpu-node-1"], {"gpu-node-2": "INVALID"})]
+    options = store.filter_options()
+    assert options["scenarios"] == ["Offline", "Server"]
+    assert options["nodes"] == ["n0", "n1"]
+    assert options["branches"] == ["distributed", "single"]
+    assert options["date_range"] == (T0, T0 + timedelta(days=2))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# hostile input and unavailable databases
+
+
+@pytest.mark.parametrize("evil", INJECTIONS)
+def test_injection_strings_match_nothing_and_break_nothing(store, db_url, evil):
+    store.record(meta("r1"), [record(node="n0"), record(node="n1", scenario="Server")])
+    assert store.results(scenario=evil) == []
+    assert store.results(node=evil) == []
+    assert store.results(branch=evil, mode=evil) == []
+    assert store.results(run_id=evil) == []
+    assert store.run(evil) is None
+    assert store.regressions(evil) == [] and store.scaling(evil) == []
+    with pytest.raises(UnknownRun):
+        store.set_report(evil, "/x")
+    assert len(store.results()) == 2 and _count(db_url, "benchmark_runs") == 1
+    # the same strings as stored values come back verbatim (NUL: refused, PostgreSQL cannot store it)
+    if "\x00" in evil:
+        with pytest.raises(ValueError, match="NUL"):
+            store.record(meta(evil, day=1), [record(node=evil)])
+        return
+    store.record(meta(evil, day=1), [record(node=evil)])
+    assert [r.node for r in store.results(run_id=evil)] == [evil]
+    assert store.run(evil).run_id == evil
+    assert len(store.runs()) == 2
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]   # released on close: nothing listens there
+
+
+def test_database_down_raises_history_unavailable_without_password():
+    url = f"postgresql+psycopg2://bench:s3cr3t-pw@127.0.0.1:{_closed_port()}/history"
+    history = HistoryStore(url)
+    for call in (history.runs, history.upgrade, lambda: history.record(meta("r1"), [record()]),
+                 lambda: history.results(node="n0"), history.filter_options):
+        with pytest.raises(HistoryUnavailable) as caught:
+            call()
+        message = str(caught.value)
+        assert "127.0.0.1" in message and "bench" in message and "s3cr3t-pw" not in message
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_store_without_schema_says_to_upgrade(sqlite_url):
+    with pytest.raises(HistoryUnavailable, match=r"upgrade\(\)"):
+        HistoryStore(sqlite_url).runs()
+
+
+@pytest.mark.postgres
+def test_postgres_without_schema_says_to_upgrade(pg_url):
+    with pytest.raises(HistoryUnavailable, match=r"upgrade\(\)"):
+        HistoryStore(pg_url).results()
+
+
+def test_read_only_store_never_writes(store, db_url):
+    store.record(meta("r1"), [record()])
+    reader = HistoryStore(db_url, readonly=True)
+    assert [r.run_id for r in reader.runs()] == ["r1"]
+    with pytest.raises(PermissionError):
+        reader.record(meta("r2"), [])
+    with pytest.raises(PermissionError):
+        reader.set_report("r1", "/x")
+    # the database itself refuses writes on the reader's connections
+    with reader.engine.connect() as connection, pytest.raises(Exception, match="(?i)read.only|readonly"):
+        connection.execute(text("DELETE FROM benchmark_runs"))
+    reader.dispose()
+    assert _count(db_url, "benchmark_runs") == 1
+
+
+def test_default_url(monkeypatch):
+    monkeypatch.delenv("MLPERF_HISTORY_URL", raising=False)
+    assert default_url().startswith("sqlite:///") and default_url().endswith("/.artifacts/history.sqlite")
+    monkeypatch.setenv("MLPERF_HISTORY_URL", "postgresql+psycopg2://u@db/history")
+    assert default_url() == "postgresql+psycopg2://u@db/history"
+    assert HistoryStore().safe_url == "postgresql+psycopg2://u@db/history"
+
+
+def test_concurrent_records_of_one_new_run_leave_one_copy(store):
+    """Two task attempts racing on the same run id: the loser retries and replaces, nothing is duplicated."""
+    import threading
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def write(i: int) -> None:
+        try:
+            barrier.wait()
+            store.record(meta("race", report_url=f"http://ui/{i}"), [record(node="n0"), record(node="n1")])
+        except BaseException as exc:   # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(store.runs()) == 1 and len(store.results()) == 2
