@@ -1,0 +1,143 @@
+"""include.report / include.pipeline: the report says what the records say, escapes what it must, and is honest."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from include.pipeline import Analysis, analyse, publish_report
+from include.records import AccuracyResult
+from tests.analysis.analysis_factory import make_record
+
+EVIL = '<script>alert("pwned")</script>|x'
+
+
+def _records():
+    return [
+        make_record("gpu-a"), make_record("gpu-b", tokens_per_second=4950.0, samples_per_second=38.7),
+        make_record("gpu-a", branch="distributed", samples=1500),
+        make_record("gpu-b", branch="distributed", samples=1500, tokens_per_second=4950.0, start_offset_s=20.0),
+        make_record("gpu-c", status="failed", error="vLLM engine died: CUDA error: out of memory"),
+        make_record("gpu-b", scenario="Server", tokens_per_second=4500.0, ttft_ms=(300.0, 2300.0), valid=False,
+                    invalid_reasons=["performance constraints not satisfied"]),
+        make_record("a30-node", accelerator="NVIDIA A30", memory_gib=24.0, samples_per_second=106.0,
+                    tokens_per_second=106.0 * 128),
+    ]
+
+
+def _build(records, tmp_path: Path, run_id: str = "manual__2026-11-28"):
+    analysis = analyse(records, None, run_id, 5.0)
+    paths = publish_report(analysis, records, tmp_path)
+    return analysis, paths, paths.markdown.read_text(), paths.html.read_text()
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """One report of the mixed records, shared by the tests that only read it (charts take seconds)."""
+    return _build(_records(), tmp_path_factory.mktemp("mixed"))
+
+
+def test_report_contains_the_computed_numbers(mixed) -> None:
+    analysis, paths, md, html = mixed
+    [scaling] = analysis.scaling
+    for text in (md, html):
+        assert f"{scaling.aggregate_tokens_per_second:,.1f}" in text
+        assert f"{scaling.window_s:,.1f}" in text
+        assert f"{100 * scaling.efficiency:.1f}%" in text
+        assert "9,969.0" in text                                       # sum of the single-node tokens/s
+        assert "5,019.0" in text and "4,950.0" in text
+        assert "INVALID" in text and "performance constraints not satisfied" in text
+        assert "IMPLAUSIBLE" in text                                   # the A30 figure
+        assert "regressions not checked: no history store given" in text
+    assert [p.name for p in paths.charts.values()] == ["performance_analysis.png", "scaling_analysis.png",
+                                                        "throughput_comparison.png", "latency.png", "trend.png"]
+    for name in ("report.md", "report.html", "analysis.json", "trend.png"):
+        assert f"- {name}" in md                                       # the list of files produced
+
+
+def test_failed_node_is_shown_as_failed_with_its_error(mixed) -> None:
+    _, _, md, html = mixed
+    assert "**FAILED** gpu-c (single, Offline, performance): vLLM engine died: CUDA error: out of memory" in md
+    assert "| gpu-c | single | Offline | **FAILED** |" in md
+    assert re.search(r'<span class="FAILED">FAILED</span> gpu-c \(single, Offline, performance\): vLLM engine died',
+                     html)
+
+
+def test_malicious_node_name_is_escaped_in_html(tmp_path: Path) -> None:
+    records = [make_record(EVIL), make_record(EVIL, branch="distributed"),
+               make_record("ok", status="failed", error='<img src=x onerror="alert(1)">')]
+    _, _, md, html = _build(records, tmp_path, run_id="<b>run</b>")
+    assert "<script>" not in html and "onerror=\"alert" not in html and "<b>run</b>" not in html
+    assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;|x" in html
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
+    # Markdown: the pipe cannot break the table, raw HTML cannot run where the Markdown is rendered
+    assert "<script>" not in md and "&lt;script>" in md and "\\|x" in md
+
+
+def test_subset_profile_is_called_not_mlperf_compliant(tmp_path: Path) -> None:
+    records = [make_record("cpu-0", accelerator="Intel Xeon", accel_kind="cpu", memory_gib=None,
+                           model_name="tiny-llama", load_format="dummy", total_sample_count=64, dataset_size=64,
+                           samples=64, tokens_per_second=4500.0, samples_per_second=35.0,
+                           loadgen_settings={"min_duration": 0, "min_query_count": 64})]
+    analysis, _, md, html = _build(records, tmp_path)
+    assert analysis.compliance["mlperf_compliant"] is False
+    for text in (md, html):
+        assert "Not MLPerf-compliant" in text
+        assert "sample subset, 64 of 13,368 samples" in text
+        assert "min_duration shortened to 0 s (MLPerf: 600 s)" in text
+        assert "min_query_count / samples per query 64 (MLPerf: 13,368)" in text
+        assert "dummy (random) weights" in text
+        assert "CPU run" in text
+
+
+def test_full_profile_is_called_compliant(tmp_path: Path) -> None:
+    analysis, _, md, _ = _build([make_record("gpu-a")], tmp_path)
+    assert analysis.compliance == {"mlperf_compliant": True, "reasons": []}
+    assert "**Profile: MLPerf-compliant**" in md and "Not MLPerf-compliant" not in md
+    assert "No distributed runs: no scaling figure." in md
+
+
+def test_accuracy_verdicts(tmp_path: Path) -> None:
+    subset = AccuracyResult(rouge1=38.12, rouge2=15.5, rougeL=24.1, rougeLsum=35.2, gen_len=30012, gen_num=64,
+                            full_dataset=False, target_set=None, passed=None,
+                            verdict="targets not applicable: 64 of 13,368 samples")
+    dummy = AccuracyResult(rouge1=0.8, rouge2=0.0, rougeL=0.7, rougeLsum=0.7, gen_len=51200, gen_num=64,
+                           full_dataset=False, target_set=None, passed=None, verdict="meaningless: dummy weights")
+    full = AccuracyResult(rouge1=38.7898, rouge2=15.9437, rougeL=24.5735, rougeLsum=35.8053, gen_len=8163079,
+                          gen_num=13368, full_dataset=True, target_set="datacenter", passed=True,
+                          verdict="all targets met (datacenter)")
+    records = [make_record("n1", mode="accuracy", accuracy=subset, total_sample_count=64),
+               make_record("n2", mode="accuracy", accuracy=dummy, load_format="dummy"),
+               make_record("n3", mode="accuracy", accuracy=full),
+               make_record("n4", mode="accuracy")]
+    _, _, md, html = _build(records, tmp_path)
+    for text in (md, html):
+        assert "targets not applicable: 64 of 13,368 samples" in text
+        assert "meaningless on dummy weights" in text
+        assert "PASS: all targets met (datacenter)" in text and "38.7898" in text and "8,163,079" in text
+        assert "not scored (no model directory or data set given)" in text
+
+
+def test_html_is_self_contained(mixed) -> None:
+    _, paths, _, html = mixed
+    assert html.count('src="data:image/png;base64,') == 5
+    assert not re.search(r'(src|href)="(http|//|[a-z_]+\.png)', html)
+    assert paths.html.stat().st_size > 50_000
+
+
+def test_analysis_round_trips_through_json(mixed) -> None:
+    analysis, paths, _, _ = mixed
+    data = json.loads(json.dumps(analysis.to_dict()))
+    again = Analysis.from_dict(data)
+    assert again.scaling == analysis.scaling
+    assert again.plausibility == analysis.plausibility
+    assert again.records == analysis.records
+    assert json.loads((paths.html.parent / "analysis.json").read_text())["run_id"] == "manual__2026-11-28"
+
+
+def test_empty_run_still_reports(tmp_path: Path) -> None:
+    analysis, paths, md, html = _build([], tmp_path)
+    assert "0 SUT runs" in md and "No performance-mode runs." in md and "no runs to judge" in md
+    assert all(p.exists() for p in paths.charts.values())
