@@ -1,0 +1,71 @@
+"""Serving a run's HTML report from the artefacts root, and nothing outside it.
+
+The history store keeps each run's `report_path` (written by the pipeline). The path is data from a database, so it
+is treated as untrusted: it is resolved (symlinks included) and served only when the real file lies under the
+configured artefacts root `MLPERF_ARTIFACTS_DIR`. Files the report links to (its charts) are served from the
+report's own folder under the same rule. Anything else is refused, never "fixed up".
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_ARTIFACTS = "MLPERF_ARTIFACTS_DIR"
+REPORT_INDEX = "index.html"
+
+
+class ReportUnavailable(Exception):
+    """The run has no report file to show (none recorded, or the file is gone). The message is for the user."""
+
+
+class ReportRefused(Exception):
+    """The recorded path, or a requested file, lies outside the artefacts root."""
+
+
+def artifacts_root() -> Path | None:
+    value = os.environ.get(ENV_ARTIFACTS, "").strip()
+    return Path(value) if value else None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or path.is_relative_to(folder)
+
+
+def resolve_report(report_path: str | None, root: Path | None) -> Path:
+    """The real path of a run's report file, checked to lie under `root`."""
+    if not report_path:
+        raise ReportUnavailable("this run has no report recorded")
+    if root is None:
+        raise ReportUnavailable(f"{ENV_ARTIFACTS} is not set: the plugin serves reports only from the artefacts root")
+    if "\x00" in report_path:
+        raise ReportRefused("invalid report path")
+    try:
+        real_root = root.resolve(strict=True)
+    except OSError:
+        raise ReportUnavailable(f"the artefacts root {root} does not exist on this server") from None
+    candidate = Path(report_path)
+    if not candidate.is_absolute():
+        candidate = real_root / candidate
+    real = candidate.resolve()
+    if not _inside(real, real_root):
+        raise ReportRefused("the recorded report lies outside the artefacts root")
+    if real.is_dir():
+        real = real / REPORT_INDEX
+    if not real.is_file():
+        raise ReportUnavailable("the report file is missing from the artefacts folder")
+    return real
+
+
+def resolve_asset(report_file: Path, asset: str, root: Path | None) -> Path:
+    """A file the report links to, relative to the report's folder; refused when it escapes that folder."""
+    if root is None:
+        raise ReportUnavailable(f"{ENV_ARTIFACTS} is not set")
+    if not asset or "\x00" in asset or asset.startswith(("/", "\\")) or ":" in asset.split("/")[0]:
+        raise ReportRefused("invalid file name")
+    folder = report_file.parent
+    real = (folder / asset).resolve()
+    if not _inside(real, folder) or not _inside(real, root.resolve()):
+        raise ReportRefused("the requested file lies outside the report's folder")
+    if not real.is_file():
+        raise ReportUnavailable("no such file in the report's folder")
+    return real

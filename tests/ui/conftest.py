@@ -1,0 +1,161 @@
+"""Fixtures for the Benchmarks plugin: a private Airflow home, real users and tokens, real history databases.
+
+Airflow reads its configuration from the environment; the session fixture `airflow_home` points it at a temporary
+home (SQLite metadata database, migrated with `airflow db migrate`, SimpleAuthManager users with known passwords)
+before anything of Airflow is imported by these tests, and restores the environment afterwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGINS = REPO / "plugins"
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+USERS = {"admin": "admin", "viewer": "viewer"}           # username -> SimpleAuthManager role
+PASSWORDS = {"admin": "admin-pass-4711", "viewer": "viewer-pass-4711"}
+
+
+def airflow_bin() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory):
+    """Environment of a private Airflow installation; the metadata database is migrated once per session."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps(PASSWORDS))
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__AUTH_MANAGER":
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__CORE__FERNET_KEY": "",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+    }
+    (home / "dags").mkdir()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    subprocess.run([airflow_bin(), "db", "migrate"], check=True, env={**os.environ, "PYTHONPATH": pythonpath},
+                   stdout=subprocess.DEVNULL, timeout=300)
+    if str(PLUGINS) not in sys.path:
+        sys.path.append(str(PLUGINS))        # what Airflow does with its plugins folder
+    if "airflow.settings" in sys.modules:     # imported earlier by other tests: point the ORM at this home
+        from airflow import settings
+        settings.configure_vars()
+        settings.configure_orm()
+    yield {"home": home, "env": dict(env), "pythonpath": pythonpath}
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def auth_manager(airflow_home):
+    from airflow.api_fastapi.app import init_auth_manager
+
+    return init_auth_manager()
+
+
+@pytest.fixture(scope="session")
+def viewer_token(auth_manager) -> str:
+    """A real JWT, signed by Airflow's auth manager for the SimpleAuthManager user 'viewer'."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    return auth_manager.generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
+
+
+@pytest.fixture()
+def artifacts(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    monkeypatch.setenv("MLPERF_ARTIFACTS_DIR", str(root))
+    return root
+
+
+def _pg_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture()
+def pg_url():
+    """A fresh PostgreSQL database on 127.0.0.1:5432 (trust auth), dropped afterwards."""
+    if not _pg_available():
+        pytest.fail("no PostgreSQL server on 127.0.0.1:5432 (this project's machines and CI start one)")
+    import psycopg2
+
+    name = f"mlperf_ui_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_DSN)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        from mlperf_benchmarks import app as plugin_app
+
+        plugin_app.reset_stores()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def history_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'history.sqlite'}"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture()
+def seeded(history_url, artifacts, monkeypatch, airflow_home):
+    from tests.ui.seed import seed_history
+
+    data = seed_history(history_url, artifacts)
+    monkeypatch.setenv("MLPERF_HISTORY_URL", history_url)
+    return data
+
+
+@pytest.fixture()
+def client(auth_manager):
+    """TestClient of the plugin's own app (as Airflow mounts it), with the auth manager initialised."""
+    from fastapi.testclient import TestClient
+    from mlperf_benchmarks import app as plugin_app
+
+    plugin_app.reset_stores()
+    with TestClient(plugin_app.create_app()) as test_client:
+        yield test_client
+    plugin_app.reset_stores()
+
+
+@pytest.fixture()
+def authed(client, viewer_token):
+    client.headers["Authorization"] = f"Bearer {viewer_token}"
+    return client

@@ -1,0 +1,262 @@
+"""The Benchmarks plugin's endpoints on real history databases (SQLite and PostgreSQL) with real Airflow tokens."""
+from __future__ import annotations
+
+import html
+from urllib.parse import quote
+
+import pytest
+
+from tests.ui.seed import SQLI, XSS
+
+PAGES = ["/", "/compare?a=x&b=y", "/runs/x", "/runs/x/report/"]
+JSON_ENDPOINTS = ["/api/runs", "/api/runs/x", "/api/results", "/api/regressions", "/api/figures", "/api/filters",
+                  "/api/compare?a=x&b=y"]
+
+
+def enc(run_id: str) -> str:
+    return quote(run_id, safe="")
+
+
+# -- authentication ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", JSON_ENDPOINTS + ["/static/plotly.min.js"])
+def test_anonymous_json_and_static_get_401(client, path, monkeypatch, tmp_path):
+    monkeypatch.setenv("MLPERF_HISTORY_URL", f"sqlite:///{tmp_path / 'h.sqlite'}")
+    response = client.get(path)
+    assert response.status_code == 401, response.text
+    assert response.json() == {"detail": "Not authenticated"}
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_anonymous_browser_is_redirected_to_login(client, path):
+    response = client.get(path, headers={"Accept": "text/html"}, follow_redirects=False)
+    assert response.status_code == 303
+    location = response.headers["location"]
+    assert location.startswith("/auth/login?next=")
+
+
+def test_forged_token_is_refused(client):
+    response = client.get("/api/runs", headers={"Authorization": "Bearer not.a.jwt"})
+    assert response.status_code in (401, 403)
+    client.cookies.set("_token", "eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ4In0.c2ln")
+    forged = client.get("/api/runs")
+    assert forged.status_code in (401, 403)
+
+
+def test_token_cookie_as_set_by_the_airflow_ui_is_accepted(client, viewer_token, seeded):
+    client.cookies.set("_token", viewer_token)
+    assert client.get("/api/runs").status_code == 200
+    assert client.get("/", headers={"Accept": "text/html"}).status_code == 200
+
+
+# -- pages and JSON with data ------------------------------------------------------------------------------------
+
+def test_index_renders_charts_runs_and_escapes_everything(authed, seeded):
+    response = authed.get("/", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    page = response.text
+    assert page.count('class="bm-chart"') == 4                       # tokens/s, TTFT p99, TPOT p99, ROUGE
+    assert "/static/plotly.min.js" in page and "cdn" not in page.lower()
+    for run_id in seeded.run_ids:
+        assert html.escape(run_id) in page or html.escape(run_id, quote=False) in page
+    # The hostile run id and node name appear only as text, never as markup.
+    assert XSS not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Regressions" in page and "throughput 14% below" in page
+    assert "INVALID" in page
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_invalid_points_are_drawn_apart_from_the_series(authed, seeded):
+    figures = authed.get("/api/figures").json()["figures"]
+    assert [f["metric"] for f in figures] == ["tokens_per_second", "ttft_p99_ns", "tpot_p99_ns", "rougeL"]
+    tps = figures[0]["data"]
+    invalid = [t for t in tps if t["name"].endswith("INVALID")]
+    assert len(invalid) == 1 and invalid[0]["customdata"] == [seeded.invalid_run]
+    assert invalid[0]["marker"]["symbol"] == "x-thin-open"
+    series = next(t for t in tps if t["name"] == "Server · single · node-b")
+    assert seeded.invalid_run not in series["customdata"]            # never joined by the line as a normal point
+    regression = next(t for t in tps if t["name"] == "Regression detected")
+    assert len(regression["x"]) == 1 and "run: " + seeded.regression_run in regression["text"][0]
+    # Hover details: run id, versions and config hash.
+    hover = next(t for t in tps if t["name"] == "Offline · single · node-a")["text"][0]
+    assert "run: " in hover and "vllm 0.26.0" in hover and "config: 3f9a1c0d5e7b" in hover
+
+
+def test_filters_narrow_results_and_dates_are_inclusive(authed, seeded):
+    rows = authed.get("/api/results", params={"scenario": "Server", "node": "node-b"}).json()["results"]
+    assert {(r["scenario"], r["node"]) for r in rows} == {("Server", "node-b")}
+    assert len(rows) == 7
+    rows = authed.get("/api/results", params={"since": "2026-11-03", "until": "2026-11-04"}).json()["results"]
+    assert {r["run_id"] for r in rows} == {seeded.run_ids[2], seeded.run_ids[3]}
+    branch = authed.get("/api/results", params={"branch": "distributed"}).json()["results"]
+    assert {r["node"] for r in branch} == {"node-a+node-b"}
+
+
+@pytest.mark.parametrize("hostile", [SQLI, XSS, "Offline' OR '1'='1", "Offline; DROP TABLE benchmark_runs; --"])
+def test_injection_strings_in_filters_match_nothing_and_are_escaped(authed, seeded, hostile):
+    rows = authed.get("/api/results", params={"scenario": hostile}).json()["results"]
+    assert rows == []
+    page = authed.get("/", params={"scenario": hostile, "branch": hostile}, headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "<script>alert(1)" not in page.text
+    # The history is intact afterwards.
+    assert len(authed.get("/api/runs").json()["runs"]) == len(seeded.run_ids)
+
+
+def test_sqli_node_name_is_one_node_not_a_predicate(authed, seeded):
+    rows = authed.get("/api/results", params={"node": SQLI}).json()["results"]
+    assert [r["status"] for r in rows] == ["missing"]
+
+
+@pytest.mark.parametrize("value", ["2026-13-01", "yesterday", "2026-11-01' OR 1=1 --", "2026-11-01T00:00"])
+def test_bad_dates_are_refused_plainly(authed, seeded, value):
+    response = authed.get("/api/results", params={"since": value})
+    assert response.status_code == 400
+    assert response.json() == {"detail": "'since' must be a date as YYYY-MM-DD"}
+    page = authed.get("/", params={"since": value}, headers={"Accept": "text/html"})
+    assert page.status_code == 400 and "must be a date" in page.text and "Traceback" not in page.text
+
+
+def test_runs_table_and_run_json(authed, seeded):
+    runs = authed.get("/api/runs").json()["runs"]
+    assert [r["run_id"] for r in runs] == list(reversed(seeded.run_ids))
+    by_id = {r["run_id"]: r for r in runs}
+    assert by_id[seeded.invalid_run]["validity"]["verdict"] == "invalid"
+    assert by_id[seeded.run_ids[3]]["validity"]["verdict"] == "failed"
+    detail = authed.get(f"/api/runs/{enc(seeded.latest)}").json()
+    assert detail["run"]["run_id"] == seeded.latest
+    assert len(detail["regressions"]) == 1 and detail["scaling"][0]["scenario"] == "Offline"
+    assert detail["headline"]["tokens_per_second"] == pytest.approx(9830 * 1.0, rel=0.05)
+    xss = authed.get(f"/api/runs/{enc(seeded.xss_run)}")
+    assert xss.status_code == 200 and xss.json()["run"]["run_id"] == XSS.join(["manual__", ""])
+    assert authed.get(f"/api/runs/{enc(SQLI)}").status_code == 404
+
+
+def test_run_page_escapes_hostile_run_id(authed, seeded):
+    response = authed.get(f"/runs/{enc(seeded.xss_run)}", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert XSS not in response.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+
+
+def test_compare_two_runs_metric_by_metric(authed, seeded):
+    a, b = seeded.run_ids[-2], seeded.latest
+    data = authed.get("/api/compare", params={"a": a, "b": b}).json()
+    group = next(g for g in data["groups"] if (g["scenario"], g["branch"], g["node"], g["mode"]) ==
+                 ("Offline", "single", "node-a", "performance"))
+    tps = next(m for m in group["metrics"] if m["metric"] == "tokens_per_second")
+    assert tps["change_pct"] == pytest.approx((tps["b"] - tps["a"]) / tps["a"] * 100)
+    assert tps["change_pct"] < -10 and tps["judgement"] == "worse"
+    page = authed.get("/compare", params={"a": a, "b": b}, headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "Output throughput" in page.text and "bm-worse" in page.text
+    missing = authed.get("/compare", params={"a": a, "b": XSS}, headers={"Accept": "text/html"})
+    assert missing.status_code == 404 and XSS not in missing.text
+
+
+# -- reports ------------------------------------------------------------------------------------------------------
+
+def test_report_is_served_from_the_artefacts_root(authed, seeded):
+    response = authed.get(f"/runs/{enc(seeded.latest)}/report/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "MLPerf run report" in response.text
+    assert "connect-src 'none'" in response.headers["content-security-policy"]
+    chart = authed.get(f"/runs/{enc(seeded.latest)}/report/charts/tps.svg")
+    assert chart.status_code == 200 and chart.headers["content-type"] == "image/svg+xml"
+    redirect = authed.get(f"/runs/{enc(seeded.latest)}/report", follow_redirects=False)
+    assert redirect.status_code == 307 and redirect.headers["location"].endswith("/report/")
+
+
+@pytest.mark.parametrize("asset", ["../../../../etc/passwd", "..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd",
+                                   "charts/../../../../../etc/passwd"])
+def test_report_assets_cannot_escape_the_report_folder(authed, seeded, asset):
+    response = authed.get(f"/runs/{enc(seeded.latest)}/report/{asset}")
+    assert response.status_code in (403, 404)
+    assert "root:" not in response.text
+
+
+@pytest.mark.parametrize("which", ["outside_run", "traversal_run"])
+def test_recorded_report_paths_outside_the_root_are_refused(authed, seeded, which):
+    response = authed.get(f"/runs/{enc(getattr(seeded, which))}/report/")
+    assert response.status_code == 403
+    assert "root:" not in response.text and "outside the artefacts root" in response.text
+
+
+def test_report_without_artifacts_root_or_record(authed, seeded, monkeypatch):
+    assert authed.get(f"/runs/{enc('manual__never-recorded')}/report/").status_code == 404
+    monkeypatch.delenv("MLPERF_ARTIFACTS_DIR")
+    response = authed.get(f"/runs/{enc(seeded.latest)}/report/")
+    assert response.status_code == 404 and "MLPERF_ARTIFACTS_DIR" in response.text
+
+
+# -- empty and unavailable history ----------------------------------------------------------------------------------
+
+def test_empty_history_shows_a_helpful_empty_state(authed, history_url, monkeypatch):
+    from include.history import HistoryStore
+
+    HistoryStore(history_url).upgrade()
+    monkeypatch.setenv("MLPERF_HISTORY_URL", history_url)
+    page = authed.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert 'data-testid="empty-state"' in page.text and "No benchmark runs recorded yet" in page.text
+    assert authed.get("/api/runs").json()["runs"] == []
+
+
+def test_database_without_schema_is_an_empty_history(authed, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLPERF_HISTORY_URL", f"sqlite:///{tmp_path / 'fresh.sqlite'}")
+    page = authed.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "No benchmark runs recorded yet" in page.text
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://postgres:s3cret@127.0.0.1:1/nothing",
+                                 "sqlite:////nonexistent-dir-for-mlperf/sub/h.sqlite"])
+def test_database_down_shows_an_error_message_not_a_stack_trace(authed, monkeypatch, url):
+    monkeypatch.setenv("MLPERF_HISTORY_URL", url)
+    page = authed.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 503
+    assert "Benchmark history unavailable" in page.text
+    assert "Traceback" not in page.text and "s3cret" not in page.text
+    api = authed.get("/api/runs")
+    assert api.status_code == 503 and "s3cret" not in api.text and "unavailable" in api.json()["detail"]
+
+
+def test_history_url_not_configured(authed, monkeypatch):
+    monkeypatch.delenv("MLPERF_HISTORY_URL", raising=False)
+    monkeypatch.delenv("MLPERF_ARTIFACTS_DIR", raising=False)
+    page = authed.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 503 and "MLPERF_HISTORY_URL is not set" in page.text
+
+
+def test_history_url_defaults_like_the_pipeline(authed, artifacts, monkeypatch):
+    """Unset, the URL is the pipeline's default: <MLPERF_ARTIFACTS_DIR>/history.sqlite; absent means empty."""
+    from tests.ui.seed import seed_history
+
+    monkeypatch.delenv("MLPERF_HISTORY_URL", raising=False)
+    page = authed.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "No benchmark runs recorded yet" in page.text
+    assert not (artifacts / "history.sqlite").exists()                  # the page created nothing
+    seeded = seed_history(f"sqlite:///{artifacts / 'history.sqlite'}", artifacts)
+    assert len(authed.get("/api/runs").json()["runs"]) == len(seeded.run_ids)
+
+
+def test_the_page_never_writes(authed, seeded, history_url):
+    """Every route is a GET; the store the app opens refuses writes at the database."""
+    from mlperf_benchmarks import app as plugin_app
+
+    methods = {m for route in plugin_app.create_app().routes for m in getattr(route, "methods", ()) or ()}
+    assert methods <= {"GET", "HEAD"}
+    assert authed.post("/api/runs").status_code in (401, 405)
+    authed.get("/api/runs")
+    store = plugin_app.get_store()
+    assert store.readonly
+    with pytest.raises(PermissionError):
+        store.set_report(seeded.latest, "/tmp/x.html")
+
+
+def test_plotly_is_served_from_the_installed_wheel(authed):
+    response = authed.get("/static/plotly.min.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert b"plotly.js" in response.content[:200]
+    assert authed.get("/static/..%2F..%2Fapp.py").status_code == 404
+    assert authed.get("/static/nothing.js").status_code == 404

@@ -1,0 +1,209 @@
+"""The plugin in a real `airflow api-server`, driven by headless Chromium (Playwright with Debian's chromium).
+
+Starts the API server on a free 127.0.0.1 port with a private AIRFLOW_HOME, the repository's plugins folder and a
+seeded SQLite history; logs in through POST /auth/token with a SimpleAuthManager user; opens the Benchmarks page
+and the Airflow UI page that embeds it; saves screenshots under test-artifacts/ui/ (git-ignored).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.ui.conftest import PASSWORDS, REPO, airflow_bin
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path(os.environ.get("MLPERF_CHROMIUM", "/usr/bin/chromium"))
+SHOTS = REPO / "test-artifacts" / "ui"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+PROBE_DAG = """
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+with DAG("ui_probe", schedule=None):
+    EmptyOperator(task_id="noop")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(airflow_home, tmp_path_factory):
+    from tests.ui.seed import seed_history
+
+    data_dir = tmp_path_factory.mktemp("ui-history")
+    history_url = f"sqlite:///{data_dir / 'history.sqlite'}"
+    seeded = seed_history(history_url, data_dir / "artifacts")
+    port = free_port()
+    log_path = data_dir / "api-server.log"
+    env = {**os.environ, **airflow_home["env"], "PYTHONPATH": airflow_home["pythonpath"],
+           "MLPERF_HISTORY_URL": history_url, "MLPERF_ARTIFACTS_DIR": str(data_dir / "artifacts")}
+    # A DAG whose runs get the plugin's "Benchmark report" tab (the tab shows on every DAG run).
+    (airflow_home["home"] / "dags" / "ui_probe.py").write_text(PROBE_DAG)
+    subprocess.run([airflow_bin(), "dags", "reserialize"], env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=300)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([airflow_bin(), "api-server", "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"api-server did not answer in 180 s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(1)
+        yield {"base": base, "seeded": seeded, "log": log_path}
+    finally:
+        # Stop the server and its workers (its own process group, started above).
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def token(server) -> str:
+    response = httpx.post(f"{server['base']}/auth/token",
+                          json={"username": "viewer", "password": PASSWORDS["viewer"]}, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()["access_token"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (or set MLPERF_CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def test_plugin_is_mounted_and_protected(server, token):
+    base = server["base"]
+    anonymous = httpx.get(f"{base}/mlperf-benchmarks/api/runs", timeout=30)
+    assert anonymous.status_code == 401
+    browser_like = httpx.get(f"{base}/mlperf-benchmarks/", headers={"Accept": "text/html"}, timeout=30)
+    assert browser_like.status_code == 303 and "/auth/login" in browser_like.headers["location"]
+    authed = httpx.get(f"{base}/mlperf-benchmarks/api/runs", headers={"Authorization": f"Bearer {token}"},
+                       timeout=30)
+    assert authed.status_code == 200 and len(authed.json()["runs"]) == len(server["seeded"].run_ids)
+    plugins = httpx.get(f"{base}/api/v2/plugins", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    views = {v["name"]: v for p in plugins.json()["plugins"] for v in p["external_views"]}
+    assert views["Benchmarks"]["destination"] == "nav"
+    assert views["Benchmark report"]["destination"] == "dag_run"
+    assert "{RUN_ID}" in views["Benchmark report"]["href"]
+    errors = httpx.get(f"{base}/api/v2/plugins/importErrors", headers={"Authorization": f"Bearer {token}"},
+                       timeout=30).json()
+    assert errors["total_entries"] == 0, errors                  # the package is imported once, as a package
+
+
+def test_benchmarks_page_renders_charts_and_runs(server, token, browser):
+    base = server["base"]
+    seeded = server["seeded"]
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.add_cookies([{"name": "_token", "value": token, "url": base}])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    try:
+        page.goto(f"{base}/mlperf-benchmarks/", wait_until="networkidle")
+        page.wait_for_selector(".bm-chart[data-rendered='true']", timeout=60_000)
+        page.wait_for_function("document.querySelectorAll(\".bm-chart[data-rendered='true']\").length === 4",
+                               timeout=60_000)
+        assert page.locator(".bm-chart .main-svg").count() >= 4          # Plotly drew SVG charts
+        assert page.locator(".bm-chart .scatterlayer .trace").count() > 8  # series, INVALID crosses, regression
+        rows = page.locator("[data-testid='runs-table'] tbody tr")
+        assert rows.count() == len(seeded.run_ids)
+        assert page.locator("[data-testid='runs-table']").inner_text().count("INVALID") >= 1
+        assert page.get_by_text(seeded.xss_run).count() >= 1                # the hostile run id, shown as text
+        assert dialogs == [], "a script from the data ran"
+        assert errors == [], errors
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "benchmarks.png"), full_page=True)
+
+        # Hover details on a point: run id, versions, config hash.
+        point = page.locator(".bm-chart[data-metric='tokens_per_second'] .scatterlayer .trace .points path").first
+        point.hover(force=True)
+        page.wait_for_selector(".hoverlayer .hovertext", timeout=10_000)
+        hover = page.locator(".hoverlayer .hovertext").first.text_content()
+        assert "run:" in hover and "versions:" in hover and "config:" in hover
+
+        # Filters: scenario Server only.
+        page.select_option("select[name='scenario']", "Server")
+        page.click("[data-testid='filters'] button[type='submit']")
+        page.wait_for_function("document.querySelectorAll(\".bm-chart[data-rendered='true']\").length >= 3",
+                               timeout=60_000)
+        assert "scenario=Server" in page.url
+
+        # Comparison of the two latest runs.
+        page.goto(f"{base}/mlperf-benchmarks/compare?a={quote(seeded.run_ids[-2])}&b={quote(seeded.latest)}")
+        assert page.locator(".bm-worse").count() >= 1
+        page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
+
+        # One run's page: its SUT runs, regressions, scaling, and its report embedded.
+        page.goto(f"{base}/mlperf-benchmarks/runs/{quote(seeded.latest, safe='')}")
+        page.frame_locator("iframe.bm-report__frame").get_by_text("MLPerf run report").wait_for(timeout=30_000)
+        page.screenshot(path=str(SHOTS / "run.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_airflow_ui_embeds_the_page_and_the_run_report_tab(server, token, browser):
+    base = server["base"]
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.add_cookies([{"name": "_token", "value": token, "url": base}])
+    page = context.new_page()
+    try:
+        page.goto(f"{base}/plugin/benchmarks", wait_until="networkidle")
+        frame_el = page.wait_for_selector("iframe[title='Benchmarks']", timeout=60_000)
+        frame = frame_el.content_frame()
+        frame.wait_for_selector(".bm-chart[data-rendered='true']", timeout=60_000)
+        page.screenshot(path=str(SHOTS / "airflow-nav.png"))
+
+        # The dag_run tab: a DAG run whose id the history knows; Airflow's UI fills {RUN_ID} in the tab's href.
+        admin = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": PASSWORDS["admin"]},
+                           timeout=30).json()["access_token"]
+        run_id = server["seeded"].latest
+        created = httpx.post(f"{base}/api/v2/dags/ui_probe/dagRuns", json={"dag_run_id": run_id,
+                             "logical_date": None}, headers={"Authorization": f"Bearer {admin}"}, timeout=30)
+        assert created.status_code in (200, 409), created.text
+        page.goto(f"{base}/dags/ui_probe/runs/{quote(run_id, safe='')}/plugin/benchmark-report",
+                  wait_until="networkidle")
+        tab = page.wait_for_selector("iframe[title='Benchmark report']", timeout=60_000).content_frame()
+        tab.get_by_text("MLPerf run report").wait_for(timeout=30_000)
+        page.screenshot(path=str(SHOTS / "dag-run-tab.png"))
+    finally:
+        context.close()
