@@ -1,0 +1,126 @@
+"""MLPerf Inference llama3.1-8b on vLLM: every GPU node alone, then all nodes on one workload; results, history, report.
+
+plan -> single-GPU runs (per node, in parallel) -> distributed runs -> parse logs -> score accuracy -> scaling
+-> record history -> regressions -> charts and report (an Asset) -> notify -> verdict (red if a run failed or regressed).
+Deploy-time settings (runner, nodes, schedule, paths): include/deployment.py. Params: include/plan.py.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Asset, TaskGroup, setup, task, teardown
+
+from include import deployment, notify, runners, steps
+from include import plan as planning
+
+DEPLOY = deployment.load()
+# Other DAGs can schedule on the report; each event's extra holds that run's report and chart paths.
+REPORT = Asset(name="mlperf_llama31_8b_report", uri=f"file://{DEPLOY.artifacts_dir}/reports")
+SERVER_START_TIMEOUT = timedelta(seconds=DEPLOY.server_start_timeout_s + runners.TIMEOUT_MARGIN_S)
+AFTER_RUNS = {"trigger_rule": "all_done"}     # a failed node still gets its report; `verdict` makes the run red
+
+
+@task(multiple_outputs=True)
+def plan(params=None, run_id=None):
+    return planning.plan_outputs(params, DEPLOY, run_id)
+
+
+@task
+def runs_of(plan: dict, node: str, branch: str):
+    return planning.runs_of(plan, node, branch)
+
+
+@setup
+def start_vllm_servers(servers: dict, runs: list):
+    return runners.start_servers(DEPLOY, servers, runs)
+
+
+@teardown
+def stop_vllm_servers(servers: dict):
+    return runners.stop_servers(DEPLOY, servers)
+
+
+@task(**AFTER_RUNS)
+def parse_logs(plan: dict):
+    return steps.parse_logs(plan)
+
+
+@task(**AFTER_RUNS)
+def score_accuracy(plan: dict, records: list):
+    return steps.score_accuracy(plan, records)
+
+
+@task(**AFTER_RUNS)
+def scaling_efficiency(records: list):
+    return steps.scaling_efficiency(records)
+
+
+@task(**AFTER_RUNS)
+def record_history(plan: dict, records: list, scaling: list, dag_run=None):
+    return steps.record_history(DEPLOY.history_url, plan, records, scaling, dag_id=dag_run.dag_id,
+                                run_type=dag_run.run_type, logical_date=dag_run.logical_date or dag_run.run_after)
+
+
+@task(**AFTER_RUNS)
+def regressions(plan: dict, records: list, dag_run=None):
+    return steps.regressions(DEPLOY.history_url, plan, records,
+                             logical_date=dag_run.logical_date or dag_run.run_after)
+
+
+@task(outlets=[REPORT], **AFTER_RUNS)
+def charts_and_report(plan: dict, analysis: dict, outlet_events=None):
+    paths = outlet_events[REPORT].extra = steps.report(DEPLOY.history_url, plan, analysis)   # the event says where
+    return paths
+
+
+@task(**AFTER_RUNS)
+def notify_team(plan: dict, analysis: dict, paths: dict):
+    return notify.notify(notify.summary(plan, analysis, paths), DEPLOY.notify_webhook)
+
+
+@task(retries=0, **AFTER_RUNS)              # deterministic: a retry would only delay the same answer
+def verdict(summary: dict, plan: dict):
+    return notify.verdict(summary, plan["fail_on_regression"])
+
+
+with DAG(
+    dag_id="mlperf_llama31_8b",
+    description="MLPerf Inference llama3.1-8b (vLLM + LoadGen): single-GPU and distributed, nightly",
+    schedule=DEPLOY.schedule,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,                 # with one pool slot per GPU node: two benchmarks never share a GPU
+    tags=["mlperf", "llama3.1-8b", "benchmark", f"runner:{DEPLOY.runner}", f"profile:{DEPLOY.profile}"],
+    params=planning.trigger_params(DEPLOY),
+    default_args=runners.task_defaults(DEPLOY),
+    dagrun_timeout=timedelta(hours=24),
+    doc_md=__doc__,
+):
+    p = plan()
+    single, sharded = [], []
+    for n in DEPLOY.nodes:                         # nodes are deploy-time config: static tasks, one GPU pool each
+        with TaskGroup(f"single_{n}", tooltip=f"single-GPU runs on {n}"):
+            runs = runs_of.override(task_id="runs")(p["plan"], n, "single")
+            single.append(runners.sut_runs(DEPLOY, task_id="sut", node=n, branch="single", runs=runs))
+
+    with TaskGroup("distributed", tooltip="all selected nodes on one workload, after the single-GPU runs"):
+        servers = start_vllm_servers.override(trigger_rule="all_done", execution_timeout=SERVER_START_TIMEOUT)(
+            p["servers"], p["coordinated"])
+        coordinated = runners.sut_runs(DEPLOY, task_id="coordinated", node=None, branch="distributed", runs=servers)
+        servers_down = stop_vllm_servers(p["servers"]).as_teardown(setups=servers)
+        single >> servers >> coordinated >> servers_down
+        for n in DEPLOY.nodes:                     # sharded: every node runs LoadGen on its shard at the same time
+            runs = runs_of.override(task_id=f"shard_{n}_runs", trigger_rule="all_done")(p["plan"], n, "distributed")
+            sharded.append(runners.sut_runs(DEPLOY, task_id=f"sharded_{n}", node=n, branch="distributed", runs=runs))
+            single >> runs
+
+    parsed = parse_logs(p["plan"])
+    [coordinated, servers_down, *sharded] >> parsed
+    scored = score_accuracy(p["plan"], parsed)
+    scaling = scaling_efficiency(scored)
+    recorded = record_history(p["plan"], scored, scaling)
+    analysis = regressions(p["plan"], scored)
+    recorded >> analysis
+    paths = charts_and_report(p["plan"], analysis)
+    summary = notify_team(p["plan"], analysis, paths)
+    verdict(summary, p["plan"])

@@ -1,0 +1,272 @@
+"""Trigger params -> a validated BenchmarkPlan: which SUT runs happen on which node, with which arguments, where.
+
+Two layers of checks, both before any pod starts:
+* `trigger_params(deployment)`: each param as a JSON schema (type, enum, minimum, description). Airflow builds the
+  trigger form from it and refuses a bad value when the run is triggered (a bad scenario, a negative sample count,
+  a node this installation does not have).
+* `make_plan(...)`: the checks that need more than one field or a file (sample count <= data set size, overrides
+  that contradict another param, ...). A failure raises PlanError whose message starts with the param's name.
+
+Output directories follow ARCHITECTURE.md: <artifacts>/<run_id>/<branch>/<node_label>/<scenario>/<mode>/.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Param
+
+from include.deployment import FULL_DATASET_SIZE, Deployment, count_dataset
+
+SCENARIOS = ["Offline", "Server", "Interactive", "SingleStream"]
+MODES = ["performance", "accuracy", "both"]
+DISTRIBUTED = ["coordinated", "sharded", "off"]
+DTYPES = ["auto", "bfloat16", "float16", "float32"]
+# Keys LoadGen reads from a user.conf (the SUT checks the same list: sut_image/mlperf_sut/settings.py).
+LOADGEN_KEYS = sorted({
+    "qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed", "accuracy_log_rng_seed",
+    "accuracy_log_probability", "accuracy_log_sampling_target", "test05", "test05_qsl_rng_seed",
+    "test05_sample_index_rng_seed", "test05_schedule_rng_seed", "target_latency_percentile", "target_latency",
+    "target_qps", "min_duration", "max_duration", "min_query_count", "max_query_count",
+    "performance_sample_count_override", "accuracy_sample_count_override", "sample_concatenate_permutation",
+    "print_timestamps", "performance_issue_unique", "performance_issue_same", "performance_issue_same_index",
+    "samples_per_query", "max_async_queries", "coalesce_queries", "server_num_issue_query_threads",
+    "use_token_latencies", "ttft_latency", "tpot_latency", "infer_token_latencies", "token_latency_scaling_factor",
+})
+# The embedded profile: a smoke test small enough for a laptop CPU. NOT MLPerf-compliant (said in the report).
+EMBEDDED_SAMPLES = 16
+EMBEDDED_OVERRIDES = {"min_duration": 0, "min_query_count": EMBEDDED_SAMPLES}
+EMBEDDED_SERVER_QPS = 4
+NON_COMPLIANT_NOTE = ("Embedded profile: {n} samples, min_duration=0 and a small min_query_count. Such a run is NOT "
+                      "MLPerf-compliant; its figures are a smoke test, not a result.")
+
+
+class PlanError(ValueError):
+    """A trigger param that cannot work; the message starts with the param's name."""
+
+
+def trigger_params(dep: Deployment) -> dict[str, Param]:
+    """The DAG's params, with defaults from the deployment's profile (full: MLPerf-compliant; embedded: small)."""
+    emb = dep.embedded
+    samples = EMBEDDED_SAMPLES if emb else (dep.dataset_size or FULL_DATASET_SIZE)
+    scenario_list = {"type": "array", "items": {"type": "string", "enum": SCENARIOS}, "uniqueItems": True}
+    optional_int = {"type": ["null", "integer"], "minimum": 1}
+    return {
+        "scenarios": Param(["Offline", "Server"], **scenario_list, minItems=1,
+                           description="LoadGen scenarios of the single-GPU runs."),
+        "mode": Param("both", enum=MODES, description="performance, accuracy (ROUGE), or both."),
+        "accuracy_scenarios": Param(["Offline"] if emb else ["Offline", "Server"], **scenario_list,
+                                    description="Scenarios that also get an accuracy run when mode is accuracy/both."),
+        "total_sample_count": Param(samples, type="integer", minimum=1,
+                                    description="Samples LoadGen may draw from the data set (MLPerf: all 13,368)."),
+        "nodes": Param(list(dep.nodes), type="array", items={"type": "string", "enum": list(dep.nodes)},
+                       minItems=1, uniqueItems=True, description="GPU nodes that run (from MLPERF_NODES)."),
+        "distributed": Param("coordinated" if len(dep.nodes) > 1 else "off", enum=DISTRIBUTED,
+                             description="coordinated: one LoadGen drives a vLLM server per node; sharded: each "
+                                         "node runs LoadGen on its shard at the same time; off: single-GPU only."),
+        "distributed_scenarios": Param(["Offline"], **scenario_list,
+                                       description="Scenarios of the distributed branch (performance mode)."),
+        "model_path": Param(dep.model_dir, type="string", minLength=1, description="Model weights (a volume)."),
+        "dataset_path": Param(dep.dataset, type="string", minLength=1, description="cnn_eval.json (a volume)."),
+        "sut_image": Param(dep.sut_image, type="string", minLength=1, description="SUT image (kubernetes runner)."),
+        "dtype": Param("auto" if emb else "bfloat16", enum=DTYPES, description="vLLM dtype of the weights."),
+        "tensor_parallel_size": Param(1, type="integer", minimum=1, maximum=8, description="GPUs per vLLM engine."),
+        "max_num_seqs": Param(None, **optional_int, description="vLLM max_num_seqs (null: engine default)."),
+        "max_num_batched_tokens": Param(None, **optional_int,
+                                        description="vLLM max_num_batched_tokens (null: engine default)."),
+        "server_target_qps": Param(EMBEDDED_SERVER_QPS if emb else None, type=["null", "number"], exclusiveMinimum=0,
+                                   description="Server/Interactive target QPS (null: the SUT's user.conf)."),
+        "user_conf_overrides": Param(dict(EMBEDDED_OVERRIDES) if emb else {}, type="object",
+                                     propertyNames={"enum": LOADGEN_KEYS},
+                                     additionalProperties={"type": ["number", "string"]},
+                                     description="LoadGen user.conf keys applied to every run, e.g. min_duration."),
+        "node_overrides": Param({}, type="object", additionalProperties={
+            "type": "object", "additionalProperties": False,
+            "properties": {"model_path": {"type": "string", "minLength": 1}}},
+            description="Per-node differences, e.g. {\"gpu-1\": {\"model_path\": \"/models/other\"}}."),
+        "regression_threshold_pct": Param(5.0, type="number", minimum=0, maximum=100,
+                                          description="A change smaller than this is never a regression."),
+        "fail_on_regression": Param(not emb, type="boolean", description="Fail the DAG run when a regression is found."),
+    }
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One SUT run: `python -m mlperf_sut <arguments>` on `node`, writing into `output_dir`."""
+
+    branch: str                  # single | distributed
+    label: str                   # node, or "coordinated"
+    nodes: list[str]             # nodes whose GPUs it uses
+    scenario: str
+    mode: str
+    output_dir: str
+    arguments: list[str]
+    timeout_s: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.branch}/{self.label}/{self.scenario}/{self.mode}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "name": self.name}
+
+
+@dataclass(frozen=True)
+class BenchmarkPlan:
+    run_id: str
+    run_dir: str                 # <artifacts>/<run_slug>
+    profile: str
+    compliant: bool
+    notes: list[str]
+    nodes: list[str]
+    distributed: str
+    model_path: str
+    dataset_path: str
+    total_sample_count: int
+    dataset_size: int | None
+    regression_threshold_pct: float
+    fail_on_regression: bool
+    server_engine_args: list[str]       # `serve` flags after --model (coordinated branch)
+    runs: list[RunSpec] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "runs": [r.to_dict() for r in self.runs]}
+
+    def xcom(self, all_nodes: tuple[str, ...]) -> dict[str, Any]:
+        """The plan task's outputs: the whole plan, and per-node run lists to map over (empty when not selected)."""
+        out: dict[str, Any] = {"plan": self.to_dict()}
+        out["coordinated"] = [r.to_dict() for r in self.runs if r.label == "coordinated"]
+        out["servers"] = {"nodes": self.nodes if out["coordinated"] else [], "run_id": self.run_id,
+                          "run_dir": self.run_dir, "model_path": self.model_path, "image": self.params.get("sut_image"),
+                          "engine_args": self.server_engine_args}
+        return out
+
+
+def run_slug(run_id: str) -> str:
+    """An Airflow run id as a directory name (manual__2026-01-01T02:00:00+00:00 has ':' and '+')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+
+
+def _fail(param: str, message: str) -> PlanError:
+    return PlanError(f"{param}: {message}")
+
+
+def engine_args(params: dict[str, Any], load_format: str) -> list[str]:
+    args = ["--dtype", params["dtype"], "--tensor-parallel-size", str(params["tensor_parallel_size"])]
+    for key in ("max_num_seqs", "max_num_batched_tokens"):
+        if params.get(key) is not None:
+            args += [f"--{key.replace('_', '-')}", str(params[key])]
+    if load_format != "auto":
+        args += ["--load-format", load_format]
+    return args
+
+
+def _overrides(params: dict[str, Any], scenario: str) -> list[str]:
+    values = dict(params.get("user_conf_overrides") or {})
+    if scenario in ("Server", "Interactive") and params.get("server_target_qps") is not None:
+        values["target_qps"] = params["server_target_qps"]
+    out: list[str] = []
+    for key, value in sorted(values.items()):
+        out += ["--override", f"{key}={value}"]
+    return out
+
+
+def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> BenchmarkPlan:
+    """Cross-field checks, then every run of this DAG run with its SUT arguments and output directory."""
+    p = {k: params[k] for k in trigger_params(dep)}     # KeyError here = a param missing from the DAG
+    nodes = list(p["nodes"])
+    unknown = sorted(set(nodes) - set(dep.nodes))
+    if unknown:
+        raise _fail("nodes", f"{', '.join(unknown)} not configured (MLPERF_NODES={','.join(dep.nodes)})")
+    bad = sorted(set(p["node_overrides"]) - set(nodes))
+    if bad:
+        raise _fail("node_overrides", f"{', '.join(bad)} not among the selected nodes {nodes}")
+    dataset_size = count_dataset(p["dataset_path"]) or dep.dataset_size
+    if dataset_size is None and dep.runner == "local":
+        raise _fail("dataset_path", f"{p['dataset_path']} is not a readable JSON list of samples")
+    dataset_size = dataset_size or (FULL_DATASET_SIZE if dep.runner != "local" else None)
+    if dataset_size is not None and p["total_sample_count"] > dataset_size:
+        raise _fail("total_sample_count", f"{p['total_sample_count']} exceeds the {dataset_size} samples of "
+                                          f"{p['dataset_path']}")
+    if dep.runner == "local" and not Path(p["model_path"], "config.json").is_file():
+        raise _fail("model_path", f"{p['model_path']} has no config.json")
+    if p["server_target_qps"] is not None and "target_qps" in p["user_conf_overrides"]:
+        raise _fail("user_conf_overrides", "target_qps is also set by server_target_qps; set one of them")
+    distributed = p["distributed"]
+    if distributed != "off" and len(nodes) < 2:
+        raise _fail("distributed", f"{distributed!r} needs at least two nodes (selected: {nodes}); use 'off'")
+    if distributed != "off" and not p["distributed_scenarios"]:
+        raise _fail("distributed_scenarios", f"empty while distributed={distributed!r}")
+    if distributed == "sharded" and p["total_sample_count"] < len(nodes):
+        raise _fail("total_sample_count", f"{p['total_sample_count']} samples cannot be sharded over {len(nodes)} nodes")
+    modes = {"both": ["performance", "accuracy"]}.get(p["mode"], [p["mode"]])
+
+    compliant = (not dep.embedded and p["total_sample_count"] == FULL_DATASET_SIZE
+                 and not {"min_duration", "min_query_count", "max_duration", "max_query_count"}
+                 & set(p["user_conf_overrides"]))
+    notes = [] if compliant else [
+        NON_COMPLIANT_NOTE.format(n=p["total_sample_count"]) if dep.embedded else
+        f"Not MLPerf-compliant: {p['total_sample_count']} samples and user.conf overrides "
+        f"{p['user_conf_overrides'] or 'none'} (MLPerf needs 13,368 samples and LoadGen's minimum durations)."]
+    if dep.load_format == "dummy":
+        notes.append("Weights are random (load_format=dummy): accuracy figures mean nothing.")
+
+    run_dir = Path(dep.artifacts_dir, run_slug(run_id))
+    engine = engine_args(p, dep.load_format)
+
+    def spec(branch: str, label: str, run_nodes: list[str], scenario: str, mode: str, model: str,
+             extra: list[str]) -> RunSpec:
+        out = run_dir / branch / label / scenario / mode
+        args = ["run", "--scenario", scenario, "--mode", mode, "--model", model, "--dataset", p["dataset_path"],
+                "--output-dir", str(out), "--total-sample-count", str(p["total_sample_count"]),
+                *extra, *_overrides(p, scenario)]
+        return RunSpec(branch, label, run_nodes, scenario, mode, str(out), args, dep.run_timeout_s)
+
+    def model_of(node: str) -> str:
+        return p["node_overrides"].get(node, {}).get("model_path", p["model_path"])
+
+    runs: list[RunSpec] = []
+    for node in nodes:
+        for mode in modes:
+            scenarios = p["scenarios"] if mode == "performance" else [
+                s for s in p["scenarios"] if s in p["accuracy_scenarios"]]
+            for scenario in scenarios:
+                runs.append(spec("single", node, [node], scenario, mode, model_of(node),
+                                 ["--node", node, "--backend", "vllm", *engine]))
+    if distributed == "coordinated":
+        for scenario in p["distributed_scenarios"]:
+            # --endpoint NODE=URL pairs are appended when the servers exist (runners.start_servers).
+            runs.append(spec("distributed", "coordinated", nodes, scenario, "performance", p["model_path"],
+                             ["--node", "coordinator", "--backend", "http"]))
+    elif distributed == "sharded":
+        for scenario in p["distributed_scenarios"]:
+            for index, node in enumerate(nodes):
+                runs.append(spec("distributed", node, [node], scenario, "performance", model_of(node),
+                                 ["--node", node, "--backend", "vllm", "--shard-index", str(index),
+                                  "--shard-count", str(len(nodes)), *engine]))
+    return BenchmarkPlan(
+        run_id=run_id, run_dir=str(run_dir), profile=dep.profile, compliant=compliant, notes=notes, nodes=nodes,
+        distributed=distributed, model_path=p["model_path"], dataset_path=p["dataset_path"],
+        total_sample_count=p["total_sample_count"], dataset_size=dataset_size,
+        regression_threshold_pct=float(p["regression_threshold_pct"]), fail_on_regression=p["fail_on_regression"],
+        server_engine_args=engine, runs=runs, params=p,
+    )
+
+
+def runs_of(plan: dict[str, Any], node: str, branch: str) -> list[dict[str, Any]]:
+    """One node's share of a branch (empty when the node was not selected): what its mapped SUT task runs."""
+    return [r for r in plan["runs"] if r["branch"] == branch and r["label"] == node]
+
+
+def plan_outputs(params: dict[str, Any], dep: Deployment, run_id: str) -> dict[str, Any]:
+    """The plan task: validate, plan, write plan.json beside the artefacts (the parse step's list of expected runs)."""
+    import json
+
+    plan = make_plan(params, dep, run_id)
+    Path(plan.run_dir).mkdir(parents=True, exist_ok=True)
+    Path(plan.run_dir, "plan.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
+    return plan.xcom(dep.nodes)

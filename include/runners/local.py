@@ -1,0 +1,256 @@
+"""The `local` runner: the SUT as processes of the SUT's own virtual environment on this machine.
+
+The same `python -m mlperf_sut ...` command a pod would run. Each SUT process gets its own process group
+(vLLM starts an engine-core child process), so a timeout, a failure or a killed Airflow task ends the whole group:
+no orphaned engine is left holding a GPU (or, here, the CPU). Output is written to a log file and streamed into
+the task log line by line.
+
+The coordinated branch's "nodes" are `serve` processes on free 127.0.0.1 ports. They must outlive the setup task
+that starts them, so their process groups are recorded in `<run_dir>/distributed/servers.json`, which the
+teardown task reads to stop them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXIT_BAD_INPUT = 2          # the SUT's exit code for bad input: retrying cannot help
+KILL_GRACE_S = 10.0
+
+
+class SutFailed(RuntimeError):
+    """The SUT exited non-zero or was killed; the message names the run, the exit code and the log's tail."""
+
+    def __init__(self, message: str, returncode: int | None):
+        super().__init__(message)
+        self.returncode = returncode
+
+
+class SutBadInput(SutFailed):
+    """The SUT refused its input (exit 2): a retry would fail the same way."""
+
+
+def sut_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The SUT's environment: mlperf_sut importable from the checkout, a small CPU KV cache when there is no GPU."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT / "sut_image")          # the Airflow side's PYTHONPATH is not the SUT's
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    for secret in ("MLPERF_HISTORY_URL", "MLPERF_NOTIFY_WEBHOOK"):   # the SUT needs neither
+        env.pop(secret, None)
+    env.update(extra or {})
+    return env
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of the group: a zombie holds no memory or GPU and its parent reaps it."""
+    proc = Path("/proc")
+    if not proc.is_dir():      # not Linux: ask the kernel whether the group exists at all
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [pgid]
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()    # after "pid (comm) ": state ppid pgrp ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    return bool(group_members(pgid))
+
+
+def kill_group(pgid: int, grace_s: float = KILL_GRACE_S, proc: subprocess.Popen | None = None) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after `grace_s`."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        if not group_alive(pgid):
+            return
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if proc is not None:
+                proc.poll()        # reap our own child, so it does not count as alive
+            if not group_alive(pgid):
+                return
+            time.sleep(0.1)
+    if group_alive(pgid):
+        log.error("process group %s still has members after SIGKILL: %s", pgid, group_members(pgid))
+
+
+def run_command(cmd: list[str], *, log_path: Path, timeout_s: float, env: dict[str, str] | None = None,
+                name: str = "SUT", echo: Callable[[str], None] | None = None) -> int:
+    """Run `cmd` in its own process group; stream its output; kill the group on timeout or on any exception.
+
+    Returns the exit code (0). Raises SutBadInput (exit 2), SutFailed (other codes, timeout).
+    """
+    echo = echo or (lambda line: log.info("%s", line))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    tail: deque[str] = deque(maxlen=30)
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True, text=True, errors="replace", bufsize=1)
+        pgid = proc.pid      # start_new_session: the child leads its own group
+
+        def pump() -> None:
+            for line in proc.stdout:    # type: ignore[union-attr]
+                log_file.write(line)
+                log_file.flush()
+                tail.append(line.rstrip())
+                echo(line.rstrip())
+
+        reader = threading.Thread(target=pump, name=f"{name}-log", daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        finally:
+            # Whatever happened (exit, timeout, the Airflow task killed with an exception): nothing stays behind.
+            kill_group(pgid, proc=proc)
+            proc.wait()
+            reader.join(timeout=5)
+    code = proc.returncode
+    last = "\n".join(tail)
+    if timed_out:
+        raise SutFailed(f"{name}: timed out after {timeout_s:.0f} s; process group {pgid} killed. "
+                        f"Log {log_path}, last lines:\n{last}", None)
+    if code == EXIT_BAD_INPUT:
+        raise SutBadInput(f"{name}: the SUT refused its input (exit 2). Log {log_path}, last lines:\n{last}", code)
+    if code != 0:
+        raise SutFailed(f"{name}: exit code {code}. Log {log_path}, last lines:\n{last}", code)
+    return code
+
+
+def run_spec(spec: dict[str, Any], sut_python: str) -> dict[str, Any]:
+    """One planned SUT run. The output directory starts empty, so a rerun never reports a stale result.json."""
+    out = Path(spec["output_dir"])
+    if out.exists():
+        import shutil
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    log_path = Path(spec["output_dir"]).parent / f"{spec['mode']}.sut.log"
+    cmd = [sut_python, "-m", "mlperf_sut", *spec["arguments"]]
+    log.info("%s: %s", spec["name"], " ".join(cmd))
+    run_command(cmd, log_path=log_path, timeout_s=spec["timeout_s"], env=sut_env(), name=spec["name"])
+    return {"run": spec["name"], "output_dir": spec["output_dir"], "log": str(log_path)}
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# vLLM servers of the coordinated branch
+# ------------------------------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _state_file(run_dir: str) -> Path:
+    return Path(run_dir) / "distributed" / "servers.json"
+
+
+def start_servers(*, run_dir: str, nodes: list[str], model_path: str, engine_args: list[str], sut_python: str,
+                  ready_timeout_s: float) -> dict[str, str]:
+    """One `serve` per node on a free 127.0.0.1 port, all starting at once; wait for each /health: {node: url}.
+
+    On failure every server started here is stopped before the error (naming the node) is raised.
+    """
+    stop_servers(run_dir)     # a retried setup: never two servers for one "node"
+    state: dict[str, dict[str, Any]] = {}
+    procs: dict[str, subprocess.Popen] = {}
+    state_file = _state_file(run_dir)
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        for node in nodes:
+            port = free_port()
+            log_path = state_file.parent / f"server-{node}.log"
+            cmd = [sut_python, "-m", "mlperf_sut", "serve", "--model", model_path, "--host", "127.0.0.1",
+                   "--port", str(port), *engine_args]
+            log.info("starting vLLM server for %s: %s", node, " ".join(cmd))
+            with open(log_path, "w") as out:
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=sut_env(), start_new_session=True)
+            procs[node] = proc
+            state[node] = {"url": f"http://127.0.0.1:{port}", "pgid": proc.pid, "log": str(log_path)}
+            state_file.write_text(json.dumps(state, indent=2))
+        deadline = time.monotonic() + ready_timeout_s
+        waiting = set(nodes)
+        while waiting:
+            for node in sorted(waiting):
+                proc = procs[node]
+                if proc.poll() is not None:
+                    raise RuntimeError(f"vLLM server of node {node} exited with {proc.returncode} before it was "
+                                       f"ready; log {state[node]['log']}:\n{_tail(state[node]['log'])}")
+                if _healthy(state[node]["url"]):
+                    log.info("vLLM server of node %s ready at %s", node, state[node]["url"])
+                    waiting.discard(node)
+            if waiting and time.monotonic() > deadline:
+                raise RuntimeError(f"vLLM servers of {sorted(waiting)} not ready after {ready_timeout_s:.0f} s")
+            if waiting:
+                time.sleep(1)
+    except BaseException:
+        stop_servers(run_dir)
+        for proc in procs.values():
+            proc.poll()
+        raise
+    return {node: s["url"] for node, s in state.items()}
+
+
+def stop_servers(run_dir: str) -> list[str]:
+    """Kill the process group of every server recorded for this run (idempotent); returns the nodes stopped."""
+    state_file = _state_file(run_dir)
+    if not state_file.exists():
+        return []
+    state = json.loads(state_file.read_text())
+    stopped = []
+    for node, server in state.items():
+        if group_alive(server["pgid"]):
+            kill_group(server["pgid"])
+            stopped.append(node)
+    state_file.unlink()
+    log.info("stopped vLLM servers: %s", stopped or "none were running")
+    return stopped
+
+
+def _tail(path: str, lines: int = 30) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

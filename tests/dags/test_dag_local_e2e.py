@@ -1,0 +1,115 @@
+"""The whole DAG with `airflow dags test`, local runner, two simulated nodes, real vLLM (CPU) and LoadGen.
+
+Slow (each vLLM engine start on a CPU is ~15-20 s): needs the SUT venv and the tiny model (`make tiny`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.dags.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+SUT_PYTHON = next((p for p in (REPO / ".venv-sut/bin/python", Path("/tmp/venv-sut/bin/python")) if p.exists()), None)
+TINY = REPO / ".cache/tiny-llama/config.json"
+LOGICAL_DATE = "2026-11-29T02:00:00+00:00"
+LOADGEN_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json", "result.json")
+
+needs_sut = pytest.mark.skipif(SUT_PYTHON is None or not TINY.exists(), reason="needs the SUT venv and `make tiny`")
+
+
+def demo(home: Path, *args: str, conf: dict) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "include.demo", "--airflow-home", str(home / "airflow"),
+           "--artifacts", str(home / "artifacts"), "--sut-python", str(SUT_PYTHON), "--logical-date", LOGICAL_DATE,
+           "--conf", json.dumps(conf), *args]
+    env = {**os.environ, "MLPERF_RETRY_DELAY_S": "1"}
+    env.pop("MLPERF_HISTORY_URL", None)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
+    (home / f"demo-{len(list(home.glob('demo-*.log')))}.log").write_text(proc.stdout + proc.stderr)
+    return proc
+
+
+def only_run_dir(home: Path) -> Path:
+    plans = list((home / "artifacts").glob("*/plan.json"))
+    assert len(plans) == 1, plans
+    return plans[0].parent
+
+
+def history(home: Path):
+    from include.history import HistoryStore
+
+    store = HistoryStore(f"sqlite:///{home / 'artifacts' / 'history.sqlite'}", readonly=True)
+    try:
+        return store.runs(), store.results()
+    finally:
+        store.dispose()
+
+
+def leftover_sut_processes(home: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "mlperf_sut" in line and str(home) in line]
+
+
+@needs_sut
+def test_two_nodes_end_to_end_then_the_same_run_id_again(tmp_path):
+    conf = {"scenarios": ["Offline"], "mode": "both", "accuracy_scenarios": ["Offline"],
+            "distributed": "coordinated", "distributed_scenarios": ["Offline"]}
+    proc = demo(tmp_path, conf=conf)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    run_dir = only_run_dir(tmp_path)
+    run_id = json.loads((run_dir / "plan.json").read_text())["run_id"]
+    expected = [("single", "local-0", "performance"), ("single", "local-0", "accuracy"),
+                ("single", "local-1", "performance"), ("single", "local-1", "accuracy"),
+                ("distributed", "coordinated", "performance")]
+    for branch, label, mode in expected:
+        out = run_dir / branch / label / "Offline" / mode
+        missing = [f for f in LOADGEN_FILES if not (out / f).is_file()]
+        assert not missing, f"{out}: missing {missing}"
+    report = run_dir / "report"
+    assert (report / "report.html").is_file() and (report / "report.md").is_file()
+    assert list(report.glob("*.png")), "no charts"
+    text = (report / "report.md").read_text()
+    assert "not MLPerf-compliant" in text or "NOT MLPerf-compliant" in text
+    assert str(report / "report.html") in proc.stdout      # the demo prints the paths
+    runs, results = history(tmp_path)
+    assert [r.run_id for r in runs] == [run_id]
+    assert len(results) == 5
+    assert not leftover_sut_processes(tmp_path)
+    assert not (run_dir / "distributed" / "servers.json").exists(), "teardown did not stop the servers"
+
+    # The history tasks of the same DAG run id again (a retry, a cleared task): rows replaced, never duplicated.
+    from include.demo import demo_env
+
+    env = demo_env(airflow_home=tmp_path / "airflow", artifacts=tmp_path / "artifacts", nodes="local-0,local-1",
+                   sut_python=str(SUT_PYTHON))
+    airflow = Path(sys.executable).with_name("airflow")
+    for task_id in ("record_history", "regressions"):
+        rerun = subprocess.run([str(airflow), "tasks", "test", "mlperf_llama31_8b", task_id, run_id], env=env,
+                               cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    runs, results = history(tmp_path)
+    assert len(runs) == 1 and len(results) == 5
+
+
+@needs_sut
+def test_a_failing_node_still_gets_a_report_and_the_run_fails(tmp_path):
+    conf = {"scenarios": ["Offline"], "mode": "performance", "distributed": "off",
+            "node_overrides": {"local-1": {"model_path": str(tmp_path / "no-such-model")}}}
+    proc = demo(tmp_path, conf=conf)
+    assert proc.returncode != 0, "the DAG run must fail when a node fails"
+    assert "DAG run" in proc.stdout and "FAILED" in proc.stdout
+    run_dir = only_run_dir(tmp_path)
+    assert (run_dir / "single/local-0/Offline/performance/result.json").is_file()
+    report = (run_dir / "report" / "report.md").read_text()
+    assert "local-1" in report and ("FAILED" in report.upper() or "MISSING" in report.upper())
+    runs, results = history(tmp_path)
+    assert runs[0].status in ("partial", "failed")
+    by_node = {r.node: r.status for r in results}
+    assert by_node["local-0"] == "completed" and by_node["local-1"] != "completed"
+    assert not leftover_sut_processes(tmp_path)

@@ -1,0 +1,142 @@
+"""The local runner leaves nothing behind: a timed-out, failed or interrupted SUT's whole process group is killed."""
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from include.runners import local
+
+# A "SUT" that starts a grandchild (as vLLM starts its engine core), prints, then sleeps or exits with a code.
+CHILD = textwrap.dedent("""
+    import os, subprocess, sys, time
+    pidfile, action = sys.argv[1], sys.argv[2]
+    grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    with open(pidfile, "w") as f:
+        f.write(f"{os.getpid()} {grandchild.pid}")
+    print("engine started", flush=True)
+    if action == "sleep":
+        time.sleep(600)
+    sys.exit(int(action))
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _start(tmp_path: Path, action: str, timeout_s: float):
+    script = tmp_path / "fake_sut.py"
+    script.write_text(CHILD)
+    pidfile = tmp_path / "pids"
+    lines: list[str] = []
+    call = lambda: local.run_command([sys.executable, str(script), str(pidfile), action],  # noqa: E731
+                                     log_path=tmp_path / "logs" / "sut.log", timeout_s=timeout_s, name="fake",
+                                     echo=lines.append)
+    return call, pidfile, lines
+
+
+def _pids(pidfile: Path) -> list[int]:
+    return [int(p) for p in pidfile.read_text().split()]
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path):
+    call, pidfile, lines = _start(tmp_path, "sleep", timeout_s=3)
+    t0 = time.monotonic()
+    with pytest.raises(local.SutFailed, match="timed out after 3 s; process group .* killed"):
+        call()
+    assert time.monotonic() - t0 < 20
+    pids = _pids(pidfile)
+    assert len(pids) == 2
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in pids if _alive(p)], "SUT or its child survived the timeout"
+    assert "engine started" in lines
+    assert "engine started" in (tmp_path / "logs" / "sut.log").read_text()
+
+
+@pytest.mark.parametrize("code, error", [(1, local.SutFailed), (2, local.SutBadInput)])
+def test_failure_kills_leftover_children_and_says_why(tmp_path, code, error):
+    call, pidfile, _ = _start(tmp_path, str(code), timeout_s=60)
+    with pytest.raises(error, match=f"exit|refused") as info:
+        call()
+    assert info.value.returncode == code
+    assert "engine started" in str(info.value)          # the log's tail is in the error
+    time.sleep(0.5)
+    assert not [p for p in _pids(pidfile) if _alive(p)], "the SUT's child outlived it"
+
+
+def test_interrupted_task_kills_the_group(tmp_path):
+    """Airflow's execution_timeout raises inside the task: the exception must still end the process group."""
+    call, pidfile, _ = _start(tmp_path, "sleep", timeout_s=600)
+
+    class Interrupt(Exception):
+        pass
+
+    import signal
+
+    def handler(signum, frame):
+        raise Interrupt()
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.alarm(3)
+    try:
+        with pytest.raises(Interrupt):
+            call()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    time.sleep(0.5)
+    assert not [p for p in _pids(pidfile) if _alive(p)]
+
+
+def test_success_returns_zero(tmp_path):
+    call, pidfile, lines = _start(tmp_path, "0", timeout_s=60)
+    assert call() == 0
+    time.sleep(0.5)
+    assert not [p for p in _pids(pidfile) if _alive(p)]
+
+
+def test_servers_are_stopped_when_one_fails_to_start(tmp_path):
+    """A fake `serve` that dies for one node: start_servers raises naming it and stops the other one."""
+    fake = tmp_path / "fake_python"
+    fake.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import sys, time, http.server, threading
+        args = sys.argv[1:]
+        if "/bad-model" in args:
+            print("no such model", flush=True); sys.exit(2)
+        port = int(args[args.index("--port") + 1])
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200); self.end_headers()
+            def log_message(self, *a): pass
+        time.sleep(3)
+        http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+    """))
+    fake.chmod(0o755)
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError, match=r"(?s)node [ab] exited with 2 before it was ready.*no such model"):
+        local.start_servers(run_dir=str(run_dir), nodes=["a", "b"], model_path="/bad-model", engine_args=[],
+                            sut_python=str(fake), ready_timeout_s=30)
+    assert not (run_dir / "distributed" / "servers.json").exists()
+
+    urls = local.start_servers(run_dir=str(run_dir), nodes=["a", "b"], model_path="/good", engine_args=[],
+                               sut_python=str(fake), ready_timeout_s=30)
+    assert set(urls) == {"a", "b"} and all(u.startswith("http://127.0.0.1:") for u in urls.values())
+    import json
+    pgids = [s["pgid"] for s in json.loads((run_dir / "distributed" / "servers.json").read_text()).values()]
+    assert all(local.group_alive(p) for p in pgids)
+    assert sorted(local.stop_servers(str(run_dir))) == ["a", "b"]
+    assert not any(local.group_alive(p) for p in pgids)
+    assert local.stop_servers(str(run_dir)) == []        # teardown is idempotent

@@ -1,0 +1,146 @@
+"""Bad trigger input is refused before anything runs, with a message that names the param.
+
+Schema checks go through the serialized DAG's params exactly as a trigger does (`create_dagrun` deep-merges the
+conf into the params and validates); cross-field checks are the plan task's (`include.plan.make_plan`).
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.dags.conftest import NODES
+
+
+@pytest.fixture
+def serialized_params(dag):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).params
+
+
+def validate(params, conf):
+    return params.deep_merge(conf).validate()
+
+
+def test_defaults_are_valid(serialized_params):
+    values = validate(serialized_params, {})
+    assert values["nodes"] == list(NODES)
+    assert values["total_sample_count"] == 16          # embedded profile
+
+
+@pytest.mark.parametrize("conf, param", [
+    ({"scenarios": ["Offline", "Batch"]}, "scenarios"),
+    ({"scenarios": []}, "scenarios"),
+    ({"total_sample_count": -1}, "total_sample_count"),
+    ({"total_sample_count": 0}, "total_sample_count"),
+    ({"nodes": ["local-0", "gpu-9"]}, "nodes"),
+    ({"mode": "fast"}, "mode"),
+    ({"distributed": "mesh"}, "distributed"),
+    ({"tensor_parallel_size": 0}, "tensor_parallel_size"),
+    ({"max_num_seqs": -4}, "max_num_seqs"),
+    ({"server_target_qps": 0}, "server_target_qps"),
+    ({"user_conf_overrides": {"min_durration": 0}}, "user_conf_overrides"),
+    ({"regression_threshold_pct": -1}, "regression_threshold_pct"),
+])
+def test_bad_input_is_refused_naming_the_param(serialized_params, conf, param):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match=f"param {param}:"):
+        validate(serialized_params, conf)
+
+
+def test_trigger_is_refused_before_a_run_exists(dag, tmp_path, monkeypatch):
+    """The path a trigger takes: creating the DAG run validates the conf (no task, no pod starts)."""
+    from airflow.sdk.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    sdag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    with pytest.raises(ParamValidationError, match="param total_sample_count:"):
+        sdag.params.deep_merge({"total_sample_count": -5}).validate()
+
+
+def _plan(deploy_env, **conf):
+    from include import deployment, plan
+    from airflow.sdk.definitions.param import ParamsDict
+
+    dep = deployment.load()
+    params = ParamsDict(plan.trigger_params(dep))
+    for key, value in conf.items():
+        params[key] = value
+    values = params.validate()
+    return plan.make_plan(values, dep, "manual__2026-11-29T02:00:00+00:00")
+
+
+@pytest.mark.parametrize("conf, message", [
+    ({"total_sample_count": 100000}, r"^total_sample_count: 100000 exceeds the 64 samples"),
+    ({"nodes": ["local-0"]}, r"^distributed: 'coordinated' needs at least two nodes"),
+    ({"model_path": "/nonexistent"}, r"^model_path: /nonexistent has no config.json"),
+    ({"dataset_path": "/nonexistent.json"}, r"^dataset_path: "),
+    ({"node_overrides": {"gpu-9": {"model_path": "/m"}}}, r"^node_overrides: gpu-9"),
+    ({"user_conf_overrides": {"target_qps": 3}}, r"^user_conf_overrides: target_qps is also set"),
+])
+def test_cross_field_checks_name_the_param(deploy_env, conf, message):
+    from include.plan import PlanError
+
+    with pytest.raises(PlanError, match=message):
+        _plan(deploy_env, **conf)
+
+
+def test_plan_layout_and_arguments(deploy_env):
+    plan = _plan(deploy_env)
+    names = [r.name for r in plan.runs]
+    assert names == [
+        "single/local-0/Offline/performance", "single/local-0/Server/performance", "single/local-0/Offline/accuracy",
+        "single/local-1/Offline/performance", "single/local-1/Server/performance", "single/local-1/Offline/accuracy",
+        "distributed/coordinated/Offline/performance"]
+    run = plan.runs[1]
+    assert run.output_dir.endswith("/manual__2026-11-29T02_00_00_00_00/single/local-0/Server/performance")
+    assert run.output_dir.startswith(deploy_env["MLPERF_ARTIFACTS_DIR"])
+    args = run.arguments
+    assert args[:5] == ["run", "--scenario", "Server", "--mode", "performance"]
+    assert "target_qps=4" in args and "min_duration=0" in args
+    assert not plan.compliant and "NOT MLPerf-compliant" in plan.notes[0]
+
+
+def test_sharded_plan_gives_each_node_its_shard(deploy_env):
+    plan = _plan(deploy_env, distributed="sharded", mode="performance", scenarios=["Offline"])
+    sharded = [r for r in plan.runs if r.branch == "distributed"]
+    assert [(r.label, r.arguments[r.arguments.index("--shard-index") + 1]) for r in sharded] == [
+        ("local-0", "0"), ("local-1", "1")]
+    assert all(r.arguments[r.arguments.index("--shard-count") + 1] == "2" for r in sharded)
+
+
+def test_full_profile_defaults_are_mlperf_compliant(deploy_env, monkeypatch):
+    monkeypatch.setenv("MLPERF_PROFILE", "full")
+    monkeypatch.setenv("MLPERF_RUNNER", "kubernetes")
+    monkeypatch.setenv("MLPERF_DATASET", "/data/cnn_eval.json")
+    from include import deployment, plan as planning
+
+    dep = deployment.load()
+    params = {k: p.value for k, p in planning.trigger_params(dep).items()}
+    assert params["total_sample_count"] == 13368 and params["user_conf_overrides"] == {}
+    assert params["server_target_qps"] is None and params["fail_on_regression"] is True
+    plan = planning.make_plan(params, dep, "scheduled__2026-11-29T02:00:00+00:00")
+    assert plan.compliant and not plan.notes
+    assert not any(a.startswith("min_duration") for r in plan.runs for a in r.arguments)
+
+
+def test_no_secret_in_the_plan(deploy_env, monkeypatch):
+    monkeypatch.setenv("MLPERF_HISTORY_URL", "postgresql://bench:s3cret@db/history")
+    monkeypatch.setenv("MLPERF_NOTIFY_WEBHOOK", "https://hooks.example/T0/s3cret")
+    from include import deployment
+
+    dep = deployment.load()
+    assert "s3cret" not in repr(dep) and "s3cret" not in str(dep.public())
+    out = _plan(deploy_env).xcom(dep.nodes)
+    assert "s3cret" not in str(out)
+
+
+def test_deployment_errors_name_the_variable(monkeypatch):
+    from include import deployment
+
+    with pytest.raises(deployment.DeploymentError, match="MLPERF_RUNNER"):
+        deployment.load({"MLPERF_RUNNER": "slurm"})
+    with pytest.raises(deployment.DeploymentError, match="MLPERF_NODES"):
+        deployment.load({"MLPERF_NODES": "a,a"})
+    with pytest.raises(deployment.DeploymentError, match="MLPERF_RUN_TIMEOUT_S"):
+        deployment.load({"MLPERF_RUN_TIMEOUT_S": "soon"})
