@@ -1,0 +1,188 @@
+"""Score an accuracy-mode run the way MLCommons' llama3.1-8b evaluation.py does, and judge it against the targets.
+
+evaluation.py: read mlperf_log_accuracy.json, keep the first entry of each qsl_idx, decode each entry's hex `data`
+as an int array, detokenize with the model's tokenizer (skip_special_tokens=True), strip, put each nltk sentence
+on its own line (predictions and references alike), score every pair with Google rouge-score (use_stemmer=True),
+report each mean x 100 rounded to 4 places, gen_len (characters of the processed predictions) and gen_num.
+The ROUGE arithmetic lives in include.rouge (same numbers, faster).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from include import rouge, run_artifacts
+from include.nltk_data import ensure_punkt_tab
+from include.records import AccuracyResult
+
+ACCURACY_LOG = "mlperf_log_accuracy.json"
+# The SUT's contract (result.schema.json: generation.token_dtype is const "int32"); evaluation.py's --dtype int32.
+TOKEN_DTYPE = np.int32
+
+
+@dataclass(frozen=True)
+class AccuracyTargets:
+    """MLPerf Inference v5.1 llama3.1-8b accuracy targets (each ROUGE must reach 99%, gen_len lie in 90-110%)."""
+
+    rouge1: float
+    rouge2: float
+    rougeL: float
+    rougeLsum: float
+    gen_len: int
+    gen_num: int
+
+
+TARGETS = {
+    "datacenter": AccuracyTargets(38.7792, 15.9075, 24.4957, 35.793, gen_len=8_167_644, gen_num=13_368),
+    "edge": AccuracyTargets(39.06, 16.1147, 24.6375, 36.124, gen_len=3_051_113, gen_num=5_000),
+}
+ROUGE_FRACTION = 0.99
+GEN_LEN_RANGE = (0.9, 1.1)
+
+
+class AccuracyLogError(ValueError):
+    """An accuracy log or data set that cannot be scored; the message names the file and what is wrong."""
+
+
+def read_accuracy_log(path: Path, dtype: type[np.integer] = TOKEN_DTYPE) -> dict[int, np.ndarray]:
+    """Output token ids by qsl_idx, first entry of each qsl_idx kept (LoadGen may log a sample more than once).
+
+    A log that is not complete JSON is refused, never partly scored: submission tooling shortens these files.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AccuracyLogError(f"{path}: no accuracy log (the run wrote no {ACCURACY_LOG})") from None
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise AccuracyLogError(
+            f"{path}: not complete JSON ({e.msg}: line {e.lineno} column {e.colno}); the log is truncated or"
+            " damaged (submission tooling shortens accuracy logs), so it cannot be scored") from None
+    if not isinstance(entries, list):
+        raise AccuracyLogError(f"{path}: expected a JSON list of LoadGen responses, got {type(entries).__name__}")
+    if not entries:
+        raise AccuracyLogError(f"{path}: holds no responses (a performance-mode log is empty; score accuracy mode)")
+    tokens: dict[int, np.ndarray] = {}
+    for position, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("qsl_idx"), int) or "data" not in entry:
+            raise AccuracyLogError(f"{path}: entry [{position}] lacks an integer 'qsl_idx' or 'data'")
+        if entry["qsl_idx"] in tokens:
+            continue
+        try:
+            raw = bytes.fromhex(entry["data"])
+        except (TypeError, ValueError):
+            raise AccuracyLogError(f"{path}: entry [{position}].data is not hex") from None
+        if len(raw) % np.dtype(dtype).itemsize:
+            raise AccuracyLogError(f"{path}: entry [{position}].data has {len(raw)} bytes, not a whole number of"
+                                   f" {np.dtype(dtype).name} token ids")
+        tokens[entry["qsl_idx"]] = np.frombuffer(raw, dtype)
+    return tokens
+
+
+def load_references(dataset_path: Path) -> list[str]:
+    """The reference summaries (`output`) of cnn_eval.json, indexed by qsl_idx."""
+    try:
+        samples = json.loads(Path(dataset_path).read_text(encoding="utf-8"))
+        return [sample["output"] for sample in samples]
+    except (OSError, json.JSONDecodeError, TypeError, KeyError) as e:
+        message = f"{dataset_path}: not a cnn_eval.json data set with an 'output' per sample ({e})"
+    raise AccuracyLogError(message)
+
+
+def detokenize(model_dir: Path, token_ids: Sequence[np.ndarray]) -> list[str]:
+    """Decode with the model's own tokenizer, special tokens dropped, as evaluation.py does."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    return tokenizer.batch_decode([ids.tolist() for ids in token_ids], skip_special_tokens=True)
+
+
+def postprocess_text(texts: Sequence[str]) -> list[str]:
+    """evaluation.py's postprocess_text for one side: strip, then one nltk sentence per line (rougeLsum needs it)."""
+    ensure_punkt_tab()
+    import nltk
+
+    return ["\n".join(nltk.sent_tokenize(text.strip())) for text in texts]
+
+
+def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float | int]:
+    """evaluation.py's result dict from processed texts: mean ROUGE x 100 (4 places), gen_len, gen_num."""
+    per_pair = rouge.score_many(references, predictions)
+    # numpy's rounding of the float64 mean, as evaluation.py's round(np.mean(v) * 100, 4)
+    result: dict[str, float | int] = {t: float(round(np.mean(per_pair[t]) * 100, 4)) for t in rouge.ROUGE_TYPES}
+    result["gen_len"] = sum(len(p) for p in predictions)
+    result["gen_num"] = len(predictions)
+    return result
+
+
+def judge(scores: dict[str, float | int], dataset_size: int, accuracy_meaningful: bool = True) -> AccuracyResult:
+    """Compare with the datacenter or edge targets, only where they apply.
+
+    The targets describe the whole data set (13,368 samples, or the 5,000-sample edge subset); a subset's ROUGE is
+    a different quantity, and random weights give ROUGE that means nothing.
+    """
+    gen_num = int(scores["gen_num"])
+    target_set = next((name for name, t in TARGETS.items() if gen_num == t.gen_num == dataset_size), None)
+    common = dict(rouge1=scores["rouge1"], rouge2=scores["rouge2"], rougeL=scores["rougeL"],
+                  rougeLsum=scores["rougeLsum"], gen_len=int(scores["gen_len"]), gen_num=gen_num,
+                  full_dataset=target_set is not None)
+    if not accuracy_meaningful:
+        return AccuracyResult(**common, target_set=None, passed=None,
+                              verdict="not judged: the model ran with dummy (random) weights, whose ROUGE means"
+                                      " nothing")
+    if target_set is None:
+        sizes = " or ".join(f"{t.gen_num:,} ({name})" for name, t in TARGETS.items())
+        return AccuracyResult(**common, target_set=None, passed=None,
+                              verdict=f"targets not applicable: {gen_num:,} of {dataset_size:,} samples scored;"
+                                      f" targets need the full data set of {sizes} samples")
+    targets = TARGETS[target_set]
+    failures = []
+    for rouge_type in rouge.ROUGE_TYPES:
+        floor = ROUGE_FRACTION * getattr(targets, rouge_type)
+        if scores[rouge_type] < floor:
+            failures.append(f"{rouge_type} {scores[rouge_type]} below {floor:.4f}"
+                            f" (99% of {getattr(targets, rouge_type)})")
+    low, high = (f * targets.gen_len for f in GEN_LEN_RANGE)
+    if not low <= common["gen_len"] <= high:
+        failures.append(f"gen_len {common['gen_len']:,} outside {low:,.0f}-{high:,.0f}"
+                        f" (90-110% of {targets.gen_len:,})")
+    verdict = (f"meets the {target_set} accuracy targets" if not failures
+               else f"misses the {target_set} accuracy targets: " + "; ".join(failures))
+    return AccuracyResult(**common, target_set=target_set, passed=not failures, verdict=verdict, failures=failures)
+
+
+def score_accuracy_log(log_path: Path, model_dir: Path, dataset_path: Path,
+                       accuracy_meaningful: bool = True) -> AccuracyResult:
+    """evaluation.py on one accuracy log, then the verdict."""
+    return _score_tokens(read_accuracy_log(Path(log_path)), Path(log_path), model_dir, dataset_path,
+                         accuracy_meaningful)
+
+
+def _score_tokens(tokens: dict[int, np.ndarray], log_path: Path, model_dir: Path, dataset_path: Path,
+                  accuracy_meaningful: bool) -> AccuracyResult:
+    references = load_references(Path(dataset_path))
+    outside = [idx for idx in tokens if not 0 <= idx < len(references)]
+    if outside:
+        raise AccuracyLogError(f"{log_path}: qsl_idx {outside[0]} is outside the {len(references):,} samples of"
+                               f" {dataset_path} (a different data set?)")
+    predictions = postprocess_text(detokenize(Path(model_dir), list(tokens.values())))
+    targets = postprocess_text([references[idx] for idx in tokens])
+    return judge(rouge_scores(predictions, targets), len(references), accuracy_meaningful)
+
+
+def score_run(run_dir: Path, model_dir: Path, dataset_path: Path) -> AccuracyResult:
+    """Score an accuracy-mode run directory (its accuracy log, judged by what its result.json says)."""
+    run_dir = Path(run_dir)
+    log_path = run_dir / ACCURACY_LOG
+    tokens = read_accuracy_log(log_path)   # a truncated or empty log is refused before anything else
+    result = run_artifacts.load_result(run_dir)
+    if result["mode"] != "accuracy":
+        raise AccuracyLogError(f"{run_dir / run_artifacts.RESULT_FILE}: mode is {result['mode']!r}; only accuracy-mode"
+                               " runs log every response")
+    return _score_tokens(tokens, log_path, model_dir, dataset_path, result["accuracy_meaningful"])

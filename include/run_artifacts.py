@@ -1,0 +1,123 @@
+"""Read one SUT run's output directory: result.json validated against the shared schema, plus LoadGen's verdict.
+
+The SUT and this library meet only through files (ARCHITECTURE.md), so everything read here is checked against
+sut_image/mlperf_sut/result.schema.json, the same file the SUT validates what it writes against. A run that cannot
+be read is recorded as failed with the reason, never dropped: a missing or broken run is a result too.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from include import loadgen_logs
+from include.records import Branch, RunRecord
+
+RESULT_FILE = "result.json"
+# Deployments that copy the schema elsewhere (the Airflow image has no sut_image/) point MLPERF_RESULT_SCHEMA at it.
+SCHEMA_PATH = Path(os.environ.get("MLPERF_RESULT_SCHEMA")
+                   or Path(__file__).resolve().parent.parent / "sut_image" / "mlperf_sut" / "result.schema.json")
+BRANCHES: tuple[Branch, ...] = ("single", "distributed")
+SCENARIOS = ("Offline", "Server", "Interactive", "SingleStream")
+MODES = ("performance", "accuracy")
+# Interactive is LoadGen's Server scenario run under the model name llama3_1-8b-interactive.
+LOADGEN_SCENARIO = {"Interactive": "Server"}
+COORDINATED = "coordinated"   # node label of the distributed run one LoadGen drives across every node
+
+
+class ArtifactError(ValueError):
+    """A run's result.json that cannot be trusted; the message names the file and the JSON path of the field."""
+
+
+def _load_schema(schema_path: Path) -> tuple[int, dict[str, Any]]:
+    """The schema and the one schema_version it describes. A missing schema is a deployment fault, not a run's."""
+    try:
+        schema = json.loads(Path(schema_path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"result schema not found at {schema_path}: point MLPERF_RESULT_SCHEMA at the"
+                                " SUT's result.schema.json") from None
+    return schema["properties"]["schema_version"]["const"], schema
+
+
+def load_result(run_dir: Path, schema_path: Path | None = None) -> dict[str, Any]:
+    """result.json of `run_dir`, validated; ArtifactError names the file and the first bad field's JSON path."""
+    path = Path(run_dir) / RESULT_FILE
+    known_version, schema = _load_schema(schema_path or SCHEMA_PATH)
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing (the SUT wrote no result)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArtifactError(f"{path}: not JSON ({e})") from None
+    if not isinstance(result, dict):
+        raise ArtifactError(f"{path}: $: expected a JSON object, got {type(result).__name__}")
+    # The version is checked first: a newer SUT's file fails validation field by field, which would hide the cause.
+    if "schema_version" not in result:
+        raise ArtifactError(f"{path}: $.schema_version: missing; cannot tell which result format this is")
+    if result["schema_version"] != known_version:
+        raise ArtifactError(f"{path}: $.schema_version: {result['schema_version']!r} is not a version this reader"
+                            f" knows ({known_version}); update the results pipeline to read it")
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(result))
+    if error is not None:
+        raise ArtifactError(f"{path}: {error.json_path}: {error.message}")
+    return result
+
+
+def _node(result: dict[str, Any], node_label: str) -> str:
+    """The node that ran it; for the coordinated distributed run, every endpoint's node joined with '+'."""
+    if node_label == COORDINATED and result["endpoints"]:
+        return "+".join(dict.fromkeys(endpoint["node"] for endpoint in result["endpoints"]))
+    return result["node"]
+
+
+def read_run(run_dir: Path, branch: Branch) -> RunRecord:
+    """What the pipeline knows of one run; problems become status and error, not exceptions.
+
+    missing: no result.json (the pod never wrote one); failed: the SUT said so, result.json is invalid, or a
+    completed run's LoadGen logs cannot be parsed. Where result.json is absent, node, scenario and mode come from
+    the layout <node_label>/<scenario>/<mode>.
+    """
+    run_dir = Path(run_dir)
+    from_layout = dict(run_dir=str(run_dir), branch=branch, node=run_dir.parent.parent.name,
+                       scenario=run_dir.parent.name, mode=run_dir.name)
+    if not (run_dir / RESULT_FILE).exists():
+        return RunRecord(**from_layout, status="missing", error=f"{run_dir / RESULT_FILE}: missing",
+                         result=None, loadgen=None)
+    try:
+        result = load_result(run_dir)
+    except ArtifactError as e:
+        return RunRecord(**from_layout, status="failed", error=str(e), result=None, loadgen=None)
+    fields = dict(run_dir=str(run_dir), branch=branch, node=_node(result, run_dir.parent.parent.name),
+                  scenario=result["scenario"], mode=result["mode"], result=result)
+    try:
+        loadgen = loadgen_logs.parse(run_dir)
+    except loadgen_logs.LoadGenLogError as e:
+        if result["status"] == "failed":   # the SUT's own error says more than its partial logs
+            return RunRecord(**fields, status="failed", error=result["error"], loadgen=None)
+        return RunRecord(**fields, status="failed", error=f"LoadGen logs unreadable: {e}", loadgen=None)
+    if result["status"] == "failed":
+        return RunRecord(**fields, status="failed", error=result["error"], loadgen=loadgen)
+    ran = (loadgen.scenario, loadgen_logs.mode_name(loadgen.mode))
+    if ran != (LOADGEN_SCENARIO.get(result["scenario"], result["scenario"]), result["mode"]):
+        return RunRecord(**fields, status="failed", loadgen=loadgen,
+                         error=f"{run_dir}: LoadGen ran {' '.join(ran)} but {RESULT_FILE} says"
+                               f" {result['scenario']} {result['mode']}")
+    return RunRecord(**fields, status="completed", error=None, loadgen=loadgen)
+
+
+def discover_runs(root: Path) -> list[tuple[Branch, Path]]:
+    """Every run directory of one pipeline run, `root` = <artifacts_root>/<run_id>, sorted.
+
+    Layout: <root>/<branch>/<node_label>/<scenario>/<mode>/. Directories are listed whether or not they hold a
+    result.json, so that a pod which never wrote one shows up as missing.
+    """
+    runs = []
+    for branch in BRANCHES:
+        for run_dir in sorted(Path(root).glob(f"{branch}/*/*/*")):
+            if run_dir.is_dir() and run_dir.parent.name in SCENARIOS and run_dir.name in MODES:
+                runs.append((branch, run_dir))
+    return runs
