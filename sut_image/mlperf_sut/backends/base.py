@@ -34,6 +34,10 @@ class Reporter(Protocol):
     def fail(self, error: BaseException) -> None:
         """The backend cannot go on; the harness ends the run with this error and a non-zero exit."""
 
+    def generated(self, count: int) -> None:
+        """Progress only: `count` more queries finished inside the engine but are reported later (Offline's
+        single LLM.generate call returns all at once; without this a long Offline run shows no progress)."""
+
 
 class Backend(abc.ABC):
     """An inference engine behind LoadGen.

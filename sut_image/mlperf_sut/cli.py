@@ -1,0 +1,120 @@
+"""Command line: `run` (one LoadGen test), `build-tiny-model`, `build-dataset`, and the hook for `serve`.
+
+Exit codes: 0 the run completed (VALID or INVALID alike: judging validity is the pipeline's job), 2 bad input
+(the message names the file, field or flag and the fix), 1 runtime failure (result.json says "failed" and why).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from mlperf_sut.errors import InputError
+from mlperf_sut.settings import Mode, Scenario
+
+EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mlperf_sut", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_run(commands)
+
+    tiny = commands.add_parser("build-tiny-model", help="write the embedded tiny random-weight Llama (no download)")
+    tiny.add_argument("--output", type=Path, required=True, help="model directory to create")
+
+    data = commands.add_parser("build-dataset", help="write a data set in the exact cnn_eval.json format")
+    data.add_argument("--output", type=Path, required=True, help="JSON file to write")
+    data.add_argument("--samples", type=int, required=True, help="number of samples")
+    data.add_argument("--seed", type=int, default=0, help="generator seed (default 0); same seed, same bytes")
+    kind = data.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--tokenizer", type=Path, help="model directory whose tokenizer.json makes tok_input")
+    kind.add_argument("--synthetic-token-ids", action="store_true",
+                      help="random token-id prompts with CNN/DailyMail lengths (dummy weights, no tokenizer)")
+    data.add_argument("--vocab-size", type=int, help="model vocabulary size (with --synthetic-token-ids)")
+
+    # `serve` belongs to mlperf_sut.serve, which parses its own arguments: imported only when used.
+    commands.add_parser("serve", help="serve the model over HTTP for distributed runs (see serve --help)",
+                        add_help=False)
+    return parser
+
+
+def _add_run(commands) -> None:
+    run = commands.add_parser("run", help="run one LoadGen test and write its logs and result.json")
+    run.add_argument("--scenario", required=True, choices=[s.label for s in Scenario],
+                     help="Interactive is Server with the interactive latency limits")
+    run.add_argument("--mode", required=True, choices=[m.label for m in Mode])
+    run.add_argument("--model", type=Path, required=True,
+                     help="model directory (config.json; without tokenizer files prompts run as token ids)")
+    run.add_argument("--dataset", type=Path, required=True, help="cnn_eval.json-format file (tok_input is used)")
+    run.add_argument("--output-dir", type=Path, required=True, help="where LoadGen's logs and result.json go")
+    run.add_argument("--total-sample-count", type=int, help="use only the first N samples (default: all)")
+    run.add_argument("--node", default="local", help="node name recorded in result.json (default: local)")
+    run.add_argument("--backend", choices=["vllm", "http"], default="vllm",
+                     help="vllm: engine in this process; http: remote servers given by --endpoint")
+    run.add_argument("--endpoint", action="append", default=[], metavar="[NODE=]URL",
+                     help="http backend: an OpenAI-compatible server; repeat for several nodes")
+    run.add_argument("--user-conf", type=Path, help="LoadGen user.conf (default: the one shipped in the package)")
+    run.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                     help="one LoadGen user.conf key for this run's scenario, e.g. min_duration=0; repeatable")
+    run.add_argument("--shard-index", type=int, help="this node's shard of the samples (with --shard-count)")
+    run.add_argument("--shard-count", type=int, help="number of contiguous shards the samples are split into")
+    run.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
+                     help="seconds between progress lines on stdout (0: none; default 10)")
+    engine = run.add_argument_group("vLLM engine (vllm backend)")
+    engine.add_argument("--dtype", default="auto", help="weights/activations dtype, e.g. bfloat16 (default auto)")
+    engine.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per engine (default 1)")
+    engine.add_argument("--max-num-seqs", type=int, help="most sequences in one batch (default: vLLM's)")
+    engine.add_argument("--max-num-batched-tokens", type=int, help="token budget of one scheduler step")
+    engine.add_argument("--gpu-memory-utilization", type=float, help="fraction of GPU memory vLLM may take")
+    engine.add_argument("--max-model-len", type=int, help="longest prompt plus output in tokens")
+    engine.add_argument("--load-format", default="auto",
+                        help="'dummy': random weights from config.json, for pure performance runs")
+    engine.add_argument("--quantization", help="e.g. fp8 (weights quantised at load on GPU)")
+    engine.add_argument("--kv-cache-dtype", default="auto", help="e.g. fp8 for an FP8 KV cache")
+    engine.add_argument("--skip-tokenizer-init", action="store_true",
+                        help="do not load a tokenizer (automatic when the model directory has none)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        from mlperf_sut.serve import main as serve_main
+
+        return serve_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "build-tiny-model":
+            from mlperf_sut.tiny_model import build_tiny_model
+
+            print(f"tiny model written to {build_tiny_model(args.output)}")
+            return EXIT_OK
+        if args.command == "build-dataset":
+            return _build_dataset(args)
+        from mlperf_sut.runner import run
+
+        return run(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def _build_dataset(args) -> int:
+    from mlperf_sut import dataset
+
+    if args.synthetic_token_ids:
+        if args.vocab_size is None:
+            raise InputError("--synthetic-token-ids needs --vocab-size V (the model config.json's vocab_size)")
+        path = dataset.build_synthetic_token_dataset(args.vocab_size, args.samples, args.output, args.seed)
+    else:
+        path = dataset.build_text_dataset(args.tokenizer, args.samples, args.output, args.seed)
+    print(f"data set written to {path} ({args.samples} samples)")
+    return EXIT_OK
+
+
+def print_failure(error: BaseException) -> None:
+    """A runtime failure: the traceback for the pod log, then one last line that says what failed."""
+    traceback.print_exception(error, file=sys.stderr)
+    summary = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    print(f"error: run failed: {summary}", file=sys.stderr, flush=True)

@@ -1,0 +1,128 @@
+"""`run`: check every input, start the backend, run LoadGen, write result.json (also when the run fails)."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlperf_sut.errors import InputError
+from mlperf_sut.generation import BENCHMARK_GENERATION
+from mlperf_sut.qsl import QuerySampleLibrary, Shard
+from mlperf_sut.settings import Mode, Override, Scenario, build_settings, check_user_conf, default_user_conf
+
+EFFECTIVE_USER_CONF = "user.conf"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """`--endpoint [NODE=]URL` of the http backend."""
+
+    url: str
+    node: str
+
+    @classmethod
+    def parse(cls, text: str, default_node: str) -> Endpoint:
+        node, sep, url = text.partition("=")
+        if not sep or "://" in node:
+            node, url = default_node, text
+        if not url.startswith(("http://", "https://")):
+            raise InputError(f"--endpoint {text!r}: expected [NODE=]http://HOST:PORT")
+        return cls(url.rstrip("/"), node)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlperf_sut.cli import EXIT_OK, EXIT_RUNTIME, print_failure
+
+    scenario, mode = Scenario.parse(args.scenario), Mode.parse(args.mode)
+    overrides = [Override.parse(text) for text in args.override]
+    user_conf = args.user_conf or default_user_conf()
+    check_user_conf(user_conf)
+    shard = _shard(args)
+    qsl = QuerySampleLibrary.load(args.dataset, args.total_sample_count, shard)
+    endpoints = [Endpoint.parse(text, args.node) for text in args.endpoint]
+    backend, options = _backend(args, scenario, endpoints)
+
+    output_dir: Path = args.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    settings = build_settings(scenario, mode, user_conf, overrides, len(qsl), output_dir / EFFECTIVE_USER_CONF)
+    for note in settings.notes:
+        print(f"note: {note}", flush=True)
+    dummy = options is not None and options.dummy_weights
+    if dummy and mode is Mode.ACCURACY:
+        print("note: load_format=dummy (random weights): this accuracy run's outputs are not meaningful", flush=True)
+
+    from mlperf_sut.accelerator import detect
+    from mlperf_sut.harness import Harness
+    from mlperf_sut.progress import Progress
+    from mlperf_sut.result import RunResult
+
+    result = RunResult(
+        scenario=scenario.label, mode=mode.label, node=args.node, backend=args.backend,
+        model={"path": str(args.model), "name": args.model.name,
+               "load_format": options.load_format if options else "remote"},
+        dataset={"path": str(args.dataset), "total_sample_count": len(qsl),
+                 "dataset_size": qsl.info.dataset_size, "sha256": qsl.info.sha256},
+        accelerator=detect().to_dict(), engine=_requested_engine(args), generation=BENCHMARK_GENERATION.to_dict(),
+        loadgen_settings=settings.effective(), shard={"index": shard.index, "count": shard.count} if shard else None,
+        accuracy_meaningful=not dummy)
+    harness = Harness(qsl, backend, Progress(args.progress_interval))
+    try:
+        try:
+            backend.start(harness)
+            result.engine = backend.engine_info() or result.engine
+            outcome = harness.run(settings.test_settings, output_dir)
+        finally:
+            backend.stop()
+    except Exception as error:  # noqa: BLE001 - every runtime failure is recorded in result.json, then exit 1
+        print_failure(error)
+        result.status, result.error = "failed", f"{type(error).__name__}: {error}"
+        result.write(output_dir)
+        return EXIT_RUNTIME
+    result.timing = {"start_utc": outcome.start_utc.isoformat(), "end_utc": outcome.end_utc.isoformat(),
+                     "duration_s": round(outcome.duration_s, 3)}
+    result.counts = {"queries_issued": outcome.queries_issued, "samples_completed": outcome.samples_completed,
+                     "output_tokens": outcome.output_tokens}
+    node_of = {e.url: e.node for e in endpoints}
+    result.endpoints = [{"url": url, "node": node_of.get(url, args.node), "samples_completed": samples,
+                         "output_tokens": tokens} for url, (samples, tokens) in sorted(outcome.per_endpoint.items())]
+    path = result.write(output_dir)
+    print(f"result: {path} ({outcome.samples_completed} samples, {outcome.output_tokens} output tokens, "
+          f"{outcome.duration_s:.1f} s)", flush=True)
+    return EXIT_OK
+
+
+def _shard(args: argparse.Namespace) -> Shard | None:
+    if (args.shard_index is None) != (args.shard_count is None):
+        raise InputError("--shard-index and --shard-count go together (e.g. --shard-index 0 --shard-count 2)")
+    return None if args.shard_index is None else Shard(args.shard_index, args.shard_count)
+
+
+def _backend(args: argparse.Namespace, scenario: Scenario, endpoints: list[Endpoint]):
+    """The backend and, for in-process vLLM, its engine options (None for http)."""
+    if args.backend == "http":
+        if not endpoints:
+            raise InputError("--backend http needs at least one --endpoint [NODE=]URL")
+        # Written by the HTTP backend's owner: create_backend(urls, scenario, generation, model) -> Backend.
+        from mlperf_sut.backends.http import create_backend
+
+        return create_backend([e.url for e in endpoints], scenario, BENCHMARK_GENERATION, args.model), None
+    if endpoints:
+        raise InputError("--endpoint is only for --backend http")
+    from mlperf_sut.backends import create_vllm_backend
+    from mlperf_sut.engine import EngineOptions
+
+    options = EngineOptions.for_model(
+        args.model, skip_tokenizer_init=args.skip_tokenizer_init, dtype=args.dtype,
+        tensor_parallel_size=args.tensor_parallel_size, max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens, gpu_memory_utilization=args.gpu_memory_utilization,
+        max_model_len=args.max_model_len, load_format=args.load_format, quantization=args.quantization,
+        kv_cache_dtype=args.kv_cache_dtype)
+    return create_vllm_backend(scenario, options, BENCHMARK_GENERATION), options
+
+
+def _requested_engine(args: argparse.Namespace) -> dict:
+    """The engine flags as given; replaced by the engine's resolved values once it has started."""
+    return {"dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size, "max_num_seqs": args.max_num_seqs,
+            "max_num_batched_tokens": args.max_num_batched_tokens,
+            "gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len,
+            "load_format": args.load_format, "quantization": args.quantization, "kv_cache_dtype": args.kv_cache_dtype}

@@ -1,0 +1,166 @@
+"""The HTTP backend end to end: the SUT's CLI drives two real vLLM servers started with `python -m mlperf_sut serve`.
+
+The servers start once for the module (each takes 20-40 s on an idle CPU). The test that kills a server runs last.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli, sut_env
+from http_servers import VllmServer, free_port, start_servers
+from mlperf_sut.engine import EngineOptions
+from mlperf_sut.generation import BENCHMARK_GENERATION
+from mlperf_sut.serve import VLLM_SERVER_MODULE, vllm_server_argv
+
+SAMPLES = 16
+# float32 rather than the tiny model's bfloat16: exact ties between bfloat16 logits could let batch composition
+# change a greedy choice, and the test compares ids across differently batched requests.
+ENGINE_FLAGS = ["--dtype", "float32", "--max-model-len", "1024"]
+RUN_TIMEOUT_S = 300
+# A failing endpoint must end the run within this bound (the run itself would take minutes).
+FAILURE_BOUND_S = 60
+
+
+@pytest.fixture(scope="module")
+def servers(tiny_model, tmp_path_factory) -> Iterator[dict[str, VllmServer]]:
+    started = start_servers(["a", "b"], tiny_model, tmp_path_factory.mktemp("servers"), ENGINE_FLAGS, sut_env())
+    try:
+        yield {server.node: server for server in started}
+    finally:
+        for server in started:
+            server.stop()
+
+
+def run_args(model: Path, dataset: Path, output_dir: Path, scenario: str, mode: str, endpoints: list[str],
+             overrides: list[str], samples: int = SAMPLES) -> list[str]:
+    """`run` through the http backend; engine flags as the servers got them, so result.json records them."""
+    return ["run", "--backend", "http", "--scenario", scenario, "--mode", mode, "--model", str(model),
+            "--dataset", str(dataset), "--total-sample-count", str(samples), "--output-dir", str(output_dir),
+            "--node", "coordinator", "--progress-interval", "1", *ENGINE_FLAGS,
+            *(f"--endpoint={e}" for e in endpoints), *(f"--override={o}" for o in overrides)]
+
+
+def read_result(output_dir: Path) -> dict:
+    return json.loads((output_dir / "result.json").read_text())
+
+
+def generate_directly(server: VllmServer, model_name: str, prompt: list[int]) -> list[int]:
+    """The ids the server generates for `prompt` in one non-streamed request with the benchmark's settings."""
+    g = BENCHMARK_GENERATION
+    body = {"model": model_name, "prompt": prompt, "return_token_ids": True, "max_tokens": g.max_tokens,
+            "min_tokens": g.min_tokens, "temperature": g.temperature, "top_k": g.top_k, "seed": g.seed}
+    request = urllib.request.Request(f"{server.url}/v1/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)["choices"][0]["token_ids"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario, overrides", [
+    ("Offline", []),
+    ("Server", ["target_qps=20"]),
+])
+def test_run_spreads_over_both_endpoints_with_exact_token_ids(tiny_model, tiny_dataset, servers, tmp_path, scenario,
+                                                              overrides):
+    endpoints = [servers["a"].endpoint(), servers["b"].endpoint()]
+    done = run_cli(*run_args(tiny_model, tiny_dataset, tmp_path, scenario, "accuracy", endpoints, overrides),
+                   timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    result = read_result(tmp_path)
+    assert result["status"] == "completed" and result["backend"] == "http"
+    shares = {e["node"]: e for e in result["endpoints"]}
+    assert set(shares) == {"a", "b"}, result["endpoints"]
+    assert {shares[node]["url"] for node in shares} == {servers["a"].url, servers["b"].url}
+    assert all(share["samples_completed"] > 0 for share in shares.values()), result["endpoints"]
+    assert sum(s["samples_completed"] for s in shares.values()) == result["counts"]["samples_completed"] == SAMPLES
+    assert sum(s["output_tokens"] for s in shares.values()) == result["counts"]["output_tokens"] > 0
+
+    prompts = json.loads(tiny_dataset.read_text())
+    logged = json.loads((tmp_path / "mlperf_log_accuracy.json").read_text())
+    assert sorted(entry["qsl_idx"] for entry in logged) == list(range(SAMPLES))
+    for entry in logged:
+        ids = np.frombuffer(bytes.fromhex(entry["data"]), dtype=np.int32).tolist()
+        expected = generate_directly(servers["a"], tiny_model.name, prompts[entry["qsl_idx"]]["tok_input"])
+        assert ids == expected, f"sample {entry['qsl_idx']}"
+
+
+@pytest.mark.slow
+def test_unreachable_endpoint_fails_fast_at_start(tiny_model, tiny_dataset, servers, tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    endpoints = [servers["a"].endpoint(), f"gone={dead}"]
+    started = time.monotonic()
+    done = run_cli(*run_args(tiny_model, tiny_dataset, tmp_path, "Offline", "performance", endpoints,
+                             ["min_duration=0"]), timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert time.monotonic() - started < FAILURE_BOUND_S
+    message = done.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: run failed:") and dead in message and "Cannot connect" in message, message
+    result = read_result(tmp_path)
+    assert result["status"] == "failed"
+    assert dead in result["error"] and servers["a"].url not in result["error"]
+
+
+def test_endpoint_with_a_path_is_bad_input(tiny_model, tiny_dataset, tmp_path):
+    done = run_cli(*run_args(tiny_model, tiny_dataset, tmp_path, "Offline", "performance",
+                             ["a=http://127.0.0.1:8000/v1"], []), timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 2
+    assert "http://127.0.0.1:8000/v1" in done.stderr and "without /v1" in done.stderr
+
+
+def test_serve_hands_engine_flags_to_vllm_and_serves_under_the_basename(tiny_model):
+    options = EngineOptions.for_model(tiny_model, dtype="float32", max_num_seqs=8, kv_cache_dtype="fp8")
+    assert vllm_server_argv(tiny_model, "0.0.0.0", 8001, options) == [
+        sys.executable, "-m", VLLM_SERVER_MODULE, "--model", str(tiny_model), "--served-model-name", tiny_model.name,
+        "--host", "0.0.0.0", "--port", "8001", "--disable-uvicorn-access-log",
+        "--dtype", "float32", "--tensor-parallel-size", "1", "--max-num-seqs", "8", "--load-format", "auto",
+        "--kv-cache-dtype", "fp8"]
+
+
+@pytest.mark.slow
+def test_endpoint_killed_mid_run_ends_the_run_naming_it(tiny_model, tiny_dataset, servers, tmp_path):
+    """Runs last: it kills server b. Offline with 4,000 queries would keep both servers busy for minutes."""
+    endpoints = [servers["a"].endpoint(), servers["b"].endpoint()]
+    args = run_args(tiny_model, tiny_dataset, tmp_path, "Offline", "performance", endpoints,
+                    ["min_duration=0", "min_query_count=4000"], samples=64)
+    stderr_log = tmp_path / "stderr.log"
+    with stderr_log.open("w") as stderr_file:
+        run = subprocess.Popen([sys.executable, "-m", "mlperf_sut", *args], stdout=subprocess.PIPE,
+                               stderr=stderr_file, text=True, env=sut_env(), cwd=REPO)
+    try:
+        progressing = threading.Event()
+        stdout: list[str] = []
+
+        def watch() -> None:
+            for line in run.stdout:
+                stdout.append(line)
+                match = re.match(r"progress: (\d+)/", line)
+                if match and int(match[1]) >= 50:
+                    progressing.set()
+            progressing.set()  # the run ended early: the assertion below shows why
+
+        threading.Thread(target=watch, daemon=True).start()
+        assert progressing.wait(RUN_TIMEOUT_S) and run.poll() is None, stderr_log.read_text()[-3000:]
+        servers["b"].kill()
+        killed = time.monotonic()
+        run.wait(FAILURE_BOUND_S)
+        assert time.monotonic() - killed < FAILURE_BOUND_S
+    finally:
+        run.kill()
+        run.wait()
+    message = stderr_log.read_text().strip().splitlines()[-1]
+    assert run.returncode == 1, message
+    assert message.startswith("error: run failed:") and f"endpoint {servers['b'].url}" in message, message
+    result = read_result(tmp_path)
+    assert result["status"] == "failed" and servers["b"].url in result["error"]
