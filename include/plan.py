@@ -77,6 +77,9 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
         "max_num_seqs": Param(None, **optional_int, description="vLLM max_num_seqs (null: engine default)."),
         "max_num_batched_tokens": Param(None, **optional_int,
                                         description="vLLM max_num_batched_tokens (null: engine default)."),
+        "enforce_eager": Param(emb, type="boolean",
+                               description="vLLM without torch.compile/CUDA graphs: quick engine starts for smoke "
+                                           "runs on a CPU; slower generation (off for real benchmarks)."),
         "server_target_qps": Param(EMBEDDED_SERVER_QPS if emb else None, type=["null", "number"], exclusiveMinimum=0,
                                    description="Server/Interactive target QPS (null: the SUT's user.conf)."),
         "user_conf_overrides": Param(dict(EMBEDDED_OVERRIDES) if emb else {}, type="object",
@@ -160,6 +163,8 @@ def engine_args(params: dict[str, Any], load_format: str) -> list[str]:
     for key in ("max_num_seqs", "max_num_batched_tokens"):
         if params.get(key) is not None:
             args += [f"--{key.replace('_', '-')}", str(params[key])]
+    if params.get("enforce_eager"):
+        args.append("--enforce-eager")
     if load_format != "auto":
         args += ["--load-format", load_format]
     return args

@@ -10,6 +10,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from mlperf_sut.engine import add_engine_arguments
 from mlperf_sut.errors import InputError
 from mlperf_sut.settings import Mode, Scenario
 
@@ -34,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="random token-id prompts with CNN/DailyMail lengths (dummy weights, no tokenizer)")
     data.add_argument("--vocab-size", type=int, help="model vocabulary size (with --synthetic-token-ids)")
 
+    search = commands.add_parser("search-qps", help="highest VALID Server/Interactive target QPS, on one engine")
+    _add_run_arguments(search, with_scenario=False)
+    from mlperf_sut.qps_search import add_arguments as add_search_arguments
+
+    add_search_arguments(search)
+
     # `serve` belongs to mlperf_sut.serve, which parses its own arguments: imported only when used.
     commands.add_parser("serve", help="serve the model over HTTP for distributed runs (see serve --help)",
                         add_help=False)
@@ -42,9 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run(commands) -> None:
     run = commands.add_parser("run", help="run one LoadGen test and write its logs and result.json")
-    run.add_argument("--scenario", required=True, choices=[s.label for s in Scenario],
-                     help="Interactive is Server with the interactive latency limits")
-    run.add_argument("--mode", required=True, choices=[m.label for m in Mode])
+    _add_run_arguments(run, with_scenario=True)
+
+
+def _add_run_arguments(run: argparse.ArgumentParser, with_scenario: bool) -> None:
+    """`run`'s flags; `search-qps` takes the same ones but chooses its scenarios with --range."""
+    if with_scenario:
+        run.add_argument("--scenario", required=True, choices=[s.label for s in Scenario],
+                         help="Interactive is Server with the interactive latency limits")
+        run.add_argument("--mode", required=True, choices=[m.label for m in Mode])
+    else:
+        run.set_defaults(mode=Mode.PERFORMANCE.label)
     run.add_argument("--model", type=Path, required=True,
                      help="model directory (config.json; without tokenizer files prompts run as token ids)")
     run.add_argument("--dataset", type=Path, required=True, help="cnn_eval.json-format file (tok_input is used)")
@@ -62,19 +77,7 @@ def _add_run(commands) -> None:
     run.add_argument("--shard-count", type=int, help="number of contiguous shards the samples are split into")
     run.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
                      help="seconds between progress lines on stdout (0: none; default 10)")
-    engine = run.add_argument_group("vLLM engine (vllm backend)")
-    engine.add_argument("--dtype", default="auto", help="weights/activations dtype, e.g. bfloat16 (default auto)")
-    engine.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per engine (default 1)")
-    engine.add_argument("--max-num-seqs", type=int, help="most sequences in one batch (default: vLLM's)")
-    engine.add_argument("--max-num-batched-tokens", type=int, help="token budget of one scheduler step")
-    engine.add_argument("--gpu-memory-utilization", type=float, help="fraction of GPU memory vLLM may take")
-    engine.add_argument("--max-model-len", type=int, help="longest prompt plus output in tokens")
-    engine.add_argument("--load-format", default="auto",
-                        help="'dummy': random weights from config.json, for pure performance runs")
-    engine.add_argument("--quantization", help="e.g. fp8 (weights quantised at load on GPU)")
-    engine.add_argument("--kv-cache-dtype", default="auto", help="e.g. fp8 for an FP8 KV cache")
-    engine.add_argument("--skip-tokenizer-init", action="store_true",
-                        help="do not load a tokenizer (automatic when the model directory has none)")
+    add_engine_arguments(run.add_argument_group("vLLM engine (vllm backend)"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "build-dataset":
             return _build_dataset(args)
+        if args.command == "search-qps":
+            from mlperf_sut.qps_search import search
+
+            return search(args)
         from mlperf_sut.runner import run
 
         return run(args)

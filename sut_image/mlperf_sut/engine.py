@@ -1,7 +1,9 @@
 """vLLM engine options from the command line, shared by the offline and streaming backends."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mlperf_sut.errors import InputError
@@ -25,6 +27,9 @@ class EngineOptions:
     quantization: str | None = None
     kv_cache_dtype: str = "auto"
     skip_tokenizer_init: bool = False
+    enforce_eager: bool = False
+    # Further vLLM engine arguments by name (async_scheduling, compilation_config, ...): tuning without a flag each.
+    extra: dict = field(default_factory=dict)
 
     @classmethod
     def for_model(cls, model: Path, skip_tokenizer_init: bool = False, **options) -> EngineOptions:
@@ -40,10 +45,53 @@ class EngineOptions:
         """Random weights: performance is real, accuracy is not."""
         return self.load_format == "dummy"
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> EngineOptions:
+        """From the flags of `add_engine_arguments` (shared by `run` and `serve`)."""
+        return cls.for_model(
+            args.model, skip_tokenizer_init=args.skip_tokenizer_init, dtype=args.dtype,
+            tensor_parallel_size=args.tensor_parallel_size, max_num_seqs=args.max_num_seqs,
+            max_num_batched_tokens=args.max_num_batched_tokens, gpu_memory_utilization=args.gpu_memory_utilization,
+            max_model_len=args.max_model_len, load_format=args.load_format, quantization=args.quantization,
+            kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager,
+            extra=dict(parse_engine_arg(text) for text in args.engine_arg))
+
     def vllm_kwargs(self) -> dict:
-        kwargs = {k: v for k, v in asdict(self).items() if v is not None}
+        kwargs = {k: v for k, v in asdict(self).items() if v is not None and k != "extra"}
         kwargs["model"] = str(self.model)
-        return kwargs
+        return {**kwargs, **self.extra}
+
+
+def add_engine_arguments(parser) -> None:
+    """The vLLM engine flags of `run` and `serve` (a parser or an argument group); names are EngineOptions' fields."""
+    parser.add_argument("--dtype", default="auto", help="weights/activations dtype, e.g. bfloat16 (default auto)")
+    parser.add_argument("--tensor-parallel-size", type=int, default=1, help="GPUs per engine (default 1)")
+    parser.add_argument("--max-num-seqs", type=int, help="most sequences in one batch (default: vLLM's)")
+    parser.add_argument("--max-num-batched-tokens", type=int, help="token budget of one scheduler step")
+    parser.add_argument("--gpu-memory-utilization", type=float, help="fraction of GPU memory vLLM may take")
+    parser.add_argument("--max-model-len", type=int, help="longest prompt plus output in tokens")
+    parser.add_argument("--load-format", default="auto",
+                        help="'dummy': random weights from config.json, for pure performance runs")
+    parser.add_argument("--quantization", help="e.g. fp8 (weights quantised at load on GPU)")
+    parser.add_argument("--kv-cache-dtype", default="auto", help="e.g. fp8 for an FP8 KV cache")
+    parser.add_argument("--skip-tokenizer-init", action="store_true",
+                        help="do not load a tokenizer (automatic when the model directory has none)")
+    parser.add_argument("--enforce-eager", action="store_true",
+                        help="no torch.compile / CUDA graphs: starts much faster, runs slower (CPU smoke runs)")
+    parser.add_argument("--engine-arg", action="append", default=[], metavar="KEY=JSON",
+                        help="any other vLLM engine argument, value as JSON, e.g. async_scheduling=true; repeatable")
+
+
+def parse_engine_arg(text: str) -> tuple[str, object]:
+    """`KEY=JSON` -> (key, value); a bare word that is not JSON is taken as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise InputError(f"--engine-arg {text!r}: expected KEY=VALUE with a vLLM engine argument name, "
+                         "e.g. async_scheduling=true")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def effective_engine(vllm_config, options: EngineOptions) -> dict:
@@ -60,4 +108,6 @@ def effective_engine(vllm_config, options: EngineOptions) -> dict:
         "quantization": model_config.quantization,
         "kv_cache_dtype": cache_config.cache_dtype,
         "skip_tokenizer_init": options.skip_tokenizer_init,
+        "enforce_eager": model_config.enforce_eager,
+        **{key: value for key, value in options.extra.items()},
     }

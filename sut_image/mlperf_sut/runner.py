@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlperf_sut.backends.base import Backend
+from mlperf_sut.engine import EngineOptions, parse_engine_arg
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.qsl import QuerySampleLibrary, Shard
@@ -30,9 +33,25 @@ class Endpoint:
         return cls(url.rstrip("/"), node)
 
 
-def run(args: argparse.Namespace) -> int:
-    from mlperf_sut.cli import EXIT_OK, EXIT_RUNTIME, print_failure
+@dataclass
+class Job:
+    """Everything `run` checks before an engine starts. One started backend can serve several LoadGen tests (the
+    QPS search, the GPU benchmarks), each measured by `measure` into its own output directory."""
 
+    args: argparse.Namespace
+    scenario: Scenario
+    mode: Mode
+    qsl: QuerySampleLibrary
+    backend: Backend
+    options: EngineOptions | None          # None for the http backend
+    user_conf: Path
+    overrides: list[Override]
+    endpoints: list[Endpoint]
+    shard: Shard | None
+
+
+def prepare(args: argparse.Namespace) -> Job:
+    """Check every input (InputError, exit 2) and build the backend, without starting it."""
     scenario, mode = Scenario.parse(args.scenario), Mode.parse(args.mode)
     overrides = [Override.parse(text) for text in args.override]
     user_conf = args.user_conf or default_user_conf()
@@ -41,38 +60,52 @@ def run(args: argparse.Namespace) -> int:
     qsl = QuerySampleLibrary.load(args.dataset, args.total_sample_count, shard)
     endpoints = [Endpoint.parse(text, args.node) for text in args.endpoint]
     backend, options = _backend(args, scenario, endpoints)
+    return Job(args, scenario, mode, qsl, backend, options, user_conf, overrides, endpoints, shard)
 
-    output_dir: Path = args.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
-    settings = build_settings(scenario, mode, user_conf, overrides, len(qsl), output_dir / EFFECTIVE_USER_CONF)
-    for note in settings.notes:
-        print(f"note: {note}", flush=True)
-    dummy = options is not None and options.dummy_weights
-    if dummy and mode is Mode.ACCURACY:
-        print("note: load_format=dummy (random weights): this accuracy run's outputs are not meaningful", flush=True)
 
+def run(args: argparse.Namespace) -> int:
+    job = prepare(args)
+    try:
+        return measure(job, args.output_dir)
+    finally:
+        job.backend.stop()
+
+
+def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_overrides: Sequence[str] = ()) -> int:
+    """One LoadGen test into `output_dir` with the job's backend (started here, or reused if already started);
+    writes result.json whatever happens. 0 completed, 1 runtime failure."""
     from mlperf_sut.accelerator import detect
+    from mlperf_sut.cli import EXIT_OK, EXIT_RUNTIME, print_failure
     from mlperf_sut.harness import Harness
     from mlperf_sut.progress import Progress
     from mlperf_sut.result import RunResult
 
+    args, scenario = job.args, scenario or job.scenario
+    output_dir.mkdir(parents=True, exist_ok=True)
+    overrides = [*job.overrides, *(Override.parse(text) for text in extra_overrides)]
+    settings = build_settings(scenario, job.mode, job.user_conf, overrides, len(job.qsl),
+                              output_dir / EFFECTIVE_USER_CONF)
+    for note in settings.notes:
+        print(f"note: {note}", flush=True)
+    dummy = job.options is not None and job.options.dummy_weights
+    if dummy and job.mode is Mode.ACCURACY:
+        print("note: load_format=dummy (random weights): this accuracy run's outputs are not meaningful", flush=True)
+
     result = RunResult(
-        scenario=scenario.label, mode=mode.label, node=args.node, backend=args.backend,
+        scenario=scenario.label, mode=job.mode.label, node=args.node, backend=args.backend,
         model={"path": str(args.model), "name": args.model.name,
-               "load_format": options.load_format if options else "remote"},
-        dataset={"path": str(args.dataset), "total_sample_count": len(qsl),
-                 "dataset_size": qsl.info.dataset_size, "sha256": qsl.info.sha256},
+               "load_format": job.options.load_format if job.options else "remote"},
+        dataset={"path": str(args.dataset), "total_sample_count": len(job.qsl),
+                 "dataset_size": job.qsl.info.dataset_size, "sha256": job.qsl.info.sha256},
         accelerator=detect().to_dict(), engine=_requested_engine(args), generation=BENCHMARK_GENERATION.to_dict(),
-        loadgen_settings=settings.effective(), shard={"index": shard.index, "count": shard.count} if shard else None,
+        loadgen_settings=settings.effective(),
+        shard={"index": job.shard.index, "count": job.shard.count} if job.shard else None,
         accuracy_meaningful=not dummy)
-    harness = Harness(qsl, backend, Progress(args.progress_interval))
+    harness = Harness(job.qsl, job.backend, Progress(args.progress_interval))
     try:
-        try:
-            backend.start(harness)
-            result.engine = backend.engine_info() or result.engine
-            outcome = harness.run(settings.test_settings, output_dir)
-        finally:
-            backend.stop()
+        job.backend.start(harness)
+        result.engine = job.backend.engine_info() or result.engine
+        outcome = harness.run(settings.test_settings, output_dir)
     except Exception as error:  # noqa: BLE001 - every runtime failure is recorded in result.json, then exit 1
         print_failure(error)
         result.status, result.error = "failed", f"{type(error).__name__}: {error}"
@@ -82,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                      "duration_s": round(outcome.duration_s, 3)}
     result.counts = {"queries_issued": outcome.queries_issued, "samples_completed": outcome.samples_completed,
                      "output_tokens": outcome.output_tokens}
-    node_of = {e.url: e.node for e in endpoints}
+    node_of = {e.url: e.node for e in job.endpoints}
     result.endpoints = [{"url": url, "node": node_of.get(url, args.node), "samples_completed": samples,
                          "output_tokens": tokens} for url, (samples, tokens) in sorted(outcome.per_endpoint.items())]
     path = result.write(output_dir)
@@ -109,14 +142,8 @@ def _backend(args: argparse.Namespace, scenario: Scenario, endpoints: list[Endpo
     if endpoints:
         raise InputError("--endpoint is only for --backend http")
     from mlperf_sut.backends import create_vllm_backend
-    from mlperf_sut.engine import EngineOptions
 
-    options = EngineOptions.for_model(
-        args.model, skip_tokenizer_init=args.skip_tokenizer_init, dtype=args.dtype,
-        tensor_parallel_size=args.tensor_parallel_size, max_num_seqs=args.max_num_seqs,
-        max_num_batched_tokens=args.max_num_batched_tokens, gpu_memory_utilization=args.gpu_memory_utilization,
-        max_model_len=args.max_model_len, load_format=args.load_format, quantization=args.quantization,
-        kv_cache_dtype=args.kv_cache_dtype)
+    options = EngineOptions.from_args(args)
     return create_vllm_backend(scenario, options, BENCHMARK_GENERATION), options
 
 
@@ -125,4 +152,5 @@ def _requested_engine(args: argparse.Namespace) -> dict:
     return {"dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size, "max_num_seqs": args.max_num_seqs,
             "max_num_batched_tokens": args.max_num_batched_tokens,
             "gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len,
-            "load_format": args.load_format, "quantization": args.quantization, "kv_cache_dtype": args.kv_cache_dtype}
+            "load_format": args.load_format, "quantization": args.quantization, "kv_cache_dtype": args.kv_cache_dtype,
+            "enforce_eager": args.enforce_eager, **dict(parse_engine_arg(text) for text in args.engine_arg)}

@@ -37,8 +37,9 @@ class VllmOfflineBackend(Backend):
         self._reporter = reporter
         if self._llm is None:
             self._llm = LLM(**self._options.vllm_kwargs())
-        self._worker = threading.Thread(target=self._work, name="vllm-offline", daemon=True)
-        self._worker.start()
+        if self._worker is None:  # a later start only swaps the reporter: one worker per LLM, which is not thread-safe
+            self._worker = threading.Thread(target=self._work, name="vllm-offline", daemon=True)
+            self._worker.start()
 
     def submit(self, queries: Sequence[Query]) -> None:
         self._batches.put(list(queries))

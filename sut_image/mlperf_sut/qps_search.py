@@ -1,0 +1,109 @@
+"""`search-qps`: the highest Server (or Interactive) target QPS that LoadGen still finds VALID, on one engine.
+
+Each probe is a complete LoadGen test with its own logs and result.json under OUTPUT_DIR/<scenario>/qps-<x>/;
+the search bisects each --range LOW:HIGH (--probes tests per scenario) and writes OUTPUT_DIR/search.json.
+Probes shorten min_duration to --probe-duration-s, so they are not MLPerf-compliant runs: the found rate is the one
+to confirm with a full-length `run`. The engine starts once; later probes and scenarios reuse it (LoadGen then logs
+"Multiple conf files are used" in every test after the first, which marks those logs as not for submission).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mlperf_sut.errors import InputError
+from mlperf_sut.settings import Scenario
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    scenario: str
+    target_qps: float
+    valid: bool
+    invalid_reasons: list[str]
+    completed_tokens_per_second: float | None
+    ttft_p99_ms: float | None
+    tpot_p99_ms: float | None
+    output_dir: str
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--range", action="append", required=True, metavar="SCENARIO=LOW:HIGH",
+                        help="a latency scenario and the target QPS interval to search, e.g. Server=20:70; repeatable")
+    parser.add_argument("--probes", type=int, default=5, help="LoadGen tests per scenario (default 5)")
+    parser.add_argument("--probe-duration-s", type=float, default=60.0,
+                        help="min_duration of each probe in seconds (default 60; MLPerf's is 600)")
+
+
+def search(args: argparse.Namespace) -> int:
+    from mlperf_sut.cli import EXIT_OK
+    from mlperf_sut.runner import measure, prepare
+
+    ranges = [_parse_range(text) for text in args.range]
+    if args.probes < 1 or args.probe_duration_s <= 0:
+        raise InputError("--probes must be >= 1 and --probe-duration-s > 0")
+    args.scenario = ranges[0][0].label
+    job = prepare(args)
+    probes: list[Probe] = []
+    try:
+        for scenario, low, high in ranges:
+            for _ in range(args.probes):
+                qps = round((low + high) / 2, 2)  # bisection: VALID raises the floor, INVALID lowers the ceiling
+                out = args.output_dir / scenario.label / f"qps-{qps:g}"
+                code = measure(job, out, scenario, [f"target_qps={qps}",
+                                                    f"min_duration={int(args.probe_duration_s * 1000)}"])
+                probe = _read_probe(scenario, qps, out) if code == EXIT_OK else Probe(
+                    scenario.label, qps, False, ["the run failed (see result.json)"], None, None, None, str(out))
+                probes.append(probe)
+                print(f"search-qps: {scenario.label} target {qps:g}/s -> {'VALID' if probe.valid else 'INVALID'} "
+                      f"({probe.completed_tokens_per_second} completed tokens/s, TTFT p99 {probe.ttft_p99_ms} ms, "
+                      f"TPOT p99 {probe.tpot_p99_ms} ms)", flush=True)
+                if probe.valid:
+                    low = qps
+                else:
+                    high = qps
+    finally:
+        job.backend.stop()
+    summary = {"probe_duration_s": args.probe_duration_s, "probes": [asdict(p) for p in probes],
+               "best": {s.label: _best(probes, s.label) for s, _, _ in ranges}}
+    (args.output_dir / "search.json").write_text(json.dumps(summary, indent=2) + "\n")
+    for scenario, best in summary["best"].items():
+        print(f"search-qps: highest VALID {scenario} target QPS: "
+              f"{best['target_qps'] if best else 'none in the interval'}", flush=True)
+    return EXIT_OK
+
+
+def _best(probes: list[Probe], scenario: str) -> dict | None:
+    valid = [p for p in probes if p.scenario == scenario and p.valid]
+    return asdict(max(valid, key=lambda p: p.target_qps)) if valid else None
+
+
+def _parse_range(text: str) -> tuple[Scenario, float, float]:
+    name, _, interval = text.partition("=")
+    low, _, high = interval.partition(":")
+    try:
+        scenario, low_qps, high_qps = Scenario.parse(name), float(low), float(high)
+    except (InputError, ValueError):
+        raise InputError(f"--range {text!r}: expected SCENARIO=LOW:HIGH, e.g. Server=20:70") from None
+    if not scenario.streaming or scenario is Scenario.SINGLE_STREAM or not 0 < low_qps < high_qps:
+        raise InputError(f"--range {text!r}: Server or Interactive with 0 < LOW < HIGH")
+    return scenario, low_qps, high_qps
+
+
+def _read_probe(scenario: Scenario, qps: float, out: Path) -> Probe:
+    """The few summary lines a search needs; the pipeline's parser reads everything else later."""
+    summary = (out / "mlperf_log_summary.txt").read_text()
+
+    def number(pattern: str) -> float | None:
+        match = re.search(pattern + r"\s*:\s*([0-9.]+)", summary)
+        return float(match.group(1)) if match else None
+
+    ttft, tpot = number(r"99\.00 percentile first token latency \(ns\)"), number(
+        r"99\.00 percentile time to output token \(ns\)")
+    reasons = [line.split(":")[0].strip() for line in summary.splitlines() if re.search(r"satisfied\s*:\s*No", line)]
+    return Probe(scenario.label, qps, re.search(r"Result is\s*:\s*VALID", summary) is not None, reasons,
+                 number(r"Completed tokens per second"), ttft / 1e6 if ttft else None,
+                 tpot / 1e6 if tpot else None, str(out))
