@@ -144,3 +144,16 @@ def test_deployment_errors_name_the_variable(monkeypatch):
         deployment.load({"MLPERF_NODES": "a,a"})
     with pytest.raises(deployment.DeploymentError, match="MLPERF_RUN_TIMEOUT_S"):
         deployment.load({"MLPERF_RUN_TIMEOUT_S": "soon"})
+
+
+def test_loadgen_keys_match_the_suts_list():
+    """The trigger form refuses the same user.conf keys the SUT refuses: the two lists (one per side of the
+    SUT/library boundary, which may not import each other) must not drift apart."""
+    import ast
+    from pathlib import Path
+
+    from include.plan import LOADGEN_KEYS
+
+    tree = ast.parse((Path(__file__).parents[2] / "sut_image/mlperf_sut/settings.py").read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "KNOWN_KEYS")
+    assert set(LOADGEN_KEYS) == set(ast.literal_eval(node.value.args[0]))
