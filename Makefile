@@ -59,8 +59,9 @@ test: venvs system-packages tiny test-sut test-pipeline
 test-sut: $(SUT_VENV)/.installed tiny
 	$(SUT_VENV)/bin/python -m pytest tests/sut
 
+# asyncio_default_fixture_loop_scope: for pytest-asyncio (pulled in by kmock), absent from the SUT environment.
 test-pipeline: $(VENV)/.installed system-packages tiny
-	$(VENV)/bin/python -m pytest tests --ignore=tests/sut
+	$(VENV)/bin/python -m pytest tests --ignore=tests/sut -o asyncio_default_fixture_loop_scope=function
 
 bench: venvs tiny
 	$(SUT_VENV)/bin/python benchmarks/harness_overhead.py --model $(TINY_MODEL) --dataset $(TINY_DATASET)
