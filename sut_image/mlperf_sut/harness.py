@@ -5,7 +5,7 @@ ConstructQSL -> ConstructSUT -> StartTestWithLogSettings -> DestroySUT -> Destro
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,15 +40,25 @@ class BackendFailed(RuntimeError):
 
 
 class Harness:
-    """Implements the Reporter protocol with LoadGen's FirstTokenComplete / QuerySamplesComplete."""
+    """Implements the Reporter protocol with LoadGen's FirstTokenComplete / QuerySamplesComplete.
 
-    def __init__(self, qsl: QuerySampleLibrary, backend: Backend, progress: Progress) -> None:
+    LoadGen cannot be aborted: after a backend failure it keeps scheduling Server queries until min_duration (600 s
+    in MLPerf) has passed, although each is answered empty at once. So when a failure has been reported and LoadGen
+    has not returned within `abort_grace_s`, `on_abort(error)` is called from a watchdog thread; the CLI records the
+    failure and exits there, so a dead endpoint ends a run in seconds rather than minutes.
+    """
+
+    def __init__(self, qsl: QuerySampleLibrary, backend: Backend, progress: Progress,
+                 on_abort: Callable[[BaseException], None] | None = None, abort_grace_s: float = 15.0) -> None:
         self._qsl = qsl
         self._backend = backend
         self._progress = progress
+        self._on_abort = on_abort
+        self._abort_grace_s = abort_grace_s
         self._lock = threading.Lock()
         self._outstanding: dict[int, Query] = {}
         self._error: BaseException | None = None
+        self._failed = threading.Event()
         self._per_endpoint: dict[str, tuple[int, int]] = {}
 
     # -- Reporter ---------------------------------------------------------------------------------------------
@@ -79,6 +89,7 @@ class Harness:
                 self._error = error
             abandoned = list(self._outstanding.values())
             self._outstanding.clear()
+        self._failed.set()
         if abandoned:
             lg.QuerySamplesComplete([lg.QuerySampleResponse(q.response_id, 0, 0, 0) for q in abandoned])
 
@@ -98,6 +109,14 @@ class Harness:
     def _flush(self) -> None:
         self._backend.flush()
 
+    def _watch(self, finished: threading.Event) -> None:
+        """Call on_abort if LoadGen is still running `abort_grace_s` after a reported failure."""
+        while not finished.is_set():
+            if self._failed.wait(1.0):
+                if not finished.wait(self._abort_grace_s):
+                    self._on_abort(self._error)
+                return
+
     # -- the run ----------------------------------------------------------------------------------------------
     def run(self, settings: lg.TestSettings, output_dir: Path) -> RunOutcome:
         """Run one LoadGen test with a started backend; raises BackendFailed if the backend reported an error."""
@@ -105,6 +124,9 @@ class Harness:
         log_settings.log_output.outdir = str(output_dir)
         log_settings.log_output.copy_summary_to_stdout = True
         log_settings.enable_trace = False
+        finished = threading.Event()
+        if self._on_abort is not None:
+            threading.Thread(target=self._watch, args=(finished,), name="harness-watchdog", daemon=True).start()
         qsl_handle = self._qsl.construct()
         try:
             sut_handle = lg.ConstructSUT(self._issue, self._flush)
@@ -118,6 +140,7 @@ class Harness:
                 lg.DestroySUT(sut_handle)
         finally:
             lg.DestroyQSL(qsl_handle)
+            finished.set()
         if self._error is not None:
             raise BackendFailed(f"backend {self._backend.name} failed: {self._error!r}") from self._error
         return RunOutcome(start, end, self._progress.issued, self._progress.completed, self._progress.output_tokens,

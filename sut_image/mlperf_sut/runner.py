@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +103,16 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
         loadgen_settings=settings.effective(),
         shard={"index": job.shard.index, "count": job.shard.count} if job.shard else None,
         accuracy_meaningful=not dummy)
-    harness = Harness(job.qsl, job.backend, Progress(args.progress_interval))
+    def abort(error: BaseException) -> None:
+        """LoadGen would run out its min_duration after the failure: record it and leave now (LoadGen's logs of
+        this run stay partial)."""
+        print_failure(error)
+        print("error: LoadGen is still running after the failure; stopping the run now", file=sys.stderr, flush=True)
+        result.status, result.error = "failed", f"{type(error).__name__}: {error}"
+        result.write(output_dir)
+        os._exit(EXIT_RUNTIME)
+
+    harness = Harness(job.qsl, job.backend, Progress(args.progress_interval), on_abort=abort)
     try:
         job.backend.start(harness)
         result.engine = job.backend.engine_info() or result.engine

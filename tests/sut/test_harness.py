@@ -86,3 +86,21 @@ def test_progress_line():
     progress.add_generated(4)
     progress.add_completed(128)
     assert progress.line().startswith("progress: 4/10 samples done, 128 output tokens")
+
+
+def test_a_failed_server_run_is_aborted_instead_of_running_out_min_duration(qsl, tmp_path):
+    """LoadGen has no abort: after a failure it goes on scheduling Server queries until min_duration. The watchdog
+    calls on_abort (the CLI records the failure and exits there) once the grace period has passed."""
+    aborted = threading.Event()
+    backend = EchoBackend(fail_on_index=1)
+    harness = Harness(qsl, backend, Progress(0), on_abort=lambda error: aborted.set(), abort_grace_s=0.5)
+    backend.start(harness)
+    overrides = [Override.parse(o) for o in ("min_duration=8000", "min_query_count=1", "target_qps=50")]
+    settings = build_settings(Scenario.SERVER, Mode.PERFORMANCE, default_user_conf(), overrides, SAMPLES,
+                              tmp_path / "merged.conf")
+    runner = threading.Thread(target=lambda: pytest.raises(BackendFailed, harness.run, settings.test_settings,
+                                                           tmp_path))
+    runner.start()
+    assert aborted.wait(5), "the watchdog did not abort within 5 s of the failure (LoadGen runs for 8 s)"
+    runner.join()
+    backend.stop()
