@@ -14,8 +14,11 @@ data=$work/cnn_synthetic.json
 runs=$work/runs
 mkdir -p "$runs"
 sut() { python3 -m mlperf_sut "$@"; }
+# Prefix caching off: LoadGen repeats samples, and a prompt seen before skips its prefill (measured on 2026-11-29:
+# 21,102 "tokens/s" on FP8, above the H200's compute bound; the report flags such a figure).
 common=(--model "$model" --dataset "$data" --node h200-0 --load-format dummy --max-model-len 4096
-        --max-num-seqs 1024 --max-num-batched-tokens 16384 --progress-interval 30)
+        --max-num-seqs 1024 --max-num-batched-tokens 16384 --progress-interval 30
+        --engine-arg enable_prefix_caching=false)
 fp8=(--quantization fp8 --kv-cache-dtype fp8)
 
 stage() { echo "=== $(date -u +%H:%M:%S) $*"; }
@@ -28,7 +31,8 @@ python3 benchmarks/h200/offline_vs_raw.py "${common[@]}" --dtype bfloat16 --samp
 
 stage "2. Server and Interactive FP8: highest target QPS LoadGen finds VALID (bisection, probes of 45 s), one engine"
 sut search-qps "${common[@]}" --dtype bfloat16 "${fp8[@]}" --output-dir "$runs/search-fp8" \
-  --range Server=20:80 --range Interactive=4:44 --probes 3 --probe-duration-s 45
+  --range Server=50:58 --range Interactive=4:44 --probes 3 --probe-duration-s 45 --override min_query_count=2000
+# (llama3.1-8b's mlperf.conf asks 13,368 queries of every Server test: without the override each probe takes ~4 min.)
 
 stage "3. Offline FP8, tuned (async scheduling): raw LLM.generate on 2,000 prompts, then the SUT for MLPerf's full"
 stage "   600 s minimum and 13,368-query minimum over the whole data set, one engine"
