@@ -25,7 +25,8 @@ SCENARIOS = ["Offline", "Server", "Interactive", "SingleStream"]
 MODES = ["performance", "accuracy", "both"]
 DISTRIBUTED = ["coordinated", "sharded", "off"]
 DTYPES = ["auto", "bfloat16", "float16", "float32"]
-# Keys LoadGen reads from a user.conf (the SUT checks the same list: sut_image/mlperf_sut/settings.py).
+# Keys LoadGen reads from a user.conf. The SUT checks the same list (sut_image/mlperf_sut/settings.py); the two sides
+# may not import each other, so tests/dags/test_params.py keeps the lists equal.
 LOADGEN_KEYS = sorted({
     "qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed", "accuracy_log_rng_seed",
     "accuracy_log_probability", "accuracy_log_sampling_target", "test05", "test05_qsl_rng_seed",
