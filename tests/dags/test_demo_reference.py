@@ -1,0 +1,18 @@
+"""The demo records the committed H200 reference run (reference/h200/) in the history, rendered by the pipeline."""
+from include.demo import REFERENCE_RUNS, import_reference
+from include.history import HistoryStore
+
+
+def test_the_reference_run_is_rendered_and_recorded(tmp_path):
+    url = f"sqlite:///{tmp_path / 'history.sqlite'}"
+    reports = import_reference(url, tmp_path)
+    configurations = sorted(p.name for p in REFERENCE_RUNS.iterdir() if (p / "single").is_dir())
+    assert [r.parent.name for r in reports] == configurations and all(r.is_file() for r in reports)
+    runs = {run.run_id: run for run in HistoryStore(url).runs()}
+    assert set(runs) == {f"h200-reference-{name}" for name in configurations}
+    fp8 = HistoryStore(url).results(run_id="h200-reference-offline-fp8")
+    assert [(r.accelerator, r.scenario, r.valid, r.tokens_per_second) for r in fp8] == [
+        ("NVIDIA H200", "Offline", True, 7394.87)]
+    # prompts served from vLLM's prefix cache beat the H200's compute bound: the report must say so
+    cached = (tmp_path / "reference-h200" / "offline-fp8-prefix-cache" / "report.md").read_text()
+    assert "IMPLAUSIBLE" in cached and "IMPLAUSIBLE" not in (tmp_path / "reference-h200/offline-fp8/report.md").read_text()
