@@ -60,6 +60,9 @@ def compliance(records: list[RunRecord]) -> dict[str, Any]:
             reasons.append(f"{where}: dummy (random) weights")
         if r.mode != "performance":
             continue
+        if prefix_caching(result):
+            reasons.append(f"{where}: prompt prefix caching on (LoadGen repeats samples, and a prompt seen before "
+                           "skips its prefill: throughput is overstated)")
         min_duration = loadgen_setting(r, "min_duration_ms", "min_duration")
         if min_duration is not None and float(min_duration) < MIN_DURATION_MS:
             reasons.append(f"{where}: min_duration shortened to {float(min_duration) / 1000:,.0f} s "
@@ -72,6 +75,15 @@ def compliance(records: list[RunRecord]) -> dict[str, Any]:
                 reasons.append(f"{where}: min_query_count / samples per query {samples:,.0f} "
                                f"(MLPerf: {OFFLINE_MIN_SAMPLES:,})")
     return {"mlperf_compliant": not reasons and bool(records), "reasons": list(dict.fromkeys(reasons))}
+
+
+def prefix_caching(result: dict[str, Any]) -> bool:
+    """Whether the engine reused the KV cache of prompts seen before, as result.json records it. Results written
+    before the SUT recorded the setting ran vLLM's default: on."""
+    engine = result.get("engine") or {}
+    if "enable_prefix_caching" in engine:
+        return bool(engine["enable_prefix_caching"])
+    return result.get("backend") == "vllm" and bool(engine)
 
 
 # ------------------------------------------------------------------------------------------------------------------

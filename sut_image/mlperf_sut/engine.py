@@ -28,6 +28,10 @@ class EngineOptions:
     kv_cache_dtype: str = "auto"
     skip_tokenizer_init: bool = False
     enforce_eager: bool = False
+    # Off unless asked: LoadGen issues each sample several times (a 600 s Offline run, every Server run past 13,368
+    # queries), and a prompt seen before would skip its prefill. Measured on an H200 on 2026-11-29: 21,102 output
+    # tokens/s with it on against 7,395 off, for the same prompts.
+    enable_prefix_caching: bool = False
     # Further vLLM engine arguments by name (async_scheduling, compilation_config, ...): tuning without a flag each.
     extra: dict = field(default_factory=dict)
 
@@ -54,7 +58,7 @@ class EngineOptions:
             max_num_batched_tokens=args.max_num_batched_tokens, gpu_memory_utilization=args.gpu_memory_utilization,
             max_model_len=args.max_model_len, load_format=args.load_format, quantization=args.quantization,
             kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager,
-            extra=dict(parse_engine_arg(text) for text in args.engine_arg))
+            enable_prefix_caching=args.enable_prefix_caching, extra=dict(parse_engine_arg(text) for text in args.engine_arg))
 
     def vllm_kwargs(self) -> dict:
         kwargs = {k: v for k, v in asdict(self).items() if v is not None and k != "extra"}
@@ -78,6 +82,9 @@ def add_engine_arguments(parser) -> None:
                         help="do not load a tokenizer (automatic when the model directory has none)")
     parser.add_argument("--enforce-eager", action="store_true",
                         help="no torch.compile / CUDA graphs: starts much faster, runs slower (CPU smoke runs)")
+    parser.add_argument("--enable-prefix-caching", action="store_true",
+                        help="reuse the KV cache of prompts seen before: LoadGen repeats samples, so throughput is "
+                             "overstated (off by default)")
     parser.add_argument("--engine-arg", action="append", default=[], metavar="KEY=JSON",
                         help="any other vLLM engine argument, value as JSON, e.g. async_scheduling=true; repeatable")
 
@@ -109,5 +116,6 @@ def effective_engine(vllm_config, options: EngineOptions) -> dict:
         "kv_cache_dtype": cache_config.cache_dtype,
         "skip_tokenizer_init": options.skip_tokenizer_init,
         "enforce_eager": model_config.enforce_eager,
+        "enable_prefix_caching": bool(cache_config.enable_prefix_caching),
         **{key: value for key, value in options.extra.items()},
     }

@@ -164,4 +164,5 @@ def _requested_engine(args: argparse.Namespace) -> dict:
             "max_num_batched_tokens": args.max_num_batched_tokens,
             "gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len,
             "load_format": args.load_format, "quantization": args.quantization, "kv_cache_dtype": args.kv_cache_dtype,
-            "enforce_eager": args.enforce_eager, **dict(parse_engine_arg(text) for text in args.engine_arg)}
+            "enforce_eager": args.enforce_eager, "enable_prefix_caching": args.enable_prefix_caching,
+            **dict(parse_engine_arg(text) for text in args.engine_arg)}

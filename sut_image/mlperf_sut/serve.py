@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_arguments(parser)
     return parser
 
+# Boolean engine options that vLLM's server turns on unless told `--no-<option>`.
+DEFAULT_ON = frozenset({"enable_prefix_caching"})
+
 
 def vllm_server_argv(model: Path, host: str, port: int, options: EngineOptions) -> list[str]:
     """The server's command line: this interpreter, vLLM's server module, then every engine option that is set."""
@@ -43,9 +46,12 @@ def vllm_server_argv(model: Path, host: str, port: int, options: EngineOptions) 
             # result.json does not.
             "--disable-uvicorn-access-log"]
     for name, value in options.vllm_kwargs().items():
+        flag = "--" + name.replace("_", "-")
+        if value is False and name in DEFAULT_ON:
+            argv.append("--no-" + flag[2:])
+            continue
         if name == "model" or value is None or value is False:
             continue
-        flag = "--" + name.replace("_", "-")
         argv += [flag] if value is True else [flag, json.dumps(value) if isinstance(value, dict | list) else str(value)]
     return argv
 

@@ -92,6 +92,17 @@ def test_subset_profile_is_called_not_mlperf_compliant(tmp_path: Path) -> None:
         assert "CPU run" in text
 
 
+@pytest.mark.parametrize("engine", [{"dtype": "bfloat16", "enable_prefix_caching": True},
+                                    {"dtype": "bfloat16"}])  # results from before the SUT recorded it: vLLM's default
+def test_prefix_caching_is_called_not_mlperf_comparable(tmp_path: Path, engine) -> None:
+    record = make_record("gpu-a", engine=engine)
+    assert record.result["backend"] == "vllm"
+    analysis, _, md, html = _build([record], tmp_path)
+    assert analysis.compliance["mlperf_compliant"] is False
+    for text in (md, html):
+        assert "gpu-a Offline performance: prompt prefix caching on" in text
+
+
 def test_full_profile_is_called_compliant(tmp_path: Path) -> None:
     analysis, _, md, _ = _build([make_record("gpu-a")], tmp_path)
     assert analysis.compliance == {"mlperf_compliant": True, "reasons": []}

@@ -125,7 +125,7 @@ def test_serve_hands_engine_flags_to_vllm_and_serves_under_the_basename(tiny_mod
         sys.executable, "-m", VLLM_SERVER_MODULE, "--model", str(tiny_model), "--served-model-name", tiny_model.name,
         "--host", "0.0.0.0", "--port", "8001", "--disable-uvicorn-access-log",
         "--dtype", "float32", "--tensor-parallel-size", "1", "--max-num-seqs", "8", "--load-format", "auto",
-        "--kv-cache-dtype", "fp8"]
+        "--kv-cache-dtype", "fp8", "--no-enable-prefix-caching"]
 
 
 @pytest.mark.slow
@@ -164,3 +164,11 @@ def test_endpoint_killed_mid_run_ends_the_run_naming_it(tiny_model, tiny_dataset
     assert message.startswith("error: run failed:") and f"endpoint {servers['b'].url}" in message, message
     result = read_result(tmp_path)
     assert result["status"] == "failed" and servers["b"].url in result["error"]
+
+
+def test_serve_turns_prefix_caching_on_only_when_asked(tiny_model):
+    """vLLM's server caches prompt prefixes by default; LoadGen repeats samples, so the SUT says --no-... unless asked."""
+    on = vllm_server_argv(tiny_model, "0.0.0.0", 8001, EngineOptions.for_model(tiny_model, enable_prefix_caching=True))
+    assert "--enable-prefix-caching" in on and "--no-enable-prefix-caching" not in on
+    off = vllm_server_argv(tiny_model, "0.0.0.0", 8001, EngineOptions.for_model(tiny_model))
+    assert "--no-enable-prefix-caching" in off and "--enable-prefix-caching" not in off

@@ -120,6 +120,13 @@ def test_accuracy_log_holds_the_greedy_tokens(runs, scenario):
     assert _result(out)["counts"]["output_tokens"] == sum(len(ids) for ids in reference)
 
 
+@pytest.mark.parametrize("scenario", ["Offline", "Server"])
+def test_engine_caches_no_prompt_prefixes_by_default(runs, scenario):
+    """LoadGen repeats samples; a cached prompt would skip prefill and overstate throughput. result.json reads the
+    setting back from the running engine, not from the flags."""
+    assert _result(_run(runs, scenario, "performance"))["engine"]["enable_prefix_caching"] is False
+
+
 def test_config_hash_separates_scenarios_and_modes(runs):
     hashes = {_result(_run(runs, *key))["config_hash"] for key in RUNS}
     assert len(hashes) == len(RUNS)
