@@ -51,10 +51,9 @@ class Progress:
     def line(self) -> str:
         with self._lock:
             issued, completed, tokens = self.issued, max(self.completed, self.generated), self.output_tokens
-        elapsed = time.monotonic() - self._start
-        rate = tokens / elapsed if elapsed > 0 else 0.0
-        return (f"progress: {completed}/{issued} samples done, {tokens} output tokens, {rate:.1f} tokens/s, "
-                f"{elapsed:.0f} s")
+        elapsed = max(time.monotonic() - self._start, 1e-9)
+        return (f"progress: {completed}/{issued} samples done ({completed / elapsed:.1f}/s), {tokens} output tokens "
+                f"returned to LoadGen ({tokens / elapsed:.1f}/s), {elapsed:.0f} s")
 
     def _print_periodically(self) -> None:
         while not self._stopped.wait(self._interval_s):
