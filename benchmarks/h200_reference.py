@@ -40,8 +40,7 @@ def main() -> None:
             label = "fp8" if result["engine"].get("quantization") == "fp8" else "bf16"
             qps = result["loadgen_settings"].get("server_target_qps")
             full = float(loadgen_setting(record, "min_duration_ms", "min_duration") or 0) >= MIN_DURATION_MS
-            notes = [n for n, on in (("IMPLAUSIBLE", implausible), ("prefix cache on", cached),
-                                     (f"{lg.duration_s:,.0f} s" if lg.duration_s else "", True)) if on and n]
+            notes = ["IMPLAUSIBLE"] * implausible + ["prefix cache on"] * cached + [f"{lg.duration_s or 0:,.0f} s"]
             print(f"{run.name:26s} {record.scenario:11s} {label:5s} {'VALID' if lg.valid else 'INVALID':8s} "
                   f"{lg.tokens_per_second:>9,.1f} tokens/s"
                   + (f"  target {qps:g} QPS" if record.scenario != "Offline" else "") + f"  ({', '.join(notes)})")

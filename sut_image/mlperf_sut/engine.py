@@ -52,13 +52,7 @@ class EngineOptions:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EngineOptions:
         """From the flags of `add_engine_arguments` (shared by `run` and `serve`)."""
-        return cls.for_model(
-            args.model, skip_tokenizer_init=args.skip_tokenizer_init, dtype=args.dtype,
-            tensor_parallel_size=args.tensor_parallel_size, max_num_seqs=args.max_num_seqs,
-            max_num_batched_tokens=args.max_num_batched_tokens, gpu_memory_utilization=args.gpu_memory_utilization,
-            max_model_len=args.max_model_len, load_format=args.load_format, quantization=args.quantization,
-            kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager,
-            enable_prefix_caching=args.enable_prefix_caching, extra=dict(parse_engine_arg(text) for text in args.engine_arg))
+        return cls.for_model(args.model, skip_tokenizer_init=args.skip_tokenizer_init, **requested_options(args))
 
     def vllm_kwargs(self) -> dict:
         kwargs = {k: v for k, v in asdict(self).items() if v is not None and k != "extra"}
@@ -87,6 +81,16 @@ def add_engine_arguments(parser) -> None:
                              "overstated (off by default)")
     parser.add_argument("--engine-arg", action="append", default=[], metavar="KEY=JSON",
                         help="any other vLLM engine argument, value as JSON, e.g. async_scheduling=true; repeatable")
+
+
+def requested_options(args: argparse.Namespace) -> dict:
+    """EngineOptions' fields as the flags of `add_engine_arguments` give them (the model and tokenizer aside)."""
+    return {"dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size, "max_num_seqs": args.max_num_seqs,
+            "max_num_batched_tokens": args.max_num_batched_tokens,
+            "gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len,
+            "load_format": args.load_format, "quantization": args.quantization, "kv_cache_dtype": args.kv_cache_dtype,
+            "enforce_eager": args.enforce_eager, "enable_prefix_caching": args.enable_prefix_caching,
+            "extra": dict(parse_engine_arg(text) for text in args.engine_arg)}
 
 
 def parse_engine_arg(text: str) -> tuple[str, object]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlperf_sut.backends.base import Backend
-from mlperf_sut.engine import EngineOptions, parse_engine_arg
+from mlperf_sut.engine import EngineOptions, requested_options
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.qsl import QuerySampleLibrary, Shard
@@ -160,9 +160,5 @@ def _backend(args: argparse.Namespace, scenario: Scenario, endpoints: list[Endpo
 
 def _requested_engine(args: argparse.Namespace) -> dict:
     """The engine flags as given; replaced by the engine's resolved values once it has started."""
-    return {"dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size, "max_num_seqs": args.max_num_seqs,
-            "max_num_batched_tokens": args.max_num_batched_tokens,
-            "gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len,
-            "load_format": args.load_format, "quantization": args.quantization, "kv_cache_dtype": args.kv_cache_dtype,
-            "enforce_eager": args.enforce_eager, "enable_prefix_caching": args.enable_prefix_caching,
-            **dict(parse_engine_arg(text) for text in args.engine_arg)}
+    options = requested_options(args)
+    return {**{key: value for key, value in options.items() if key != "extra"}, **options["extra"]}

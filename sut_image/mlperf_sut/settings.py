@@ -48,10 +48,7 @@ class Scenario(enum.Enum):
 
     @classmethod
     def parse(cls, label: str) -> Scenario:
-        for scenario in cls:
-            if scenario.label == label:
-                return scenario
-        raise InputError(f"--scenario {label}: unknown; choose one of {', '.join(s.label for s in cls)}")
+        return _by_label(cls, label, "--scenario")
 
     @property
     def streaming(self) -> bool:
@@ -69,10 +66,15 @@ class Mode(enum.Enum):
 
     @classmethod
     def parse(cls, label: str) -> Mode:
-        for mode in cls:
-            if mode.label == label:
-                return mode
-        raise InputError(f"--mode {label}: unknown; choose one of {', '.join(m.label for m in cls)}")
+        return _by_label(cls, label, "--mode")
+
+
+def _by_label(members, label: str, flag: str):
+    """The enum member with this label, or an error naming the flag and the choices."""
+    for member in members:
+        if member.label == label:
+            return member
+    raise InputError(f"{flag} {label}: unknown; choose one of {', '.join(m.label for m in members)}")
 
 
 @dataclass(frozen=True, slots=True)
