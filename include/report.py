@@ -67,6 +67,9 @@ def compliance(records: list[RunRecord]) -> dict[str, Any]:
         if min_duration is not None and float(min_duration) < MIN_DURATION_MS:
             reasons.append(f"{where}: min_duration shortened to {float(min_duration) / 1000:,.0f} s "
                            f"(MLPerf: {MIN_DURATION_MS / 1000:,.0f} s)")
+        if loadgen_setting(r, "sample_concatenate_permutation") in (False, 0, "0", "false"):
+            reasons.append(f"{where}: equal issue off (sample_concatenate_permutation=0; MLPerf's llama3.1-8b "
+                           "rules turn it on, so every test issues whole passes over the data set)")
         if r.scenario == "Offline":
             count = loadgen_setting(r, "min_query_count")
             per_query = loadgen_setting(r, "samples_per_query")
@@ -135,6 +138,7 @@ def _infrastructure(records: list[RunRecord]) -> list[dict[str, Any]]:
             "backend": result.get("backend") or "n/a",
             "model": f"{(result.get('model') or {}).get('name')} ({(result.get('model') or {}).get('load_format')})",
             "dtype": engine.get("dtype") or "n/a", "quantization": engine.get("quantization") or "none",
+            "engine": engine_settings(engine),
             "versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v),
         }
     for r in records:   # nodes that never wrote result.json still appear
@@ -142,8 +146,16 @@ def _infrastructure(records: list[RunRecord]) -> list[dict[str, Any]]:
             continue
         rows.setdefault(r.node, {"node": r.node, "accelerator": "unknown (no result.json)", "kind": "n/a",
                                  "count": None, "memory_gib": "n/a", "driver": "n/a", "backend": "n/a",
-                                 "model": "n/a", "dtype": "n/a", "quantization": "n/a", "versions": ""})
+                                 "model": "n/a", "dtype": "n/a", "quantization": "n/a", "engine": "",
+                                 "versions": ""})
     return sorted(rows.values(), key=lambda row: row["node"])
+
+
+def engine_settings(engine: dict[str, Any]) -> str:
+    """The engine arguments of result.json beyond the table's own columns, as `key=value` (JSON for structures)."""
+    shown = {"dtype", "quantization", "load_format"}
+    return ", ".join(f"{key}={value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}"
+                     for key, value in sorted(engine.items()) if key not in shown)
 
 
 def _result_rows(records: list[RunRecord]) -> list[dict[str, Any]]:

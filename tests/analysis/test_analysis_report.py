@@ -103,6 +103,24 @@ def test_prefix_caching_is_called_not_mlperf_comparable(tmp_path: Path, engine) 
         assert "gpu-a Offline performance: prompt prefix caching on" in text
 
 
+def test_equal_issue_off_is_called_not_mlperf_compliant(tmp_path: Path) -> None:
+    """A search-qps probe turns LoadGen's equal-issue mode off to stay short; MLPerf's llama3.1-8b rules need it."""
+    probe = make_record("gpu-a", "Server", loadgen_settings={"sample_concatenate_permutation": False})
+    analysis, _, md, _ = _build([probe], tmp_path)
+    assert analysis.compliance["mlperf_compliant"] is False
+    assert "gpu-a Server performance: equal issue off (sample_concatenate_permutation=0" in md
+
+
+def test_engine_settings_are_shown_with_the_infrastructure(tmp_path: Path) -> None:
+    engine = {"dtype": "bfloat16", "quantization": "fp8", "max_num_batched_tokens": 32768,
+              "compilation_config": {"max_cudagraph_capture_size": 1024}, "enable_prefix_caching": False}
+    _, _, md, html = _build([make_record("gpu-a", engine=engine)], tmp_path)
+    settings = 'compilation_config={"max_cudagraph_capture_size":1024}, enable_prefix_caching=false, ' \
+               'max_num_batched_tokens=32768'
+    assert f"| bfloat16 | fp8 | {settings} |" in md
+    assert settings.replace('"', "&#34;") in html
+
+
 def test_full_profile_is_called_compliant(tmp_path: Path) -> None:
     analysis, _, md, _ = _build([make_record("gpu-a")], tmp_path)
     assert analysis.compliance == {"mlperf_compliant": True, "reasons": []}
