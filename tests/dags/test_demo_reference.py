@@ -16,9 +16,18 @@ def test_the_reference_run_is_rendered_and_recorded(tmp_path):
     # prompts served from vLLM's prefix cache beat the H200's compute bound: the report must say so
     cached = (tmp_path / "reference-h200" / "offline-fp8-prefix-cache" / "report.md").read_text()
     assert "IMPLAUSIBLE" in cached and "IMPLAUSIBLE" not in (tmp_path / "reference-h200/offline-fp8/report.md").read_text()
-    # the run of MLPerf's full 600 s is not called shortened; the bf16 run, made with vLLM's prefix cache on, is
-    # called not comparable
+    # the run of MLPerf's full 600 s is not called shortened; the bf16 run made with vLLM's prefix cache on is
+    # called not comparable, the one made without it is not
     full = (tmp_path / "reference-h200" / "offline-fp8-600s" / "report.md").read_text()
     assert "min_duration shortened" not in full and "dummy (random) weights" in full
+    cached_bf16 = (tmp_path / "reference-h200" / "offline-bf16-prefix-cache" / "report.md").read_text()
     bf16 = (tmp_path / "reference-h200" / "offline-bf16" / "report.md").read_text()
-    assert "prompt prefix caching on" in bf16 and "prompt prefix caching on" not in full
+    assert "prompt prefix caching on" in cached_bf16 and "prompt prefix caching on" not in full + bf16
+    # a 40 s search probe is called shortened; the full-query run that overturned its VALID verdict says why
+    probe = (tmp_path / "reference-h200" / "search-server-fp8-qps55.98" / "report.md").read_text()
+    assert "min_duration shortened" in probe and "equal issue off" in probe and "**VALID**" in probe
+    confirm = HistoryStore(url).results(run_id="h200-reference-server-fp8-qps55.98")
+    assert [(r.scenario, r.valid) for r in confirm] == [("Server", False)]
+    # the tuned engine settings behind the fastest Offline run are in its report
+    tuned = (tmp_path / "reference-h200" / "offline-fp8-cg1024-mnbt32k" / "report.md").read_text()
+    assert 'compilation_config={"max_cudagraph_capture_size":1024}' in tuned and "max_num_batched_tokens=32768" in tuned
