@@ -113,15 +113,16 @@ def search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def probe_overrides(qps: float, duration_s: float) -> list[str]:
-    """LoadGen settings of one probe: this rate, for about this long (whichever of the two minimums is later ends it)."""
-    return [f"target_qps={qps}", f"min_duration={int(duration_s * 1000)}",
-            f"min_query_count={max(1, math.ceil(qps * duration_s))}", "sample_concatenate_permutation=0"]
-
-
 def confirm_overrides(qps: float, duration_s: float) -> list[str]:
     """LoadGen settings of a confirming test: this rate and min_duration; mlperf.conf's query count and equal issue."""
     return [f"target_qps={qps}", f"min_duration={int(duration_s * 1000)}"]
+
+
+def probe_overrides(qps: float, duration_s: float) -> list[str]:
+    """A confirming test cut to about this long (whichever of the two minimums is later ends it): rate x duration
+    queries, equal issue off."""
+    return [*confirm_overrides(qps, duration_s), f"min_query_count={max(1, math.ceil(qps * duration_s))}",
+            "sample_concatenate_permutation=0"]
 
 
 def _best(probes: list[Probe], scenario: str) -> dict | None:
