@@ -3,8 +3,9 @@
 Each folder of reference/h200/ is one run of benchmarks/h200/session.sh (or of offline_vs_raw.py) on one NVIDIA
 H200 with dummy weights. A headline figure comes only from a run that LoadGen found VALID, that the plausibility
 check passes, and whose engine cached no prompt prefixes (LoadGen repeats samples: a cached prompt skips prefill).
-- Offline: the run of MLPerf's full 600 s where there is one, else the fastest; SUT/raw is the lowest ratio of the
-  like-for-like comparisons (offline_vs_raw.py without --full-duration: one prompt pool through both, one engine).
+- Offline: the fastest run of MLPerf's full 600 s where there is one, else the fastest; SUT/raw is the lowest ratio
+  of the like-for-like comparisons (offline_vs_raw.py without --full-duration:
+  one prompt pool through both, one engine).
   The fastest run on a prompt pool is printed beside it (`..._pool_tok_s`): shorter, so not the headline.
 - Server and Interactive: the highest VALID target QPS below the lowest INVALID one (LoadGen's verdict should not
   improve with load; where two runs disagree, the failing one wins). The headline counts only runs that issued the
@@ -56,7 +57,7 @@ def main() -> None:
             probe = result["counts"]["queries_issued"] < result["dataset"]["dataset_size"]
             notes = (["IMPLAUSIBLE"] * implausible + ["prefix cache on"] * cached
                      + ["probe"] * (probe and record.scenario != "Offline") + [f"{lg.duration_s or 0:,.0f} s"])
-            print(f"{run.name:30s} {record.scenario:11s} {label:5s} {'VALID' if lg.valid else 'INVALID':8s} "
+            print(f"{run.name:32s} {record.scenario:11s} {label:5s} {'VALID' if lg.valid else 'INVALID':8s} "
                   f"{lg.tokens_per_second:>9,.1f} tokens/s"
                   + (f"  target {qps:g} QPS" if record.scenario != "Offline" else "") + f"  ({', '.join(notes)})")
             if implausible or cached:
