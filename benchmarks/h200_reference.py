@@ -3,10 +3,9 @@
 Each folder of reference/h200/ is one run of benchmarks/h200/session.sh (or of offline_vs_raw.py) on one NVIDIA
 H200 with dummy weights. A headline figure comes only from a run that LoadGen found VALID, that the plausibility
 check passes, and whose engine cached no prompt prefixes (LoadGen repeats samples: a cached prompt skips prefill).
-- Offline: the fastest run of MLPerf's full 600 s where there is one, else the fastest; SUT/raw is the lowest ratio
-  of the like-for-like comparisons (offline_vs_raw.py without --full-duration:
-  one prompt pool through both, one engine).
-  The fastest run on a prompt pool is printed beside it (`..._pool_tok_s`): shorter, so not the headline.
+- Offline: the fastest run of MLPerf's full 600 s where there is one, else the fastest. SUT/raw is the lowest ratio
+  of the like-for-like comparisons (offline_vs_raw.py without --full-duration: one prompt pool through both, one
+  engine). The fastest run on a prompt pool is printed beside it (`..._pool_tok_s`): shorter, so not the headline.
 - Server and Interactive: the highest VALID target QPS below the lowest INVALID one (LoadGen's verdict should not
   improve with load; where two runs disagree, the failing one wins). The headline counts only runs that issued the
   whole data set (13,368 queries or more); `search-qps` probes (40 s, a few thousand queries) are printed apart as

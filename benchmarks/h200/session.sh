@@ -33,6 +33,12 @@ fp8=(--quantization fp8 --kv-cache-dtype fp8 --engine-arg async_scheduling=true)
 cg1024=(--engine-arg 'compilation_config={"max_cudagraph_capture_size": 1024}')
 # ... and larger prefill batches: 7,827 output tokens/s on FP8 against 7,477 with 16,384 (2,000 prompts, 2026-11-29)
 mnbt32k=(--max-num-batched-tokens 32768)
+# MLPerf's full 600 s over the whole data set (LoadGen issues 1.1 x 600 s x target QPS samples, padded to a
+# multiple of 13,368: 40,104 at 56)
+full=(--full-duration --target-qps 56)
+# raw LLM.generate, then the SUT, on one engine: 2,000 prompts each, or the SUT over 600 s with "${full[@]}"
+offline() { python3 benchmarks/h200/offline_vs_raw.py "${common[@]}" --dtype bfloat16 --samples 2000 \
+              --output-dir "$runs/$name" "$@"; }
 
 stage() { echo "=== $(date -u +%H:%M:%S) $*"; }
 stage "data set: 13,368 CNN/DailyMail-length token-id prompts"
@@ -46,21 +52,15 @@ for name in "${stages[@]}"; do
       sut search-qps "${common[@]}" --dtype bfloat16 "${fp8[@]}" --output-dir "$runs/search" \
         --range Server=55.62:57.5 --range Interactive=8:48 --probes 4 --probe-duration-s 40 ;;
     offline-bf16)  # raw LLM.generate vs the SUT on the same 2,000-prompt pool, one engine
-      python3 benchmarks/h200/offline_vs_raw.py "${common[@]}" --dtype bfloat16 --samples 2000 \
-        --output-dir "$runs/offline-bf16" ;;
+      offline ;;
     offline-fp8-600s)  # raw on 2,000 prompts, then the SUT for MLPerf's full 600 s over the whole data set
-      # (LoadGen issues 1.1 x 600 s x target QPS samples, padded to a multiple of 13,368: 40,104 at 56)
-      python3 benchmarks/h200/offline_vs_raw.py "${common[@]}" --dtype bfloat16 "${fp8[@]}" --samples 2000 \
-        --output-dir "$runs/$name" --full-duration --target-qps 56 ;;
+      offline "${fp8[@]}" "${full[@]}" ;;
     offline-fp8-cg1024)
-      python3 benchmarks/h200/offline_vs_raw.py "${common[@]}" --dtype bfloat16 "${fp8[@]}" "${cg1024[@]}" \
-        --samples 2000 --output-dir "$runs/$name" ;;
+      offline "${fp8[@]}" "${cg1024[@]}" ;;
     offline-fp8-cg1024-mnbt32k)
-      python3 benchmarks/h200/offline_vs_raw.py "${common[@]}" --dtype bfloat16 "${fp8[@]}" "${cg1024[@]}" \
-        "${mnbt32k[@]}" --samples 2000 --output-dir "$runs/$name" ;;
+      offline "${fp8[@]}" "${cg1024[@]}" "${mnbt32k[@]}" ;;
     offline-fp8-cg1024-mnbt32k-600s)  # 40,104 samples again: 646.5 s, 7,940 tokens/s (2026-11-29)
-      python3 benchmarks/h200/offline_vs_raw.py "${common[@]}" --dtype bfloat16 "${fp8[@]}" "${cg1024[@]}" \
-        "${mnbt32k[@]}" --samples 2000 --output-dir "$runs/$name" --full-duration --target-qps 56 ;;
+      offline "${fp8[@]}" "${cg1024[@]}" "${mnbt32k[@]}" "${full[@]}" ;;
     server-qps*|interactive-qps*)  # mlperf.conf's query count (13,368, equal issue on); min_duration 45 s
       scenario=Server; [[ $name == interactive-* ]] && scenario=Interactive
       sut run --scenario "$scenario" --mode performance "${common[@]}" --dtype bfloat16 "${fp8[@]}" \
