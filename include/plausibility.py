@@ -6,19 +6,26 @@ Two upper bounds on output tokens/s, both deliberately loose (a bound too tight 
   one sample costs ~2 * P * (input + output tokens). The attention term (~4 * layers * hidden * context per
   token, a few % at the MLPerf lengths) is left out by default, which makes the bound looser, not tighter;
   `include_attention=True` adds it. max samples/s = devices * peak FLOP/s / FLOPs per sample, and the output
-  tokens/s bound is that times the output tokens per sample.
+  tokens/s bound is that times the output tokens per sample. The peak is the one of the format the engine
+  multiplies in (`precision`: bf16, fp8, int8, int4 or fp4/NVFP4/MXFP4; a chip without that format's tensor
+  cores falls back as `include.accelerators.FALLBACK` says).
 * memory bandwidth: each decode step reads every weight once and yields at most one token per sequence in the
-  batch, so tokens/s <= batch * devices * bandwidth / weight bytes. Applied only where the batch is known:
-  SingleStream (1) or the engine's max_num_seqs (a loose ceiling on the batch).
+  batch, so tokens/s <= batch * devices * bandwidth / weight bytes, the weights costed at their format's bytes.
+  Applied only where the batch is known: SingleStream (1) or the engine's max_num_seqs (a loose ceiling).
+
+devices = engines x tensor parallel x pipeline parallel (`devices` gives the rule for the number of engines),
+so a data-parallel system of eight single-GPU engines is bounded by eight GPUs, not one.
 """
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from include.accelerators import Accelerator, lookup
+from include.accelerators import FASTEST, Accelerator, lookup
+from include.mlperf_rules import OUTPUT_MAX_TOKENS
 from include.records import PlausibilityCheck, RunRecord
 
 LLAMA_3_1_8B_PARAMETERS = 8.03e9
@@ -26,7 +33,7 @@ LLAMA_3_1_8B_PARAMETERS = 8.03e9
 # is used when the data set's own figure is not passed in; the explanation says so.
 MLPERF_MEAN_INPUT_TOKENS = 779
 # The reference generation's max_tokens: used only when result.json's counts give no output tokens per sample.
-MLPERF_OUTPUT_TOKENS = 128
+MLPERF_OUTPUT_TOKENS = OUTPUT_MAX_TOKENS
 
 _KNOWN_MODELS = [(re.compile(r"llama[-_ ]?3(\.1)?[-_ ]?8b", re.I), LLAMA_3_1_8B_PARAMETERS)]
 
@@ -67,15 +74,80 @@ def model_parameters(model_name: str | None, model_dir: str | Path | None = None
     return None, "unknown"
 
 
-def weight_dtype(engine: dict[str, Any]) -> tuple[str, float]:
-    """(dtype label, bytes per weight) from the vLLM engine arguments in result.json."""
-    quant = str(engine.get("quantization") or "").lower()
+@dataclass(frozen=True)
+class Precision:
+    """The numeric formats a run's engine used: its weights (what each decode step reads) and its matrix
+    multiplications (which tensor-core peak applies). W4A16 schemes (AWQ, GPTQ) read 4-bit weights but multiply in
+    bf16; W8A8, FP8 and NVFP4/MXFP4 multiply in their own format."""
+
+    weights: str                   # bf16 | fp16 | fp32 | fp8 | int8 | int4 | fp4
+    bytes_per_weight: float
+    compute: str                   # the matmuls' format (Accelerator.peak_for); "fastest" when it cannot be told
+    kv_cache: str                  # the KV cache's dtype ("auto": the model's); shown, not used in the bounds
+    source: str                    # which engine argument or model-name hint decided it
+
+
+# Bytes per weight are the bare format's: block scales (NVFP4 one byte per 16 weights, MXFP4 per 32, int4 group
+# scales) are left out, which makes the weights look smaller and the bandwidth bound looser, never tighter.
+_FORMATS = {"bf16": 2.0, "fp16": 2.0, "fp32": 4.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5, "fp4": 0.5}
+# vLLM `quantization` names (and hints in a checkpoint's name) -> (weight format, matmul format). Matched in order,
+# as substrings of the lower-cased name, so the more specific come first.
+_QUANTIZATION: list[tuple[str, str, str]] = [
+    ("nvfp4", "fp4", "fp4"), ("mxfp4", "fp4", "fp4"), ("modelopt_fp4", "fp4", "fp4"), ("fp4", "fp4", "fp4"),
+    ("w4a8", "int4", "int8"), ("w4a16", "int4", "bf16"), ("awq", "int4", "bf16"), ("gptq", "int4", "bf16"),
+    ("marlin", "int4", "bf16"), ("int4", "int4", "bf16"), ("bitsandbytes", "int4", "bf16"),
+    ("w8a16", "int8", "bf16"), ("w8a8", "int8", "int8"), ("smoothquant", "int8", "int8"),
+    ("int8", "int8", "int8"), ("fp8", "fp8", "fp8"), ("modelopt", "fp8", "fp8"),   # ModelOpt's default: FP8
+]
+# Quantizations whose scheme lives in the checkpoint (compressed-tensors: FP8, INT8, W4A16 or NVFP4; gguf: any
+# bit width), and any name not known above: costed as the smallest weights and fastest arithmetic there is.
+_LOOSEST = ("fp4", FASTEST)
+
+
+def _match_quantization(text: str) -> tuple[str, str] | None:
+    for needle, weights, compute in _QUANTIZATION:
+        if needle in text:
+            return weights, compute
+    return None
+
+
+def precision(engine: dict[str, Any], model_name: str | None = None) -> Precision:
+    """The run's weight and arithmetic formats from its vLLM engine arguments (and its checkpoint's name).
+
+    `quantization` decides (fp8, modelopt, modelopt_fp4, nvfp4, mxfp4, awq, gptq, w8a8/int8, compressed-tensors,
+    ...). vLLM also reads a pre-quantized checkpoint's scheme from its config without any `quantization` argument,
+    so with none given a format named in the model (e.g. "Llama-3.1-8B-Instruct-FP8", "...-NVFP4", "...-w4a16")
+    is taken; a scheme that cannot be told (compressed-tensors, gguf, an unknown name) is costed as the loosest:
+    4-bit weights at the fastest arithmetic the chip has. Otherwise the weights are `dtype`'s (bf16 by default).
+    """
+    quant = str(engine.get("quantization") or "").lower().strip()
     dtype = str(engine.get("dtype") or "auto").lower().removeprefix("torch.")
-    if "fp8" in quant or "fp8" in dtype or quant in {"modelopt", "compressed-tensors-fp8"}:
-        return "fp8", 1.0
-    if dtype in {"float32", "fp32"}:
-        return "fp32", 4.0
-    return "bf16", 2.0
+    kv_cache = str(engine.get("kv_cache_dtype") or "auto").lower()
+    hint = _match_quantization(str(model_name or "").lower())
+    if quant:
+        known = _match_quantization(quant)
+        if known:
+            weights, compute, source = *known, f"quantization={quant}"
+        elif hint:
+            weights, compute, source = *hint, f"quantization={quant}, scheme named in the model '{model_name}'"
+        else:
+            weights, compute = _LOOSEST
+            source = f"quantization={quant}: scheme not told, costed as the loosest (4-bit weights, fastest math)"
+    elif hint:
+        weights, compute, source = *hint, f"pre-quantized model '{model_name}'"
+    elif dtype in {"float32", "fp32"}:
+        weights, compute, source = "fp32", "fp32", f"dtype={dtype}"
+    elif dtype in {"float16", "fp16", "half"}:
+        weights, compute, source = "fp16", "fp16", f"dtype={dtype}"
+    else:
+        weights, compute, source = "bf16", "bf16", f"dtype={dtype}"
+    return Precision(weights, _FORMATS[weights], compute, kv_cache, source)
+
+
+def weight_dtype(engine: dict[str, Any], model_name: str | None = None) -> tuple[str, float]:
+    """(weight format, bytes per weight) from the vLLM engine arguments in result.json (see `precision`)."""
+    p = precision(engine, model_name)
+    return p.weights, p.bytes_per_weight
 
 
 def _fmt_flops(x: float) -> str:
@@ -89,32 +161,79 @@ def _fmt_rate(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
 
 
-def _devices(record: RunRecord) -> int:
-    """Accelerators one run could use: the engine's tensor x pipeline parallel size (one vLLM engine per node),
-    at most the node's count; the node's count where the engine does not say; times the nodes of a coordinated run."""
-    result = record.result or {}
-    per_node = int((result.get("accelerator") or {}).get("count") or 1)
+def _result_json(record: RunRecord) -> dict[str, Any]:
+    """result.json's content whether the record carries the raw dict or a typed record with to_dict()."""
+    result = record.result
+    if result is None:
+        return {}
+    if isinstance(result, dict):
+        return result
+    return result.to_dict()
+
+
+@dataclass(frozen=True)
+class Devices:
+    """How many accelerators served a run: engines x tensor parallel x pipeline parallel."""
+
+    count: int
+    engines: int
+    tensor_parallel: int
+    pipeline_parallel: int
+    why: str                       # where the number of engines came from
+
+
+def devices(record: RunRecord) -> Devices:
+    """Accelerators a run used: engines x tensor_parallel_size x pipeline_parallel_size.
+
+    The number of engines, first rule that applies:
+    1. a coordinated run (result.json's `endpoints`): one vLLM server per distinct endpoint URL, times the engine
+       arguments' `data_parallel_size` (each server may itself be data-parallel);
+    2. the in-process backend (our SUT, backend "vllm"): one engine, or `data_parallel_size` engines where the
+       engine arguments give it. accelerator.count is the node's, not the run's: a TP-1 engine on an 8-GPU node
+       uses one GPU;
+    3. any other source (another harness's result, backend unknown) that gives no data_parallel_size: every
+       accelerator of the node busy, accelerator.count // (TP x PP) engines, the loosest reading.
+    Without endpoints the count is capped at the node's accelerator.count (no run uses GPUs it does not have).
+    """
+    result = _result_json(record)
     engine = result.get("engine") or {}
-    if engine.get("tensor_parallel_size"):
-        used = int(engine["tensor_parallel_size"]) * int(engine.get("pipeline_parallel_size") or 1)
-        per_node = max(1, min(per_node, used))
-    nodes = {e.get("node") for e in result.get("endpoints") or []} - {None}
-    return per_node * max(1, len(nodes))
+    per_node = int((result.get("accelerator") or {}).get("count") or 1)
+    tp = max(1, int(engine.get("tensor_parallel_size") or 1))
+    pp = max(1, int(engine.get("pipeline_parallel_size") or 1))
+    dp = int(engine.get("data_parallel_size") or 0)
+    urls = {e.get("url") for e in result.get("endpoints") or []} - {None}
+    if urls:
+        engines = len(urls) * max(1, dp)
+        why = f"{len(urls)} endpoint{'s' if len(urls) > 1 else ''}" + (f" x data_parallel_size {dp}" if dp > 1 else "")
+        return Devices(engines * tp * pp, engines, tp, pp, why)
+    if dp:
+        engines, why = dp, f"data_parallel_size {dp}"
+    elif result.get("backend") in (None, "vllm"):
+        engines, why = 1, "one in-process engine"
+    else:
+        engines = max(1, per_node // (tp * pp))
+        why = f"{per_node} accelerators / (TP {tp} x PP {pp})"
+    count = min(per_node, engines * tp * pp) if result.get("accelerator") else engines * tp * pp
+    return Devices(max(1, count), engines, tp, pp, why)
+
+
+def _devices(record: RunRecord) -> int:
+    return devices(record).count
 
 
 def _batch(record: RunRecord) -> tuple[int | None, str]:
     if record.scenario == "SingleStream":
         return 1, "SingleStream: one query at a time"
-    mns = ((record.result or {}).get("engine") or {}).get("max_num_seqs")
+    mns = (_result_json(record).get("engine") or {}).get("max_num_seqs")
     if mns:
-        return int(mns), "the engine's max_num_seqs, a ceiling on the batch"
+        return int(mns), "the engine's max_num_seqs, a ceiling on each engine's batch"
     return None, ""
 
 
 def measured_rates(record: RunRecord) -> tuple[float | None, float | None, float | None]:
     """(output tokens/s, samples/s, output tokens per sample) of a performance run, LoadGen's figures first."""
     lg = record.loadgen
-    result = record.result or {}
+    result = _result_json(record)
     counts = result.get("counts") or {}
     duration = (result.get("timing") or {}).get("duration_s") or (lg.duration_s if lg else None)
     tps = lg.tokens_per_second if lg and lg.tokens_per_second is not None else None
@@ -139,7 +258,7 @@ def check_record(record: RunRecord, *, model_params: float | None = None, params
     tps, sps, out_per_sample = measured_rates(record)
     if not tps:
         return None
-    result = record.result or {}
+    result = _result_json(record)
     acc_info = result.get("accelerator") or {}
     acc_name = str(acc_info.get("name") or "unknown")
     acc = lookup(acc_name, acc_info.get("kind"), acc_info.get("memory_gib"))
@@ -153,13 +272,16 @@ def check_record(record: RunRecord, *, model_params: float | None = None, params
         return make(None, None, False, f"no bound known for accelerator '{acc_name}'")
     if acc.kind == "cpu":
         return make(None, None, False, f"CPU run ({acc_name}): not checked, {acc.source}")
+    model_name = (result.get("model") or {}).get("name")
     if model_params is None:
-        model_params, params_source = model_parameters((result.get("model") or {}).get("name"))
+        model_params, params_source = model_parameters(model_name)
     if model_params is None:
         return make(None, None, False, "no bound known: the model's parameter count is unknown "
                                        "(pass the model directory with its config.json)")
-    dtype, bytes_per_weight = weight_dtype(result.get("engine") or {})
-    devices = _devices(record)
+    prec = precision(result.get("engine") or {}, model_name)
+    dtype, bytes_per_weight = prec.weights, prec.bytes_per_weight
+    used = devices(record)
+    n_devices = used.count
     assumed = input_tokens_per_sample is None
     n_in = float(MLPERF_MEAN_INPUT_TOKENS if assumed else input_tokens_per_sample)
     n_out = float(out_per_sample or MLPERF_OUTPUT_TOKENS)
@@ -169,26 +291,34 @@ def check_record(record: RunRecord, *, model_params: float | None = None, params
         if layers and hidden:    # QK^T and AV: 4 * hidden FLOPs per earlier token, per layer; summed over C
             context = n_in + n_out   # positions that is 4 * L * H * C^2 / 2
             flops_per_sample += 2.0 * layers * hidden * context * context
-    peak = acc.peak_flops(dtype)
-    dev_text = f"{devices} x {acc.name}" if devices > 1 else f"one {acc.name}"
+    peak, peak_dtype = acc.peak_for(prec.compute)
+    dev_text = (f"{n_devices} x {acc.name}" if n_devices > 1 else f"one {acc.name}") + (
+        f" ({used.engines} engine{'s' if used.engines > 1 else ''} x TP {used.tensor_parallel} x PP "
+        f"{used.pipeline_parallel}: {used.why})" if n_devices > 1 or used.engines > 1 else "")
+    precision_text = (f"{prec.weights} weights ({prec.source})"
+                      + (f", {prec.compute} arithmetic" if prec.compute != prec.weights else "")
+                      + (f", {prec.kv_cache} KV cache" if prec.kv_cache != "auto" else ""))
+    fallback_text = (f" (the chip has no {prec.compute} tensor cores)" if peak_dtype != prec.compute
+                     and prec.compute not in ("fp16", "fp32", FASTEST) else "")
     findings: list[str] = []
     compute_bound = bandwidth_bound = None
     sps_eff = sps if sps else tps / n_out
     if peak:
-        compute_bound = devices * peak / flops_per_sample * n_out
+        compute_bound = n_devices * peak / flops_per_sample * n_out
         needed = sps_eff * flops_per_sample
-        ratio = needed / (devices * peak)
+        ratio = needed / (n_devices * peak)
         findings.append(
             f"{sps_eff:,.1f} samples/s of a model of {model_params / 1e9:.2f}e9 parameters (~{n_in:,.0f} input"
             f"{' (assumed MLPerf mean)' if assumed else ''} and {n_out:,.0f} output tokens each) needs "
-            f"~{_fmt_flops(needed)}, {ratio:,.1f} times the {_fmt_flops(devices * peak)} {dtype} peak of "
-            f"{dev_text} ({acc.source}); compute bound {_fmt_rate(compute_bound)} output tokens/s")
+            f"~{_fmt_flops(needed)}, {ratio:,.1f} times the {_fmt_flops(n_devices * peak)} {peak_dtype} peak"
+            f"{fallback_text} of {dev_text} ({acc.source}); {precision_text}; compute bound "
+            f"{_fmt_rate(compute_bound)} output tokens/s")
     weight_bytes = model_params * bytes_per_weight
     batch, batch_why = _batch(record)
     bw = acc.memory_bandwidth_bytes_s
     batch1_text = ""
     if bw:
-        per_step = devices * bw / weight_bytes       # decode steps/s = tokens/s at batch size 1
+        per_step = n_devices * bw / weight_bytes       # decode steps/s = tokens/s at batch size 1
         batch1_text = (f"at batch size 1 it would need {tps / per_step:,.0f} times the decode rate its "
                        f"{bw / 1e9:,.0f} GB/s allows ({_fmt_rate(per_step)} tokens/s for "
                        f"{weight_bytes / 1e9:,.2f} GB of {dtype} weights)")
@@ -241,5 +371,6 @@ def mean_input_tokens(dataset_path: str | Path | None) -> float | None:
     return sum(lengths) / len(lengths) if lengths else None
 
 
-__all__ = ["Accelerator", "check_record", "check_all", "model_parameters", "params_from_config",
-           "mean_input_tokens", "weight_dtype", "measured_rates", "LLAMA_3_1_8B_PARAMETERS"]
+__all__ = ["Accelerator", "Devices", "Precision", "check_record", "check_all", "devices", "model_parameters",
+           "params_from_config", "mean_input_tokens", "precision", "weight_dtype", "measured_rates",
+           "LLAMA_3_1_8B_PARAMETERS"]

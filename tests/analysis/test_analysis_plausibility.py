@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from include.accelerators import ACCELERATORS, lookup
-from include.plausibility import check_all, check_record, model_parameters, params_from_config
+from include.plausibility import check_all, check_record, devices, model_parameters, params_from_config, precision
 from tests.analysis.analysis_factory import make_record
 
 FIXTURES = Path("/work/shared/fixtures/mlperf-v5.1-redhat-xe8640-h100-vllm")
@@ -135,3 +135,137 @@ def test_devices_follow_the_engine_not_the_node() -> None:
                       engine={"dtype": "torch.bfloat16", "tensor_parallel_size": 8, "max_num_seqs": 256})
     check = check_record(tp8)
     assert not check.implausible and "8 x NVIDIA H200 SXM" in check.explanation
+
+
+# --- issue #12: devices = engines x TP x PP, and the weights' own format ------------------------------------------
+# MLPerf Inference v5.1 closed, llama3.1-8b Offline, published figures (output tokens/s of the whole system; every
+# MLPerf sample returns its 128 tokens, so samples/s = tokens/s / 128 as the published H100 summary shows).
+PUBLISHED_V5_1_OFFLINE = {
+    "8x B200 FP4": dict(accelerator="NVIDIA B200", memory_gib=179.1, accel_count=8, tokens_per_second=143_300.0,
+                        engine={"dtype": "bfloat16", "quantization": "modelopt_fp4", "kv_cache_dtype": "fp8",
+                                "tensor_parallel_size": 1, "data_parallel_size": 8, "max_num_seqs": 2048}),
+    "8x H200 FP8": dict(accelerator="NVIDIA H200", memory_gib=139.8, accel_count=8, tokens_per_second=58_300.0,
+                        engine={"dtype": "bfloat16", "quantization": "fp8", "kv_cache_dtype": "fp8",
+                                "tensor_parallel_size": 1, "data_parallel_size": 8, "max_num_seqs": 1024}),
+    "1x H100 vLLM FP8": dict(accelerator="NVIDIA H100 80GB HBM3", memory_gib=79.6, accel_count=1,
+                             tokens_per_second=5_777.08, samples_per_second=45.1334,
+                             engine={"dtype": "bfloat16", "quantization": "fp8", "tensor_parallel_size": 1,
+                                     "max_num_seqs": 1024}),
+    "2x L40S FP8": dict(accelerator="NVIDIA L40S", memory_gib=44.4, accel_count=2, tokens_per_second=1_640.0,
+                        engine={"dtype": "bfloat16", "quantization": "fp8", "tensor_parallel_size": 1,
+                                "data_parallel_size": 2, "max_num_seqs": 512}),
+}
+REFERENCE = Path(__file__).resolve().parents[2] / "reference" / "h200"
+
+
+@pytest.mark.parametrize("system", list(PUBLISHED_V5_1_OFFLINE))
+def test_published_mlperf_v5_1_offline_results_are_plausible(system) -> None:
+    spec = dict(PUBLISHED_V5_1_OFFLINE[system])
+    spec.setdefault("samples_per_second", spec["tokens_per_second"] / 128)
+    record = make_record("sut", samples=13368, **spec)
+    check = check_record(record)
+    assert check.compute_bound_tokens_per_second is not None, check.explanation
+    assert not check.implausible, check.explanation
+    assert check.explanation.startswith("plausible")
+
+
+def test_eight_engine_b200_is_bounded_by_eight_fp4_gpus() -> None:
+    spec = PUBLISHED_V5_1_OFFLINE["8x B200 FP4"]
+    check = check_record(make_record("sut", samples=13368, samples_per_second=143_300 / 128, **spec))
+    # 8 x 9 PFLOP/s dense FP4 (HGX B200 datasheet); ~907 tokens a sample -> ~2 x 8.03e9 x 907 FLOPs
+    assert check.compute_bound_tokens_per_second == pytest.approx(8 * 9e15 / (2 * 8.03e9 * 907) * 128, rel=1e-6)
+    assert "8 x NVIDIA B200 (8 engines x TP 1 x PP 1: data_parallel_size 8)" in check.explanation
+    assert "72 PFLOP/s fp4 peak" in check.explanation
+    assert "fp4 weights (quantization=modelopt_fp4), fp8 KV cache" in check.explanation
+
+
+@pytest.mark.parametrize("engine, endpoints, expected", [
+    ({"tensor_parallel_size": 1, "data_parallel_size": 8}, None, (8, 8)),          # vLLM data parallel
+    ({"tensor_parallel_size": 2, "data_parallel_size": 4}, None, (8, 4)),
+    ({"tensor_parallel_size": 2, "pipeline_parallel_size": 2}, None, (4, 1)),
+    ({"tensor_parallel_size": 1}, None, (1, 1)),                                   # one TP-1 engine on 8 GPUs
+    ({"tensor_parallel_size": 8, "data_parallel_size": 8}, None, (8, 8)),          # capped at the node's 8
+    ({"tensor_parallel_size": 1}, [{"url": f"http://n{i // 4}:800{i % 4}", "node": f"n{i // 4}",
+                                    "samples_completed": 1, "output_tokens": 128} for i in range(8)], (8, 8)),
+    ({"tensor_parallel_size": 2}, [{"url": f"http://n{i}:8000", "node": f"n{i}",
+                                    "samples_completed": 1, "output_tokens": 128} for i in range(2)], (4, 2)),
+])
+def test_devices_are_engines_times_tp_times_pp(engine, endpoints, expected) -> None:
+    record = make_record(accel_count=8, engine={"dtype": "bfloat16", "max_num_seqs": 256, **engine},
+                         endpoints=endpoints)
+    used = devices(record)
+    assert (used.count, used.engines) == expected
+
+
+def test_another_harness_without_engine_count_uses_every_accelerator() -> None:
+    record = make_record(accel_count=8, engine={"dtype": "bfloat16", "tensor_parallel_size": 2, "max_num_seqs": 256})
+    record.result["backend"] = "trtllm"
+    assert (devices(record).count, devices(record).engines) == (8, 4)
+
+
+@pytest.mark.parametrize("engine, model, expected", [
+    ({"dtype": "bfloat16"}, "Llama-3.1-8B-Instruct", ("bf16", 2.0, "bf16")),
+    ({"dtype": "torch.float16"}, "llama", ("fp16", 2.0, "fp16")),
+    ({"dtype": "float32"}, "llama", ("fp32", 4.0, "fp32")),
+    ({"dtype": "bfloat16", "quantization": "fp8"}, "llama", ("fp8", 1.0, "fp8")),
+    ({"dtype": "bfloat16", "quantization": "modelopt"}, "llama", ("fp8", 1.0, "fp8")),
+    ({"dtype": "bfloat16", "quantization": "modelopt_fp4"}, "llama", ("fp4", 0.5, "fp4")),
+    ({"dtype": "bfloat16", "quantization": "nvfp4"}, "llama", ("fp4", 0.5, "fp4")),
+    ({"dtype": "bfloat16", "quantization": "mxfp4"}, "llama", ("fp4", 0.5, "fp4")),
+    ({"dtype": "float16", "quantization": "awq"}, "llama", ("int4", 0.5, "bf16")),
+    ({"dtype": "float16", "quantization": "gptq_marlin"}, "llama", ("int4", 0.5, "bf16")),
+    ({"dtype": "bfloat16", "quantization": "w8a8"}, "llama", ("int8", 1.0, "int8")),
+    ({"dtype": "bfloat16", "quantization": "int8"}, "llama", ("int8", 1.0, "int8")),
+    ({"dtype": "bfloat16", "quantization": "compressed-tensors"}, "Llama-3.1-8B-Instruct-FP8-dynamic",
+     ("fp8", 1.0, "fp8")),
+    ({"dtype": "bfloat16", "quantization": "compressed-tensors"}, "llama", ("fp4", 0.5, "fastest")),
+    ({"dtype": "bfloat16"}, "nvidia/Llama-3.1-8B-Instruct-NVFP4", ("fp4", 0.5, "fp4")),     # vLLM auto-detects
+    ({"dtype": "auto", "quantization": None, "kv_cache_dtype": "fp8"}, "llama-3.1-8b", ("bf16", 2.0, "bf16")),
+])
+def test_weights_format_from_engine_arguments(engine, model, expected) -> None:
+    p = precision(engine, model)
+    assert (p.weights, p.bytes_per_weight, p.compute) == expected
+    assert p.kv_cache == str(engine.get("kv_cache_dtype") or "auto")
+
+
+@pytest.mark.parametrize("name, dtype, peak", [
+    ("B200", "fp4", (9000e12, "fp4")), ("B200", "fp8", (4500e12, "fp8")), ("B200", "bf16", (2250e12, "bf16")),
+    ("B200", "int4", (4500e12, "int8")),            # Blackwell: no int4 tensor cores
+    ("H200", "fp4", (1979e12, "fp8")),              # Hopper: no fp4
+    ("H100-SXM", "int8", (1979e12, "int8")), ("L40S", "int4", (733e12, "int4")),
+    ("A30", "fp8", (165e12, "bf16")), ("A30", "int8", (330e12, "int8")), ("A30", "fastest", (661e12, "int4")),
+])
+def test_peaks_per_format_and_their_fallbacks(name, dtype, peak) -> None:
+    rate, used = ACCELERATORS[name].peak_for(dtype)
+    assert (rate, used) == (pytest.approx(peak[0]), peak[1])
+
+
+@pytest.mark.parametrize("engine", [
+    {"dtype": "bfloat16", "max_num_seqs": 256},
+    {"dtype": "bfloat16", "quantization": "awq", "max_num_seqs": 256},            # 4-bit weights, bf16 math
+    {"dtype": "bfloat16", "quantization": "nvfp4", "max_num_seqs": 256},          # no fp4 on Ampere
+    {"dtype": "bfloat16", "quantization": "compressed-tensors", "max_num_seqs": 256},   # the loosest: int4 math
+])
+def test_seed_a30_figure_stays_implausible_whatever_the_weights(engine) -> None:
+    # the seed's 106.55 samples/s (128 output tokens each) on one A30
+    record = make_record("a30-node", accelerator="NVIDIA A30", memory_gib=24.0, samples_per_second=106.55,
+                         tokens_per_second=106.55 * 128, samples=13368, engine=engine)
+    check = check_record(record)
+    assert check.implausible, check.explanation
+
+
+def test_prefix_cache_reference_run_is_implausible_and_the_others_are_not() -> None:
+    from include import run_artifacts
+
+    verdicts = {}
+    for run_dir in sorted(REFERENCE.glob("*/single/*/*/performance")):
+        record = run_artifacts.read_run(run_dir, "single")
+        check = check_record(record)
+        verdicts[run_dir.parts[-5]] = check
+    assert len(verdicts) >= 20
+    flagged = {name for name, check in verdicts.items() if check.implausible}
+    assert flagged == {"offline-fp8-prefix-cache"}
+    check = verdicts["offline-fp8-prefix-cache"]
+    assert check.measured_tokens_per_second == pytest.approx(21_101.6)
+    assert "fp8 weights (quantization=fp8), fp8 KV cache" in check.explanation
+    assert check.compute_bound_tokens_per_second < 21_101.6
