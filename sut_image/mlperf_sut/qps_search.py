@@ -14,8 +14,8 @@ count and equal issue (every loaded sample issued alike, a whole pass at least) 
 OUTPUT_DIR/<scenario>/confirm-qps-<x>/; if LoadGen finds it INVALID, the next lower VALID probe is confirmed, and
 so on. search.json's "confirmed" names the rate that held.
 
-The engine starts once; later tests reuse it (LoadGen then logs "Multiple conf files are used" in every test after
-the first, which marks those logs as not for submission).
+The engine starts once; later tests reuse it. Each test's LoadGen settings are loaded so that no test logs
+error_invalid_config "Multiple conf files are used" (settings.build_settings says how).
 """
 from __future__ import annotations
 

@@ -157,12 +157,17 @@ def build_settings(scenario: Scenario, mode: Mode, user_conf: Path, overrides: l
     text = f"# merged from {user_conf} and --override flags\n" + "\n".join(lines) + "\n"
     merged_conf.write_text(text)
     settings = lg.TestSettings()
-    # LoadGen applies its embedded mlperf.conf only on the first FromConfig call of a process: load it explicitly.
-    # (A second test in one process, as in the tests and the overhead benchmark, makes LoadGen log "Multiple conf
-    # files are used"; the CLI runs one test per process, whose logs stay clean.)
+    # LoadGen 6.0.17's FromConfig(path, model, scenario, conf_type): type 0 reads the mlperf.conf compiled into the
+    # wheel (and the keys only it may set: seeds, accuracy_log_probability, test05); any other type reads `path`
+    # as a user.conf. Type 1, the default, also counts calls in a process-wide static: the first applies mlperf.conf
+    # itself, every later one logs error_invalid_config "Multiple conf files are used" into that test's detail log
+    # and leaves mlperf.conf out. So a process with several tests (search-qps, the GPU benchmarks' prepare/measure)
+    # marked every test after the first as not submittable. Each test here loads mlperf.conf explicitly (type 0),
+    # then its one user.conf as type 2, the user.conf path without the counter, which LoadGen itself uses to apply
+    # audit.config over the settings (loadgen.cc). The settings are those of type 1 in a fresh process (tested).
     if settings.FromConfig("", scenario.loadgen_model, scenario.loadgen_scenario, 0) != 0:
         raise RuntimeError(f"LoadGen could not read its embedded mlperf.conf for {scenario.loadgen_model}")
-    if settings.FromConfig(str(merged_conf), scenario.loadgen_model, scenario.loadgen_scenario, 1) != 0:
+    if settings.FromConfig(str(merged_conf), scenario.loadgen_model, scenario.loadgen_scenario, 2) != 0:
         raise InputError(f"{user_conf}: LoadGen rejected the settings (merged file: {merged_conf})")
     settings.scenario = getattr(lg.TestScenario, scenario.loadgen_scenario)
     settings.mode = getattr(lg.TestMode, mode.loadgen_mode)

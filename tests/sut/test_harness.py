@@ -108,3 +108,21 @@ def test_a_failed_server_run_is_aborted_instead_of_running_out_min_duration(qsl,
     assert aborted.wait(5), "the watchdog did not abort within 5 s of the failure (LoadGen runs for 8 s)"
     runner.join()
     backend.stop()
+
+
+def test_several_tests_in_one_process_log_no_error(qsl, tmp_path):
+    """search-qps and the GPU benchmarks run many LoadGen tests on one engine. Each test's settings come from
+    mlperf.conf plus one user.conf without LoadGen's process-wide conf counter, so no test after the first logs
+    error_invalid_config ("Multiple conf files are used") and every summary says "No errors encountered"."""
+    backend = EchoBackend()
+    for index, scenario in enumerate([Scenario.OFFLINE, Scenario.SERVER, Scenario.OFFLINE]):
+        out = tmp_path / f"test-{index}"
+        out.mkdir()
+        harness = Harness(qsl, backend, Progress(0))
+        backend.start(harness)
+        harness.run(_settings(out, scenario, Mode.PERFORMANCE).test_settings, out)
+        detail = (out / "mlperf_log_detail.txt").read_text()
+        assert "error_invalid_config" not in detail and "Multiple conf files" not in detail, out
+        assert '"key": "error' not in detail, out
+        assert "No errors encountered" in (out / "mlperf_log_summary.txt").read_text(), out
+    backend.stop()

@@ -68,3 +68,31 @@ def test_bad_override(text):
 def test_unknown_scenario():
     with pytest.raises(InputError, match="--scenario MultiStream: unknown"):
         Scenario.parse("MultiStream")
+
+
+def test_settings_equal_loadgens_own_user_conf_load_in_a_fresh_process(tmp_path):
+    """build_settings loads mlperf.conf and the user.conf without LoadGen's conf counter (so a second test in a
+    process stays clean); the result must be what LoadGen's default FromConfig gives in a new process."""
+    import json
+    import subprocess
+    import sys
+
+    conf = tmp_path / "user.conf"
+    conf.write_text("*.Server.target_qps = 7\n*.*.min_duration = 1234\nllama3_1-8b-interactive.Server.min_query_count = 9\n")
+    ours = {}
+    for scenario in (Scenario.OFFLINE, Scenario.SERVER, Scenario.INTERACTIVE):
+        ours[scenario.label] = {k: v for k, v in _settings(tmp_path, scenario, conf.read_text()).effective().items()
+                                if k not in ("mode", "scenario", "performance_sample_count_override")}
+    script = (
+        "import json, sys, mlperf_loadgen as lg\n"
+        "s = lg.TestSettings()\n"
+        "assert s.FromConfig(sys.argv[1], sys.argv[2], sys.argv[3]) == 0\n"
+        "print(json.dumps({n: getattr(s, n) for n in dir(s) if not n.startswith('_') and n not in "
+        "('FromConfig', 'mode', 'scenario', 'performance_sample_count_override')}))\n")
+    for scenario in (Scenario.OFFLINE, Scenario.SERVER, Scenario.INTERACTIVE):
+        done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "merged.conf"), scenario.loadgen_model,
+                               scenario.loadgen_scenario], capture_output=True, text=True, timeout=60, check=True)
+        fresh = json.loads(done.stdout.strip().splitlines()[-1])
+        assert json.loads(json.dumps(ours[scenario.label])) == fresh, scenario
+    assert ours["Server"]["server_target_qps"] == 7 and ours["Offline"]["min_duration_ms"] == 1234
+    assert ours["Interactive"]["min_query_count"] == 9 and ours["Server"]["min_query_count"] != 9
