@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from include.mlperf_rules import latency_scenario
 from include.records import LoadGenResult
 
 SUMMARY_LOG = "mlperf_log_summary.txt"
@@ -43,6 +44,9 @@ _CHECKS = {
     "early_stopping_met": "early stopping not satisfied",
 }
 _MODES = {"PerformanceOnly": "performance", "AccuracyOnly": "accuracy"}
+# The p99 limits a Server-mode run is held to with use_token_latencies (LoadGen logs no effective_* twin of these).
+TTFT_LIMIT_KEY = "requested_server_ttft_latency"
+TPOT_LIMIT_KEY = "requested_server_tpot_latency"
 # The summary's last line: "No errors encountered during test." or "<n> ERROR(S) encountered. See detailed log."
 _SUMMARY_END = re.compile(r"^(No errors|\d+ ERRORS?) encountered", re.MULTILINE)
 _SUMMARY_LINE = re.compile(r"^\s*([^:\n]+?)\s*:\s*(.*?)\s*$")
@@ -130,6 +134,29 @@ def _power_window_s(values: dict[str, Any]) -> float | None:
     return (end - begin).total_seconds()
 
 
+def _limit_ns(values: dict[str, Any], key: str, path: Path) -> float | None:
+    if key not in values:
+        return None
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise LoadGenLogError(f"{path}: {key} is {value!r}, not a latency limit in ns")
+    return float(value)
+
+
+def latency_limits(values: dict[str, Any], scenario: str, path: Path) -> tuple[float | None, float | None, str]:
+    """(TTFT limit ns, TPOT limit ns, MLPerf's scenario name) from the detail log's values.
+
+    Interactive is LoadGen's Server scenario under tighter limits, so the limits LoadGen was asked to hold a
+    Server-mode run to decide which of the two it was (mlperf_rules.latency_scenario); other scenarios keep
+    LoadGen's name and have no such limits. A run with use_token_latencies off is held to neither.
+    """
+    if scenario != "Server" or values.get("requested_use_token_latencies") is False:
+        return None, None, scenario
+    ttft, tpot = _limit_ns(values, TTFT_LIMIT_KEY, path), _limit_ns(values, TPOT_LIMIT_KEY, path)
+    named = latency_scenario(None if ttft is None else ttft / 1e6, None if tpot is None else tpot / 1e6)
+    return ttft, tpot, named or scenario
+
+
 def parse(run_dir: Path) -> LoadGenResult:
     """LoadGen's verdict on the run in `run_dir`, from its summary and detail logs."""
     run_dir = Path(run_dir)
@@ -178,6 +205,7 @@ def parse(run_dir: Path) -> LoadGenResult:
         if tokens_key in summary:
             tokens_per_second = _number(summary, tokens_key, summary_path)
         result_samples = int(values["result_query_count"]) * int(values["generated_samples_per_query"])
+    ttft_limit_ns, tpot_limit_ns, mlperf_scenario = latency_limits(values, scenario, detail_path)
 
     return LoadGenResult(
         scenario=scenario,
@@ -196,6 +224,9 @@ def parse(run_dir: Path) -> LoadGenResult:
         loadgen_version=values["loadgen_version"],
         warnings=[f"{r['key']}: {r.get('value')}" for r in records if r.get("metadata", {}).get("is_warning")],
         errors=[f"{r['key']}: {r.get('value')}" for r in records if r.get("metadata", {}).get("is_error")],
+        ttft_limit_ns=ttft_limit_ns,
+        tpot_limit_ns=tpot_limit_ns,
+        mlperf_scenario=mlperf_scenario,
     )
 
 

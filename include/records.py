@@ -40,8 +40,14 @@ class LoadGenResult:
     duration_s: float | None       # LoadGen's measured duration of the performance run
     result_samples: int | None     # samples LoadGen counted in the timed window (perf mode)
     loadgen_version: str | None
-    warnings: list[str]
-    errors: list[str]
+    warnings: list[str]            # "key: value" of each record LoadGen flagged is_warning
+    errors: list[str]              # "key: value" of each record LoadGen flagged is_error
+    # LoadGen's requested_server_ttft_latency / requested_server_tpot_latency: the p99 limits a Server-mode run was
+    # held to (None for other scenarios, or a log without them)
+    ttft_limit_ns: float | None = None
+    tpot_limit_ns: float | None = None
+    # MLPerf's scenario name: "Interactive" for a Server-mode run held to Interactive's limits, else `scenario`
+    mlperf_scenario: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -166,3 +166,54 @@ def test_files_of_different_runs(published_fixtures: Path, tmp_path: Path) -> No
     shutil.copy(published_fixtures / "Server" / "performance" / "run_1" / SUMMARY_LOG, run / SUMMARY_LOG)
     with pytest.raises(LoadGenLogError, match="Scenario is 'Server' but .* says 'Offline'"):
         loadgen_logs.parse(run)
+
+
+# --- issue #12: Interactive recognised, and the latency limits taken from LoadGen's own log -----------------------
+REFERENCE = Path(__file__).resolve().parents[2] / "reference" / "h200"
+
+
+def test_interactive_recognised_from_the_limits_in_the_log() -> None:
+    # A Server-mode LoadGen run (LoadGen calls it "Server") held to 500 ms TTFT / 30 ms TPOT: MLPerf's Interactive
+    result = loadgen_logs.parse(REFERENCE / "interactive-fp8-qps30.5" / "single" / "h200-0" / "Interactive"
+                                / "performance")
+    assert result.scenario == "Server"
+    assert result.mlperf_scenario == "Interactive"
+    assert (result.ttft_limit_ns, result.tpot_limit_ns) == (500_000_000, 30_000_000)
+
+
+def test_interactive_limits_come_from_the_log_not_a_table(tmp_path: Path) -> None:
+    run = _copy(REFERENCE / "interactive-fp8-qps30.5" / "single" / "h200-0" / "Interactive" / "performance", tmp_path)
+    _edit(run / DETAIL_LOG, '"key": "requested_server_ttft_latency", "value": 500000000',
+          '"key": "requested_server_ttft_latency", "value": 450000000')
+    result = loadgen_logs.parse(run)
+    assert result.ttft_limit_ns == 450_000_000 and result.mlperf_scenario == "Interactive"
+
+
+@pytest.mark.parametrize("phase", [("performance", "run_1"), ("accuracy",)])
+def test_published_server_stays_server_with_its_limits(published_fixtures: Path, phase: tuple[str, ...]) -> None:
+    result = loadgen_logs.parse(published_fixtures.joinpath("Server", *phase))
+    assert (result.scenario, result.mlperf_scenario) == ("Server", "Server")
+    assert (result.ttft_limit_ns, result.tpot_limit_ns) == (2_000_000_000, 100_000_000)
+
+
+def test_reference_server_run_is_server() -> None:
+    result = loadgen_logs.parse(REFERENCE / "server-fp8-qps55.62" / "single" / "h200-0" / "Server" / "performance")
+    assert (result.mlperf_scenario, result.ttft_limit_ns, result.tpot_limit_ns) == ("Server", 2e9, 1e8)
+
+
+def test_offline_has_no_latency_limits(published_fixtures: Path) -> None:
+    result = loadgen_logs.parse(published_fixtures / "Offline" / "performance" / "run_1")
+    assert (result.mlperf_scenario, result.ttft_limit_ns, result.tpot_limit_ns) == ("Offline", None, None)
+
+
+def test_nonsense_latency_limit_is_refused(published_fixtures: Path, tmp_path: Path) -> None:
+    run = _copy(published_fixtures / "Server" / "performance" / "run_1", tmp_path)
+    _edit(run / DETAIL_LOG, '"key": "requested_server_tpot_latency", "value": 100000000',
+          '"key": "requested_server_tpot_latency", "value": "fast"')
+    with pytest.raises(LoadGenLogError, match="requested_server_tpot_latency is 'fast', not a latency limit in ns"):
+        loadgen_logs.parse(run)
+
+
+def test_reference_multiple_conf_error_is_kept(published_fixtures: Path) -> None:
+    result = loadgen_logs.parse(REFERENCE / "server-fp8-qps55.62" / "single" / "h200-0" / "Server" / "performance")
+    assert any(error.startswith("error_invalid_config: Multiple conf files are used") for error in result.errors)
