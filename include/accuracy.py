@@ -8,7 +8,9 @@ The ROUGE arithmetic lives in include.rouge (same numbers, faster).
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,32 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from include import rouge, run_artifacts
+from include.mlperf_rules import ACCURACY_TARGETS, GEN_LEN_RANGE, ROUGE_FRACTION
 from include.nltk_data import ensure_punkt_tab
 from include.records import AccuracyResult
 
 ACCURACY_LOG = "mlperf_log_accuracy.json"
+ACCURACY_TXT = "accuracy.txt"       # MLPerf's accuracy result beside the accuracy log (submission layout)
 # The SUT's contract (result.schema.json: generation.token_dtype is const "int32"); evaluation.py's --dtype int32.
 TOKEN_DTYPE = np.int32
 
 
-@dataclass(frozen=True)
-class AccuracyTargets:
-    """MLPerf Inference v5.1 llama3.1-8b accuracy targets (each ROUGE must reach 99%, gen_len lie in 90-110%)."""
-
-    rouge1: float
-    rouge2: float
-    rougeL: float
-    rougeLsum: float
-    gen_len: int
-    gen_num: int
-
-
-TARGETS = {
-    "datacenter": AccuracyTargets(38.7792, 15.9075, 24.4957, 35.793, gen_len=8_167_644, gen_num=13_368),
-    "edge": AccuracyTargets(39.06, 16.1147, 24.6375, 36.124, gen_len=3_051_113, gen_num=5_000),
-}
-ROUGE_FRACTION = 0.99
-GEN_LEN_RANGE = (0.9, 1.1)
+# MLPerf's targets (mlperf_rules); the names stay here for the callers that read them from this module.
+TARGETS = ACCURACY_TARGETS
 
 
 class AccuracyLogError(ValueError):
@@ -186,3 +174,84 @@ def score_run(run_dir: Path, model_dir: Path, dataset_path: Path) -> AccuracyRes
         raise AccuracyLogError(f"{run_dir / run_artifacts.RESULT_FILE}: mode is {result['mode']!r}; only accuracy-mode"
                                " runs log every response")
     return _score_tokens(tokens, log_path, model_dir, dataset_path, result["accuracy_meaningful"])
+
+
+# --- accuracy.txt: MLPerf's accuracy result file ----------------------------------------------------------------
+# evaluation.py prints "\nResults\n\n" and its result dict, ROUGE as strings of the 4-place rounded mean x 100 and
+# gen_len / gen_num as integers; submission tooling (truncate_accuracy_log.py) appends "\nhash=<sha256 of
+# mlperf_log_accuracy.json>\n". The submission checker reads each metric with a regex per line
+# (".*'rouge1':\\s+'?([\\d.]+)'?.*", ".*'gen_len':\\s([\\d.]+).*") and requires "hash=". With numpy 2,
+# evaluation.py prints gen_len as np.int64(8163079) and ROUGE values may come as np.float64(...): read those too.
+ACCURACY_TXT_KEYS = (*rouge.ROUGE_TYPES, "gen_len", "gen_num")
+_TXT_VALUE = re.compile(r"""['"](?P<key>\w+)['"]\s*:\s*(?:np\.\w+\(|numpy\.\w+\()?\s*['"]?"""
+                        r"""(?P<value>-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)['"]?\s*\)?""")
+_TXT_HASH = re.compile(r"^hash=(\w+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class AccuracyTxt:
+    """What an accuracy.txt says: the scores as numbers, and the accuracy log's hash where tooling added it."""
+
+    scores: dict[str, float | int]   # rouge1, rouge2, rougeL, rougeLsum (x 100), gen_len, gen_num
+    log_sha256: str | None
+
+
+def parse_accuracy_txt(path: Path) -> AccuracyTxt:
+    """The scores of an MLPerf accuracy.txt as numbers (never eval'd); AccuracyLogError names what is missing."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AccuracyLogError(f"{path}: missing (score the accuracy run, or copy evaluation.py's output there)") \
+            from None
+    except UnicodeDecodeError as e:
+        raise AccuracyLogError(f"{path}: not text ({e.reason} at byte {e.start})") from None
+    line = next((line for line in text.splitlines() if "rouge1" in line), None)
+    if line is None:
+        raise AccuracyLogError(f"{path}: no line with the result dict ('rouge1': ...); not evaluation.py's output")
+    values = {m["key"]: m["value"] for m in _TXT_VALUE.finditer(line) if m["key"] in ACCURACY_TXT_KEYS}
+    missing = [key for key in ACCURACY_TXT_KEYS if key not in values]
+    if missing:
+        raise AccuracyLogError(f"{path}: the result dict has no number for {', '.join(missing)}")
+    scores: dict[str, float | int] = {key: float(values[key]) for key in rouge.ROUGE_TYPES}
+    for key in ("gen_len", "gen_num"):
+        number = float(values[key])
+        if not number.is_integer():
+            raise AccuracyLogError(f"{path}: {key} is {values[key]}, not a whole number")
+        scores[key] = int(number)
+    found = _TXT_HASH.search(text)
+    return AccuracyTxt(scores, found.group(1) if found else None)
+
+
+def read_accuracy_txt(path: Path, dataset_size: int | None = None, accuracy_meaningful: bool = True) -> AccuracyResult:
+    """An accuracy.txt judged like our own scores. `dataset_size`: the samples of the data set the run drew from
+    (LoadGen's qsl_reported_total_count); without it the scored samples (gen_num) are taken as the whole set."""
+    scores = parse_accuracy_txt(path).scores
+    return judge(scores, int(dataset_size or scores["gen_num"]), accuracy_meaningful)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, as MLPerf's truncate_accuracy_log.py writes it into accuracy.txt."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def format_accuracy_txt(result: AccuracyResult, log_sha256: str | None = None) -> str:
+    """accuracy.txt's text in MLPerf's format: evaluation.py's printout, then the hash line of the tooling."""
+    scores: dict[str, str | int] = {key: str(float(getattr(result, key))) for key in rouge.ROUGE_TYPES}
+    scores["gen_len"], scores["gen_num"] = int(result.gen_len), int(result.gen_num)
+    text = f"\nResults\n\n{scores!r}\n"
+    return text + (f"\nhash={log_sha256}\n" if log_sha256 else "")
+
+
+def write_accuracy_txt(run_dir: Path, result: AccuracyResult) -> Path:
+    """Write <run_dir>/accuracy.txt for a scored accuracy run, with the hash of its mlperf_log_accuracy.json (the
+    submission checker requires one); returns the path."""
+    run_dir = Path(run_dir)
+    log = run_dir / ACCURACY_LOG
+    path = run_dir / ACCURACY_TXT
+    path.write_text(format_accuracy_txt(result, file_sha256(log) if log.is_file() else None), encoding="utf-8")
+    return path

@@ -1,8 +1,10 @@
 """include.accuracy and include.rouge: the same numbers as MLCommons' evaluation.py, and honest verdicts."""
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -223,3 +225,80 @@ def test_subset_of_full_dataset_is_not_judged() -> None:
     result = accuracy.judge(dict(PUBLISHED_OFFLINE, gen_num=5_000), dataset_size=13_368)
     assert (result.full_dataset, result.passed) == (False, None)
     assert result.verdict.startswith("targets not applicable: 5,000 of 13,368 samples")
+
+
+# --- issue #12: MLPerf's accuracy.txt read (numbers, never eval'd) and written in MLPerf's format -----------------
+# The submission checker's patterns for llama3.1-8b (mlcommons/inference tools/submission/submission_checker/
+# constants.py, ACC_PATTERN) and its hash line (checks/accuracy_check.py).
+CHECKER_PATTERNS = {"rouge1": r".*'rouge1':\s+'?([\d.]+)'?.*", "rouge2": r".*'rouge2':\s+'?([\d.]+)'?.*",
+                    "rougeL": r".*'rougeL':\s+'?([\d.]+)'?.*", "rougeLsum": r".*'rougeLsum':\s+'?([\d.]+)'?.*",
+                    "gen_len": r".*'gen_len':\s([\d.]+).*"}
+PUBLISHED_SERVER = {"rouge1": 38.7459, "rouge2": 15.756, "rougeL": 24.428, "rougeLsum": 35.7253,
+                    "gen_len": 8_127_531, "gen_num": 13_368}
+
+
+@pytest.mark.parametrize("scenario, expected, digest", [
+    ("Offline", PUBLISHED_OFFLINE, "7e1fb5443b0c6fa3c15d2bb34f7f5a1e64edc2b7eb5e4ab0ced51de9c4930c24"),
+    ("Server", PUBLISHED_SERVER, "c5d97b024ca71cdb5481696f9cbfcccad6225dab983a22b54bcbecb818db8518"),
+])
+def test_published_accuracy_txt_is_read_as_numbers(published_fixtures: Path, scenario, expected, digest) -> None:
+    parsed = accuracy.parse_accuracy_txt(published_fixtures / scenario / "accuracy" / accuracy.ACCURACY_TXT)
+    assert parsed.scores == expected
+    assert all(type(parsed.scores[k]) is float for k in rouge.ROUGE_TYPES)
+    assert type(parsed.scores["gen_len"]) is int and type(parsed.scores["gen_num"]) is int
+    assert parsed.log_sha256 == digest
+    result = accuracy.read_accuracy_txt(published_fixtures / scenario / "accuracy" / accuracy.ACCURACY_TXT,
+                                        dataset_size=13_368)
+    assert (result.target_set, result.passed, result.rougeL) == ("datacenter", True, expected["rougeL"])
+
+
+def test_numpy_2_wrappers_are_read(tmp_path: Path) -> None:
+    # evaluation.py under numpy 2 prints np.int64(...) for gen_len (the checker's own GEN_LEN pattern misses it)
+    path = tmp_path / "accuracy.txt"
+    path.write_text("INFO:absl:Using default tokenizer.\n\nResults\n\n{'rouge1': np.float64(38.7898), 'rouge2': "
+                    "'15.9437', 'rougeL': np.str_('24.5735'), 'rougeLsum': '35.8053', 'gen_len': np.int64(8163079),"
+                    " 'gen_num': 13368}\n")
+    parsed = accuracy.parse_accuracy_txt(path)
+    assert parsed.scores == PUBLISHED_OFFLINE and parsed.log_sha256 is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("Results\n\n{'rouge1': '38.7', 'rouge2': '15.9', 'rougeL': '24.5', 'rougeLsum': '35.8', 'gen_num': 13368}\n",
+     "no number for gen_len"),
+    ("Results\n\n{'rouge1': '38.7', 'rouge2': 'n/a', 'rougeL': '24.5', 'rougeLsum': '35.8', 'gen_len': 1,"
+     " 'gen_num': 1}\n", "no number for rouge2"),
+    ("Results\n\n{'rouge1': '38.7', 'rouge2': '1', 'rougeL': '24.5', 'rougeLsum': '35.8', 'gen_len': 1.5,"
+     " 'gen_num': 1}\n", "gen_len is 1.5, not a whole number"),
+    ("hash=abc\n", "no line with the result dict"),
+])
+def test_broken_accuracy_txt_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "accuracy.txt"
+    path.write_text(text)
+    with pytest.raises(AccuracyLogError, match=message):
+        accuracy.parse_accuracy_txt(path)
+    with pytest.raises(AccuracyLogError, match="missing"):
+        accuracy.parse_accuracy_txt(tmp_path / "absent.txt")
+
+
+def test_written_accuracy_txt_is_mlperfs_format_and_round_trips(published_fixtures: Path, tmp_path: Path) -> None:
+    result = accuracy.judge(PUBLISHED_OFFLINE, dataset_size=13_368)
+    (tmp_path / ACCURACY_LOG).write_bytes(b'[{"seq_id": 0, "qsl_idx": 0, "data": "01000000"}]')
+    path = accuracy.write_accuracy_txt(tmp_path, result)
+    assert path == tmp_path / "accuracy.txt"
+    text = path.read_text()
+    # evaluation.py's dict line, character for character as in the published submission's accuracy.txt
+    published = (published_fixtures / "Offline" / "accuracy" / "accuracy.txt").read_text().splitlines()
+    dict_line = next(line for line in published if "rouge1" in line)
+    assert dict_line in text.splitlines()
+    # what the submission checker reads from it
+    lines = text.splitlines()
+    for key, pattern in CHECKER_PATTERNS.items():
+        found = [m.group(1) for m in (re.match(pattern, line) for line in lines) if m]
+        assert found and float(found[0]) == PUBLISHED_OFFLINE[key], key
+    assert [m.group(1) for m in (re.match(r"^hash=([\w\d]+)$", line) for line in lines) if m] == [
+        hashlib.sha256((tmp_path / ACCURACY_LOG).read_bytes()).hexdigest()]
+    # and back
+    parsed = accuracy.parse_accuracy_txt(path)
+    assert parsed.scores == PUBLISHED_OFFLINE
+    again = accuracy.read_accuracy_txt(path, dataset_size=13_368)
+    assert again == result
