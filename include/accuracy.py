@@ -112,7 +112,7 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
 def judge(scores: dict[str, float | int], dataset_size: int, accuracy_meaningful: bool = True) -> AccuracyResult:
     """Compare with the datacenter or edge targets, only where they apply.
 
-    The targets describe the whole data set (13,368 samples, or the 5,000-sample edge subset); a subset's ROUGE is
+    The targets describe the whole data set (datacenter or edge, mlperf_rules.ACCURACY_TARGETS); a subset's ROUGE is
     a different quantity, and random weights give ROUGE that means nothing.
     """
     gen_num = int(scores["gen_num"])

@@ -5,6 +5,10 @@ MLPerf submission publishes; everything else (effective settings, percentiles, v
 from the detail log's `:::MLLOG` JSON lines, which carry typed values. The two files must agree on scenario, mode
 and validity. A file that is empty, truncated or not LoadGen's raises LoadGenLogError naming the file and what is
 missing: a half-parsed log must never pass as a result.
+
+The logs alone say what was run: a Server-mode run's latency limits are LoadGen's own (requested_server_ttft_latency,
+requested_server_tpot_latency), and they tell MLPerf's Interactive scenario from Server (`mlperf_scenario`), so a
+run folder of another harness, or a published submission, needs no result.json to be named right.
 """
 from __future__ import annotations
 

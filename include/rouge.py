@@ -1,7 +1,7 @@
 """ROUGE exactly as MLCommons' evaluation.py gets it, about 10x faster.
 
 The reference scores every (reference, prediction) pair with Google's `rouge-score` (RougeScorer with
-use_stemmer=True, through `evaluate`'s "rouge" metric) and keeps each type's f-measure. Scoring 13,368 pairs
+use_stemmer=True, through `evaluate`'s "rouge" metric) and keeps each type's f-measure. Scoring the full data set
 that way takes most of a minute on one core, mostly in the Porter stemmer (four tokenisations per pair) and in
 pure-Python LCS tables. This module computes the same numbers (the test proves equality to 1e-9) by:
 
