@@ -20,9 +20,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from include import plausibility, run_artifacts
-from include.report import MIN_DURATION_MS, prefix_caching
-from include.scaling import loadgen_setting
+from include import mlperf_rules, plausibility, run_artifacts
+from include.verdict import loadgen_setting
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "h200"
 
@@ -48,12 +47,13 @@ def main() -> None:
     for run in sorted(p for p in REFERENCE.iterdir() if (p / "single").is_dir()):
         for _, run_dir in run_artifacts.discover_runs(run):
             record = run_artifacts.read_run(run_dir, "single")
-            lg, result = record.loadgen, record.result
-            implausible, cached = plausibility.check_record(record).implausible, prefix_caching(result)
-            label = "fp8" if result["engine"].get("quantization") == "fp8" else "bf16"
-            qps = result["loadgen_settings"].get("server_target_qps")
-            full = float(loadgen_setting(record, "min_duration_ms", "min_duration") or 0) >= MIN_DURATION_MS
-            probe = result["counts"]["queries_issued"] < result["dataset"]["dataset_size"]
+            lg, sut = record.loadgen, record.sut
+            implausible, cached = plausibility.check_record(record).implausible, sut.prefix_caching
+            label = "fp8" if sut.engine.get("quantization") == "fp8" else "bf16"
+            qps = sut.loadgen_settings.get("server_target_qps")
+            min_duration_ms = float(loadgen_setting(record, "min_duration_ms", "min_duration") or 0)
+            full = min_duration_ms >= mlperf_rules.MIN_DURATION_S * 1000
+            probe = sut.counts.queries_issued < sut.dataset.dataset_size
             notes = (["IMPLAUSIBLE"] * implausible + ["prefix cache on"] * cached
                      + ["probe"] * (probe and record.scenario != "Offline") + [f"{lg.duration_s or 0:,.0f} s"])
             print(f"{run.name:32s} {record.scenario:11s} {label:5s} {'VALID' if lg.valid else 'INVALID':8s} "

@@ -1,8 +1,10 @@
 """MLPerf Inference llama3.1-8b on vLLM: every GPU node alone, then all nodes on one workload; results, history, report.
 
-plan -> single-GPU runs (per node, in parallel) -> distributed runs -> parse logs -> score accuracy -> scaling
--> record history -> regressions -> charts and report (an Asset) -> notify -> verdict (red if a run failed or regressed).
+plan -> single-GPU runs (per node, in parallel) -> distributed runs -> parse logs -> score accuracy -> analyse
+(scaling, plausibility, regressions, the one verdict) -> charts and report (an Asset) -> record history -> notify
+-> verdict (red if a run failed, the pipeline could not judge, or a regression with fail_on_regression).
 Deploy-time settings (runner, nodes, schedule, paths): include/deployment.py. Params: include/plan.py.
+Results pipeline: include/pipeline.py (the same stages `python -m include report` runs).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, TaskGroup, setup, task, teardown
 
-from include import deployment, notify, runners, steps
+from include import deployment, notify, pipeline, runners
 from include import plan as planning
 
 DEPLOY = deployment.load()
@@ -42,45 +44,40 @@ def stop_vllm_servers(servers: dict):
 
 @task(**AFTER_RUNS)
 def parse_logs(plan: dict):
-    return steps.parse_logs(plan)
+    return pipeline.parse_task(plan)
 
 
 @task(**AFTER_RUNS)
 def score_accuracy(plan: dict, records: list):
-    return steps.score_accuracy(plan, records)
+    return pipeline.score_task(plan, records)
 
 
 @task(**AFTER_RUNS)
-def scaling_efficiency(records: list):
-    return steps.scaling_efficiency(records)
-
-
-@task(**AFTER_RUNS)
-def record_history(plan: dict, records: list, scaling: list, dag_run=None):
-    return steps.record_history(DEPLOY.history_url, plan, records, scaling, dag_id=dag_run.dag_id,
-                                run_type=dag_run.run_type, logical_date=dag_run.logical_date or dag_run.run_after)
-
-
-@task(**AFTER_RUNS)
-def regressions(plan: dict, records: list, dag_run=None):
-    return steps.regressions(DEPLOY.history_url, plan, records,
-                             logical_date=dag_run.logical_date or dag_run.run_after)
+def analyse(plan: dict, records: list, dag_run=None):
+    return pipeline.analyse_task(DEPLOY.history_url, plan, records,
+                                 logical_date=dag_run.logical_date or dag_run.run_after)
 
 
 @task(outlets=[REPORT], **AFTER_RUNS)
 def charts_and_report(plan: dict, analysis: dict, outlet_events=None):
-    paths = outlet_events[REPORT].extra = steps.report(DEPLOY.history_url, plan, analysis)   # the event says where
+    paths = outlet_events[REPORT].extra = pipeline.report_task(plan, analysis)   # the event says where
     return paths
 
 
 @task(**AFTER_RUNS)
-def notify_team(plan: dict, analysis: dict, paths: dict):
+def record_history(plan: dict, analysis: dict, paths: dict | None, dag_run=None):
+    return pipeline.record_task(DEPLOY.history_url, plan, analysis, paths, dag_id=dag_run.dag_id,
+                                run_type=dag_run.run_type, logical_date=dag_run.logical_date or dag_run.run_after)
+
+
+@task(**AFTER_RUNS)
+def notify_team(plan: dict, analysis: dict | None, paths: dict | None):
     return notify.notify(notify.summary(plan, analysis, paths), DEPLOY.notify_webhook)
 
 
 @task(retries=0, **AFTER_RUNS)              # deterministic: a retry would only delay the same answer
-def verdict(summary: dict, plan: dict):
-    return notify.verdict(summary, plan["fail_on_regression"])
+def verdict(summary: dict | None, plan: dict, analysis: dict | None):
+    return notify.verdict(summary, plan, analysis)
 
 
 with DAG(
@@ -117,10 +114,9 @@ with DAG(
     parsed = parse_logs(p["plan"])
     [coordinated, servers_down, *sharded] >> parsed
     scored = score_accuracy(p["plan"], parsed)
-    scaling = scaling_efficiency(scored)
-    recorded = record_history(p["plan"], scored, scaling)
-    analysis = regressions(p["plan"], scored)
-    recorded >> analysis
+    analysis = analyse(p["plan"], scored)
     paths = charts_and_report(p["plan"], analysis)
+    recorded = record_history(p["plan"], analysis, paths)
     summary = notify_team(p["plan"], analysis, paths)
-    verdict(summary, p["plan"])
+    recorded >> summary
+    verdict(summary, p["plan"], analysis)

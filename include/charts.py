@@ -17,10 +17,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from include.records import RunRecord, ScalingResult  # noqa: E402
-from include.scaling import exclusion_reason, loadgen_setting, scenario_key  # noqa: E402
-
-# Per-scenario latency limits of llama3.1-8b (mlperf.conf), in ms; used as the reference lines.
-LATENCY_LIMITS_MS = {"Server": {"ttft": 2000.0, "tpot": 100.0}, "Interactive": {"ttft": 500.0, "tpot": 30.0}}
+from include.mlperf_rules import LATENCY_LIMITS  # noqa: E402
+from include.scaling import scenario_key  # noqa: E402
+from include.verdict import loadgen_setting, state_of  # noqa: E402
 
 COLOURS = {"single": "#1f77b4", "distributed": "#ff7f0e", "ideal": "#9ecae1", "measured": "#2ca02c",
            "warn": "#d62728", "p50": "#6baed6", "p99": "#08519c"}
@@ -36,13 +35,18 @@ plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "a
 def latency_limits_ms(record: RunRecord) -> dict[str, float] | None:
     """The run's p99 TTFT/TPOT limits in ms: as LoadGen logged them where it did, else mlperf.conf's values.
 
-    LoadGen logs them in ns ("ttft_latency (ns)"); user.conf/mlperf.conf write ms, so an unsuffixed value above
-    100,000 is taken as ns (no limit of this benchmark is anywhere near 100 s).
+    LoadGen logs them in ns (requested_server_ttft_latency); user.conf/mlperf.conf write ms, so an unsuffixed value
+    above 100,000 is taken as ns (no limit of this benchmark is anywhere near 100 s).
     """
-    if record.scenario not in LATENCY_LIMITS_MS:   # Offline and SingleStream have no token-latency limits
+    if record.scenario not in LATENCY_LIMITS:   # Offline and SingleStream have no token-latency limits
         return None
-    limits = dict(LATENCY_LIMITS_MS[record.scenario])
+    rule = LATENCY_LIMITS[record.scenario]
+    limits = {"ttft": rule.ttft_ms, "tpot": rule.tpot_ms}
     for metric in ("ttft", "tpot"):
+        logged = getattr(record.loadgen, f"{metric}_limit_ns", None) if record.loadgen else None
+        if logged:
+            limits[metric] = float(logged) / 1e6
+            continue
         value = loadgen_setting(record, f"{metric}_latency_ns")
         if value is not None:
             limits[metric] = float(value) / 1e6
@@ -53,15 +57,7 @@ def latency_limits_ms(record: RunRecord) -> dict[str, float] | None:
     return limits
 
 
-def run_state(record: RunRecord) -> str:
-    """VALID, INVALID, FAILED or MISSING (accuracy-mode runs: COMPLETED)."""
-    if record.status == "failed":
-        return "FAILED"
-    if record.status == "missing":
-        return "MISSING"
-    if record.mode == "accuracy":
-        return "COMPLETED"
-    return "VALID" if exclusion_reason(record) is None else "INVALID"
+run_state = state_of     # VALID, INVALID, FAILED or MISSING (accuracy-mode runs: COMPLETED): the verdict's own rule
 
 
 def _fmt(value: float) -> str:

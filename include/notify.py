@@ -1,9 +1,11 @@
-"""The run's last two steps: tell people (notify) and decide the run's colour (verdict).
+"""The run's last two steps: tell people (notify) and decide the run's colour (verdict), from the one Verdict.
 
 `verdict` exists because the steps after the SUT runs use trigger_rule all_done (a failed node must still get a
 report), and Airflow derives a DAG run's state from its leaf tasks: without a final task that fails, a run whose
-node failed would end green. `verdict` raises when any planned run failed or is missing, or when
-fail_on_regression is set and regressions were found; it is a leaf, so its failure fails the DAG run.
+node failed would end green. `verdict` raises when any planned run failed or is missing, when the results pipeline
+itself failed before it could judge the runs, or when fail_on_regression is set and regressions were found.
+
+Both work when an upstream task failed (its XCom is then None): they say what is missing instead of crashing.
 """
 from __future__ import annotations
 
@@ -16,32 +18,28 @@ log = logging.getLogger(__name__)
 
 
 class BenchmarkFailed(RuntimeError):
-    """The benchmark ran, the report exists, and the run must still be red; the message says why."""
+    """The benchmark ran, and the run must still be red; the message says why."""
 
 
-def _status(run: dict[str, Any]) -> str:
-    return run.get("status") or "missing"
-
-
-def summary(plan: dict[str, Any], analysis: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
-    """A short, secret-free summary of the run (what notify sends and the task log shows)."""
-    seen = {r["run_dir"]: r for r in analysis["records"]}
-    regressions = analysis["regressions"]
-    runs = []
-    for spec in plan["runs"]:
-        rec = seen.get(spec["output_dir"]) or {}
-        lg = rec.get("loadgen") or {}
-        runs.append({"run": spec["name"], "status": _status(rec), "error": rec.get("error"),
-                     "valid": lg.get("valid"), "tokens_per_second": lg.get("tokens_per_second")})
-    failed = [r for r in runs if r["status"] != "completed"]
-    return {
-        "run_id": plan["run_id"], "profile": plan["profile"], "compliant": plan["compliant"], "notes": plan["notes"],
-        "runs": runs, "failed": [r["run"] for r in failed],
-        "failed_nodes": sorted({r["run"].split("/")[1] for r in failed}),
-        "regressions": [f"{g['metric']} {g['node']} {g['scenario']} {g['change_pct']:+.1f}%" for g in regressions],
-        "mlperf_compliant": (analysis.get("compliance") or {}).get("mlperf_compliant"),
-        "report": {k: v for k, v in report.items() if isinstance(v, str)},
-    }
+def summary(plan: dict[str, Any], analysis: dict[str, Any] | None, report: dict[str, Any] | None) -> dict[str, Any]:
+    """A short, secret-free summary of the run (what notify sends and the task log shows): the verdict as the
+    pipeline computed it, never re-derived here."""
+    text: dict[str, Any] = {"run_id": plan["run_id"], "profile": plan["profile"], "notes": plan["notes"],
+                            "planned_runs": [r["name"] for r in plan["runs"]]}
+    if analysis is None:
+        text.update(verdict="UNKNOWN: the results pipeline failed before it judged the runs (see the analyse task's "
+                            "log); no figure of this run can be trusted", status="failed", runs=[], failed=[],
+                    regressions=[], compliance="unknown", submission_grade=None, pipeline_failed=True)
+    else:
+        verdict = analysis["verdict"]
+        text.update(
+            verdict=verdict["headline"], status=verdict["status"], compliance=verdict["compliance"],
+            submission_grade=verdict["submission_grade"], regressions=verdict["regressions"], pipeline_failed=False,
+            runs=[{"run": r["name"], "verdict": r["headline"]} for r in verdict["runs"]],
+            failed=[f"{r['name']}: {r['headline']}" for r in verdict["runs"] if r["state"] in ("FAILED", "MISSING")])
+    text["report"] = ({k: v for k, v in report.items() if isinstance(v, str)} if report
+                      else "no report: the report task failed (see its log)")
+    return text
 
 
 def notify(text: dict[str, Any], webhook: str | None) -> dict[str, Any]:
@@ -59,14 +57,18 @@ def notify(text: dict[str, Any], webhook: str | None) -> dict[str, Any]:
     return text
 
 
-def verdict(text: dict[str, Any], fail_on_regression: bool) -> str:
-    """Raise BenchmarkFailed when a run failed or is missing, or on regressions with fail_on_regression."""
+def verdict(text: dict[str, Any] | None, plan: dict[str, Any], analysis: dict[str, Any] | None = None) -> str:
+    """Raise BenchmarkFailed when a run failed or is missing, when the pipeline could not judge the runs, or on
+    regressions with fail_on_regression. Works without the notify task's summary (it is rebuilt from the plan)."""
+    if text is None:
+        text = summary(plan, analysis, None)
     problems = []
+    if text["pipeline_failed"]:
+        problems.append(text["verdict"])
     if text["failed"]:
-        problems.append(f"{len(text['failed'])} run(s) failed or missing on node(s) {', '.join(text['failed_nodes'])}"
-                        f": {', '.join(text['failed'])}")
-    if fail_on_regression and text["regressions"]:
+        problems.append(f"{len(text['failed'])} run(s) failed or missing: " + "; ".join(text["failed"]))
+    if plan["fail_on_regression"] and text["regressions"]:
         problems.append(f"{len(text['regressions'])} regression(s): {'; '.join(text['regressions'])}")
     if problems:
-        raise BenchmarkFailed(" and ".join(problems) + f". Report: {text['report'].get('html', text['report'])}")
-    return f"all {len(text['runs'])} runs completed" + ("" if text["compliant"] else " (NOT MLPerf-compliant profile)")
+        raise BenchmarkFailed(" and ".join(problems) + f". Report: {text['report']}")
+    return text["verdict"]

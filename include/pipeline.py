@@ -1,9 +1,18 @@
-"""The high-level steps of the results pipeline, as the DAG and the CLI call them.
+"""The results pipeline, one orchestration for the DAG and the CLI alike.
 
-Each step takes plain values (paths, URLs, run ids, records) and returns dataclasses with to_dict()/from_dict(), so a
-DAG task body is one call and XCom carries the dicts. No Airflow import here.
+    parse -> score -> analyse -> report -> record
 
-    collect_runs -> analyse -> record_history -> publish_report
+* parse: every run's result.json (validated once, typed) and LoadGen logs; a run that never wrote anything is a
+  `missing` record, one that died a `failed` record with its exit code and log where the runner recorded them.
+* score: ROUGE of each completed accuracy run, exactly as MLCommons' evaluation.py.
+* analyse: scaling, plausibility, regressions against comparable earlier runs (the history is read once, here),
+  and the one `Verdict` of the run, computed here and nowhere else.
+* report: charts, report.md/html and analysis.json, from the Analysis alone.
+* record: the run, its results, scaling, regressions and verdicts into the history store, once per run,
+  idempotently (a rerun of the same run id replaces its rows).
+
+The DAG's task bodies are the `*_task` functions at the end: plain dicts in and out (XCom), each one call into the
+stages above. No Airflow import here.
 """
 from __future__ import annotations
 
@@ -15,9 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from include import plausibility, run_artifacts
 from include.records import PlausibilityCheck, Regression, RunRecord, ScalingResult
-from include.report import ANALYSIS_JSON, ReportPaths, build_report, compliance
+from include.report import ANALYSIS_JSON, ReportPaths, build_report
 from include.scaling import scaling_efficiency, scaling_from_dict
+from include.verdict import Verdict, judge
 
 log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD_PCT = 5.0
@@ -25,7 +36,7 @@ DEFAULT_THRESHOLD_PCT = 5.0
 
 @dataclass(frozen=True)
 class Analysis:
-    """Everything the report and the history need about one pipeline run, beyond the records themselves."""
+    """Everything the report, the history and the notification need about one pipeline run."""
 
     run_id: str
     created_utc: str
@@ -33,14 +44,15 @@ class Analysis:
     scaling: list[ScalingResult]
     plausibility: list[PlausibilityCheck]
     regressions: list[Regression]
-    compliance: dict[str, Any]                  # {"mlperf_compliant": bool, "reasons": [...]}
+    verdict: Verdict
     notes: list[str] = field(default_factory=list)          # why regressions were not (fully) judged, etc.
-    history: list[dict[str, Any]] = field(default_factory=list)   # trend points: logical_date, node, scenario,
-    #                                                                 branch, tokens_per_second, valid, run_id
+    history: list[dict[str, Any]] = field(default_factory=list)   # trend points (see _history_points)
     records: list[RunRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "verdict"}
+        data = json.loads(json.dumps({k: _plain(v) for k, v in data.items()}, default=str))
+        return {**data, "verdict": self.verdict.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Analysis":
@@ -49,29 +61,62 @@ class Analysis:
         data["plausibility"] = [PlausibilityCheck(**p) for p in data.get("plausibility") or []]
         data["regressions"] = [Regression(**g) for g in data.get("regressions") or []]
         data["records"] = [RunRecord.from_dict(r) for r in data.get("records") or []]
+        data["verdict"] = Verdict.from_dict(data["verdict"])
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
 def _records(records: list[RunRecord | dict[str, Any]]) -> list[RunRecord]:
     return [r if isinstance(r, RunRecord) else RunRecord.from_dict(r) for r in records]
 
 
+def _as_datetime(value: datetime | str | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 # ------------------------------------------------------------------------------------------------------------------
+# parse
 
 
-def collect_runs(artifacts_dir: str, model_dir: str | None = None, dataset_path: str | None = None) -> list[RunRecord]:
-    """Every run under <artifacts_root>/<run_id>, read and validated; accuracy-mode runs scored when the model
-    directory (tokenizer) and data set are given. A run that cannot be scored keeps its record, with the reason."""
-    from include import run_artifacts
-
-    records = []
-    for branch, run_dir in run_artifacts.discover_runs(Path(artifacts_dir)):
-        record = run_artifacts.read_run(run_dir, branch)
-        if record.mode == "accuracy" and record.status == "completed":
-            record = _score(record, model_dir, dataset_path)
-        records.append(record)
+def parse(runs: list[tuple[str, Path]], system: str | None = None) -> list[RunRecord]:
+    """Each (branch, run directory) read and validated; problems become the record's status and error. `system`
+    names the node of folders outside our layout (an MLPerf submission's system)."""
+    records = [run_artifacts.read_run(Path(run_dir), branch,
+                                      None if run_artifacts.in_our_layout(Path(run_dir)) else system)
+               for branch, run_dir in runs]
+    for r in records:
+        log.info("%s %s %s %s: %s%s", r.branch, r.node, r.scenario, r.mode, r.status,
+                 f" ({r.error})" if r.error else "")
     return records
+
+
+def parse_folder(artifacts_dir: str | Path) -> list[RunRecord]:
+    """Every run found under one pipeline run's folder (ours, or any folder of LoadGen logs)."""
+    return parse(run_artifacts.discover_runs(Path(artifacts_dir)), system=Path(artifacts_dir).resolve().name)
+
+
+def parse_plan(plan: dict[str, Any]) -> list[RunRecord]:
+    """The planned runs, whether or not they wrote anything: a run that never started is a result too."""
+    return parse([(r["branch"], Path(r["output_dir"])) for r in plan["runs"]])
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# score
+
+
+def score(records: list[RunRecord], model_dir: str | None, dataset_path: str | None) -> list[RunRecord]:
+    """ROUGE of every completed accuracy run; one that cannot be scored keeps its record, with the reason."""
+    return [_score(r, model_dir, dataset_path) if r.mode == "accuracy" and r.status == "completed" else r
+            for r in records]
 
 
 def _score(record: RunRecord, model_dir: str | None, dataset_path: str | None) -> RunRecord:
@@ -87,49 +132,70 @@ def _score(record: RunRecord, model_dir: str | None, dataset_path: str | None) -
     return dataclasses.replace(record, accuracy=result)
 
 
-def _history_points(rows: list[Any]) -> list[dict[str, Any]]:
-    return [{"run_id": r.run_id, "logical_date": r.logical_date.isoformat(), "node": r.node, "scenario": r.scenario,
-             "branch": r.branch, "tokens_per_second": r.tokens_per_second,
-             "valid": r.status == "completed" and r.valid is True} for r in rows if r.mode == "performance"]
+# ------------------------------------------------------------------------------------------------------------------
+# analyse
 
 
-def _current_points(records: list[RunRecord], run_id: str, when: datetime) -> list[dict[str, Any]]:
-    return [{"run_id": run_id, "logical_date": when.isoformat(), "node": r.node, "scenario": r.scenario,
-             "branch": r.branch, "tokens_per_second": r.loadgen.tokens_per_second if r.loadgen else None,
-             "valid": r.valid} for r in records if r.mode == "performance"]
+def plausibility_checks(records: list[RunRecord], model_dir: str | None,
+                        dataset_path: str | None) -> dict[str, PlausibilityCheck | None]:
+    """The physics check of each run, by run directory (None where there is no throughput to check)."""
+    params, source = plausibility.model_parameters(None, model_dir) if model_dir else (None, "")
+    mean_input = plausibility.mean_input_tokens(dataset_path)
+    return {r.run_dir: plausibility.check_record(r, model_params=params, params_source=source if params else "",
+                                                 input_tokens_per_sample=mean_input) for r in records}
 
 
-def analyse(records: list[RunRecord | dict[str, Any]], history_url: str | None, run_id: str,
-            threshold_pct: float = DEFAULT_THRESHOLD_PCT, *, model_dir: str | None = None,
-            dataset_path: str | None = None, logical_date: datetime | str | None = None) -> Analysis:
-    """Scaling, plausibility and regressions against comparable earlier runs of the history store."""
-    from include import plausibility
-
-    records = _records(records)
+def analyse(records: list[RunRecord], *, run_id: str, history_url: str | None,
+            threshold_pct: float = DEFAULT_THRESHOLD_PCT, model_dir: str | None = None,
+            dataset_path: str | None = None, profile: str | None = None, notes: list[str] | None = None,
+            logical_date: datetime | str | None = None) -> Analysis:
+    """Scaling, plausibility, regressions against comparable earlier runs, and the run's one Verdict."""
     when = _as_datetime(logical_date) or datetime.now(timezone.utc)
-    notes: list[str] = []
+    checks = plausibility_checks(records, model_dir, dataset_path)
+    # The comparability keys come from the verdict; regressions need them, and the verdict counts regressions.
+    keys = judge(run_id, records, checks, profile=profile)
+    notes = list(notes or [])
     regressions: list[Regression] = []
     history: list[dict[str, Any]] = []
     if history_url:
         try:
-            regressions, history, more = _against_history(records, history_url, run_id, threshold_pct, when)
+            regressions, history, more = _against_history(records, keys, history_url, run_id, threshold_pct, when)
             notes.extend(more)
         except Exception as exc:  # noqa: BLE001 - an unreachable history must not cost the report
             notes.append(f"regressions not checked: history store unavailable ({exc})")
     else:
         notes.append("regressions not checked: no history store given")
-    if not any(p.get("run_id") == run_id for p in history):
-        history = history + _current_points(records, run_id, when)
-    checks = plausibility.check_all(records, model_dir=model_dir,
-                                    input_tokens_per_sample=plausibility.mean_input_tokens(dataset_path))
+    history = [p for p in history if p["run_id"] != run_id] + _current_points(records, keys, run_id, when)
+    verdict = dataclasses.replace(keys, regressions=[f"{g.metric} {g.node} {g.scenario} {g.change_pct:+.1f}%"
+                                                     for g in regressions])
     return Analysis(run_id=run_id, created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    threshold_pct=float(threshold_pct), scaling=scaling_efficiency(records), plausibility=checks,
-                    regressions=regressions, compliance=compliance(records), notes=notes, history=history,
-                    records=records)
+                    threshold_pct=float(threshold_pct), scaling=scaling_efficiency(records),
+                    plausibility=[c for c in checks.values() if c is not None], regressions=regressions,
+                    verdict=verdict, notes=notes, history=history, records=records)
 
 
-def _against_history(records: list[RunRecord], url: str, run_id: str, threshold_pct: float,
+def _point(run_id: str, when: str, node: str, scenario: str, branch: str, tokens_per_second: float | None,
+           state: str, key_hash: str | None) -> dict[str, Any]:
+    return {"run_id": run_id, "logical_date": when, "node": node, "scenario": scenario, "branch": branch,
+            "tokens_per_second": tokens_per_second, "valid": state == "VALID", "state": state,
+            "comparability_hash": key_hash}
+
+
+def _history_points(rows: list[Any]) -> list[dict[str, Any]]:
+    return [_point(r.run_id, r.logical_date.isoformat(), r.node, r.scenario, r.branch, r.tokens_per_second,
+                   r.state or ("VALID" if r.status == "completed" and r.valid else "INVALID"), r.comparability_hash)
+            for r in rows if r.mode == "performance"]
+
+
+def _current_points(records: list[RunRecord], verdict: Verdict, run_id: str, when: datetime) -> list[dict[str, Any]]:
+    return [_point(run_id, when.isoformat(), r.node, r.scenario, r.branch,
+                   r.loadgen.tokens_per_second if r.loadgen else None, v.state, v.comparability_hash)
+            for r, v in zip(records, verdict.runs) if r.mode == "performance"]
+
+
+def _against_history(records: list[RunRecord], verdict: Verdict, url: str, run_id: str, threshold_pct: float,
                      before: datetime) -> tuple[list[Regression], list[dict[str, Any]], list[str]]:
+    """Regressions of every run against earlier runs of the same comparability key; the trend points."""
     from include import regressions as regression_rules
     from include.history import HistoryStore, result_columns
 
@@ -138,9 +204,10 @@ def _against_history(records: list[RunRecord], url: str, run_id: str, threshold_
         found: list[Regression] = []
         notes: list[str] = []
         judged = 0
-        for record in records:
-            current = {**result_columns(record), "run_id": run_id}
-            earlier = store.comparable_history(record, before=before)
+        for record, run_verdict in zip(records, verdict.runs):
+            current = {**result_columns(record, run_verdict), "run_id": run_id}
+            earlier = store.comparable_history(run_verdict.comparability_hash, record.mode, before=before,
+                                               exclude_run_id=run_id)
             assessment = regression_rules.assess(current, earlier, threshold_pct=threshold_pct)
             found.extend(assessment.regressions)
             if assessment.verdicts:
@@ -149,68 +216,100 @@ def _against_history(records: list[RunRecord], url: str, run_id: str, threshold_
             if insufficient and len(insufficient) == len(assessment.verdicts):
                 notes.append(f"{record.node} {record.branch} {record.scenario} {record.mode}: "
                              f"{insufficient[0].history_runs} comparable earlier run(s), too few to judge")
-        notes.insert(0, f"{judged} of {len(records)} runs compared with comparable history (threshold "
-                        f"{threshold_pct:g}%)")
+        notes.insert(0, f"{judged} of {len(records)} runs compared with earlier runs of the same settings "
+                        f"(threshold {threshold_pct:g}%)")
         history = _history_points(store.results(mode="performance"))
         return found, history, notes
     finally:
         store.dispose()
 
 
-def _as_datetime(value: datetime | str | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+# ------------------------------------------------------------------------------------------------------------------
+# report and record
 
 
-def record_history(history_url: str, run_meta: Any, records: list[RunRecord | dict[str, Any]],
-                   analysis: Analysis | dict[str, Any]) -> dict[str, Any]:
-    """Store the run, its SUT runs, scaling and regressions (schema migrated first); returns what was written."""
-    from include.history import HistoryStore, RunMeta
-
-    if isinstance(analysis, dict):
-        analysis = Analysis.from_dict(analysis)
-    if isinstance(run_meta, dict):
-        meta = dict(run_meta)
-        for key in ("logical_date", "started_at", "finished_at"):
-            meta[key] = _as_datetime(meta.get(key))
-        names = {f.name for f in dataclasses.fields(RunMeta)}
-        run_meta = RunMeta(**{k: v for k, v in meta.items() if k in names})
-    records = _records(records)
-    store = HistoryStore(history_url)
-    try:
-        store.upgrade()
-        store.record(run_meta, records, analysis.scaling, analysis.regressions)
-    finally:
-        store.dispose()
-    return {"run_id": run_meta.run_id, "results": len(records), "scaling": len(analysis.scaling),
-            "regressions": len(analysis.regressions)}
-
-
-def publish_report(analysis: Analysis | dict[str, Any], records: list[RunRecord | dict[str, Any]] | None,
-                   out_dir: str | Path) -> ReportPaths:
+def publish_report(analysis: Analysis, out_dir: str | Path) -> ReportPaths:
     """report.md, report.html, analysis.json and the charts into out_dir."""
-    if isinstance(analysis, dict):
-        analysis = Analysis.from_dict(analysis)
-    if records is not None:
-        analysis = dataclasses.replace(analysis, records=_records(records))
     return build_report(analysis, Path(out_dir))
 
 
-def run_meta_for(run_id: str, records: list[RunRecord], analysis: Analysis, *, dag_id: str = "cli",
-                 trigger: str = "cli", logical_date: datetime | None = None, params: dict[str, Any] | None = None,
-                 report_path: str | None = None) -> Any:
-    """A RunMeta for runs recorded outside Airflow (the CLI): status from how the SUT runs ended."""
+def run_meta(analysis: Analysis, *, dag_id: str = "cli", trigger: str = "cli",
+             logical_date: datetime | str | None = None, params: dict[str, Any] | None = None,
+             report_path: str | None = None) -> Any:
+    """The history's record of the pipeline run: status and compliance from the verdict, nothing re-derived."""
     from include.history import RunMeta
 
-    statuses = {r.status for r in records}
-    status = "success" if statuses <= {"completed"} and records else (
-        "failed" if "completed" not in statuses else "partial")
-    return RunMeta(run_id=run_id, dag_id=dag_id, logical_date=logical_date or datetime.now(timezone.utc),
-                   trigger=trigger, status=status, params=params or {},
-                   mlperf_compliant=bool(analysis.compliance.get("mlperf_compliant")), report_path=report_path)
+    return RunMeta(run_id=analysis.run_id, dag_id=dag_id,
+                   logical_date=_as_datetime(logical_date) or datetime.now(timezone.utc), trigger=trigger,
+                   status=analysis.verdict.status, params=params or {}, verdict=analysis.verdict.headline,
+                   compliance=analysis.verdict.compliance, report_path=report_path,
+                   finished_at=datetime.now(timezone.utc))
 
 
-__all__ = ["Analysis", "ANALYSIS_JSON", "ReportPaths", "analyse", "collect_runs", "publish_report", "record_history",
-           "run_meta_for", "scaling_from_dict"]
+def record(history_url: str, analysis: Analysis, meta: Any) -> dict[str, Any]:
+    """Write the run once (schema migrated first); a rerun of the same run id replaces its rows."""
+    from include.history import HistoryStore
+
+    store = HistoryStore(history_url)
+    try:
+        store.upgrade()
+        store.record(meta, analysis.records, analysis.scaling, analysis.regressions, analysis.verdict)
+    finally:
+        store.dispose()
+    return {"run_id": meta.run_id, "status": meta.status, "results": len(analysis.records),
+            "scaling": len(analysis.scaling), "regressions": len(analysis.regressions)}
+
+
+def run(artifacts_dir: str | Path, out_dir: str | Path, *, run_id: str, history_url: str | None = None,
+        threshold_pct: float = DEFAULT_THRESHOLD_PCT, model_dir: str | None = None, dataset_path: str | None = None,
+        record_run: bool = False) -> tuple[Analysis, ReportPaths]:
+    """The whole pipeline over one folder of run artefacts (the CLI)."""
+    records = score(parse_folder(artifacts_dir), model_dir, dataset_path)
+    analysis = analyse(records, run_id=run_id, history_url=history_url, threshold_pct=threshold_pct,
+                       model_dir=model_dir, dataset_path=dataset_path)
+    paths = publish_report(analysis, out_dir)
+    if record_run:
+        record(history_url, analysis, run_meta(analysis, report_path=str(paths.html)))
+    return analysis, paths
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The DAG's task bodies: XCom dicts in and out, one call each into the stages above.
+
+
+def parse_task(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in parse_plan(plan)]
+
+
+def score_task(plan: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in score(_records(records), plan["model_path"], plan["dataset_path"])]
+
+
+def analyse_task(history_url: str, plan: dict[str, Any], records: list[dict[str, Any]], *,
+                 logical_date: Any) -> dict[str, Any]:
+    analysis = analyse(_records(records), run_id=plan["run_id"], history_url=history_url,
+                       threshold_pct=plan["regression_threshold_pct"], model_dir=plan["model_path"],
+                       dataset_path=plan["dataset_path"], profile=plan["profile"], notes=plan["notes"],
+                       logical_date=logical_date)
+    for g in analysis.regressions:
+        log.warning("regression: %s", g.explanation)
+    log.info("verdict: %s", analysis.verdict.headline)
+    return analysis.to_dict()
+
+
+def report_task(plan: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
+    paths = publish_report(Analysis.from_dict(analysis), Path(plan["run_dir"]) / "report")
+    log.info("report: %s", paths.html)
+    return paths.to_dict()
+
+
+def record_task(history_url: str, plan: dict[str, Any], analysis: dict[str, Any], paths: dict[str, Any] | None, *,
+                dag_id: str, run_type: str, logical_date: Any) -> dict[str, Any]:
+    meta = run_meta(Analysis.from_dict(analysis), dag_id=dag_id,
+                    trigger="scheduled" if "scheduled" in str(run_type) else "manual", logical_date=logical_date,
+                    params=plan["params"], report_path=(paths or {}).get("html"))
+    return record(history_url, Analysis.from_dict(analysis), meta)
+
+
+__all__ = ["Analysis", "ANALYSIS_JSON", "ReportPaths", "analyse", "parse", "parse_folder", "parse_plan", "score",
+           "publish_report", "record", "run", "run_meta"]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
+
+from include.sut_result import SutResult
 
 Branch = Literal["single", "distributed"]
 RunStatus = Literal["completed", "failed", "missing"]
@@ -90,11 +93,18 @@ class RunRecord:
     node: str                      # the node name; for a coordinated distributed run, "+"-joined node names
     scenario: str
     mode: Mode
-    status: RunStatus              # missing: no result.json at all (the pod never wrote one)
+    status: RunStatus              # missing: nothing was written; failed: the SUT or the runner said so
     error: str | None
-    result: dict[str, Any] | None  # result.json as validated against the schema (None when missing)
+    result: dict[str, Any] | None  # result.json as the SUT wrote it, validated against the schema (None: absent)
     loadgen: LoadGenResult | None
     accuracy: AccuracyResult | None = None
+    exit_code: int | None = None   # the SUT's exit code, where the runner recorded it (runner_exit.json)
+    log_path: str | None = None    # the SUT's own log, where the runner recorded it
+
+    @cached_property
+    def sut(self) -> SutResult | None:
+        """result.json as a typed record: what every reader downstream uses."""
+        return SutResult.from_json(self.result) if self.result is not None else None
 
     @property
     def valid(self) -> bool:
@@ -102,8 +112,7 @@ class RunRecord:
         return self.status == "completed" and self.loadgen is not None and self.loadgen.valid is True
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        return data
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunRecord":

@@ -16,45 +16,27 @@ can never reach p < 1/(n+1), i.e. needs 20+ earlier runs for alpha 0.05. With fe
 tails keep the test conservative (df = 2 at the default minimum of 3 runs). History without any spread (e.g. ROUGE
 of greedy decoding, which is deterministic) makes every difference significant: the threshold then decides alone.
 
-Metrics and their good directions are in `METRICS`. INVALID, failed and missing runs are never a baseline and are
+Metrics and their good directions come from the catalogue (include/metrics.py, `regression_checked`). INVALID, failed and missing runs are never a baseline and are
 never flagged (they are reported as failures elsewhere); ROUGE of runs with meaningless accuracy (dummy weights) is
 ignored; latency percentiles are not judged in the Offline scenario, where every query is issued at once and the
 percentiles measure queue position, not service (throughput is Offline's figure).
-
-`detect_steps` finds step changes in a series (e.g. one metric over time) by binary segmentation: the split that
-minimises the within-segment squared error, kept only when the two sides differ by more than the threshold and by a
-Welch t-test whose p-value is Bonferroni-corrected for the number of splits tried (choosing the best split makes an
-uncorrected p-value optimistic), each segment at least `min_segment` long; then the same within each side.
 """
 from __future__ import annotations
 
 import math
 import statistics
-import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from scipy import stats
 
+from include.metrics import HIGHER, LATENCY_METRICS, ROUGE_METRICS
+from include.metrics import METRICS as CATALOGUE
 from include.records import Regression, RunRecord
 
-HIGHER = "higher"   # higher is better
-LOWER = "lower"     # lower is better
-
-METRICS: dict[str, str] = {
-    "tokens_per_second": HIGHER,
-    "samples_per_second": HIGHER,
-    "ttft_p99_ns": LOWER,
-    "tpot_p99_ns": LOWER,
-    "latency_p99_ns": LOWER,
-    "rouge1": HIGHER,
-    "rouge2": HIGHER,
-    "rougeL": HIGHER,
-    "rougeLsum": HIGHER,
-}
-LATENCY_METRICS = ("ttft_p99_ns", "tpot_p99_ns", "latency_p99_ns")
-ROUGE_METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+# metric -> its good direction, for the metrics regressions judge (the catalogue's `regression_checked`)
+METRICS: dict[str, str] = {m.name: m.better for m in CATALOGUE.values() if m.regression_checked}
 TEST_NAME = "one-sided t prediction-interval test"
 
 
@@ -74,8 +56,9 @@ def _get(obj: Any, name: str) -> Any:
 
 
 def usable(row: Any) -> bool:
-    """Completed and LoadGen-VALID (accuracy mode: completed; LoadGen judges no validity there)."""
-    if _get(row, "status") != "completed":
+    """Completed, LoadGen-VALID (accuracy mode: completed; LoadGen judges no validity there) and not physically
+    implausible: a figure above a physical limit is neither a baseline nor judged."""
+    if _get(row, "status") != "completed" or _get(row, "plausibility") == "implausible":
         return False
     valid = _get(row, "valid")
     return valid is True or (_get(row, "mode") == "accuracy" and valid is None)
@@ -138,7 +121,10 @@ class Assessment:
 
 
 def _comparable(current: Any, row: Any) -> bool:
-    for name in ("config_hash", "accelerator", "node", "branch", "scenario", "mode"):
+    """The same comparability key (include/verdict.py); rows without one are compared on what they do hold."""
+    names = ("comparability_hash", "mode") if _get(current, "comparability_hash") else (
+        "config_hash", "accelerator", "node", "branch", "scenario", "mode")
+    for name in names:
         a, b = _get(current, name), _get(row, name)
         if a is not None and b is not None and a != b:
             return False
@@ -217,88 +203,3 @@ def assess(current: Any, history: Iterable[Any], threshold_pct: float = 5.0, alp
         verdicts.append(MetricVerdict(metric, verdict, value, baseline, change, p_value, len(values),
                                       f"{verdict}: {text}"))
     return Assessment(regressions, verdicts)
-
-
-def detect(current: Any, history: Iterable[Any], threshold_pct: float = 5.0, alpha: float = 0.05,
-           min_history: int = 3) -> list[Regression]:
-    """Regressions of `current` against comparable earlier runs (see the module docstring for the rule)."""
-    return assess(current, history, threshold_pct=threshold_pct, alpha=alpha, min_history=min_history).regressions
-
-
-def detect_all(current_results: Iterable[Any], history_of: Callable[[Any], list[Any]], threshold_pct: float = 5.0,
-               alpha: float = 0.05, min_history: int = 3) -> list[Regression]:
-    """Regressions of every result of one run; `history_of(result)` gives its comparable earlier results, e.g.
-    `lambda r: store.comparable_history(r, before=r.logical_date)`."""
-    found: list[Regression] = []
-    for result in current_results:
-        if usable(result):
-            found.extend(detect(result, history_of(result), threshold_pct=threshold_pct, alpha=alpha,
-                                min_history=min_history))
-    return found
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Step detection over a series
-
-
-@dataclass(frozen=True)
-class StepChange:
-    index: int              # first index of the new level
-    before: float           # median of the segment before the step
-    after: float            # median of the segment after it
-    change_pct: float       # signed, (after - before) / |before|
-    p_value: float          # Welch t-test between the two segments, Bonferroni-corrected for the splits tried
-    explanation: str
-
-
-def _sse(prefix: list[float], prefix_sq: list[float], lo: int, hi: int) -> float:
-    n = hi - lo
-    total = prefix[hi] - prefix[lo]
-    return (prefix_sq[hi] - prefix_sq[lo]) - total * total / n
-
-
-def _welch_p(left: Sequence[float], right: Sequence[float]) -> float:
-    if statistics.pvariance(left) == 0 and statistics.pvariance(right) == 0:
-        return 0.0 if statistics.fmean(left) != statistics.fmean(right) else 1.0
-    with warnings.catch_warnings():   # one constant side: scipy warns about precision, the p-value is still right
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = stats.ttest_ind(left, right, equal_var=False).pvalue
-    return 1.0 if p is None or math.isnan(p) else float(p)
-
-
-def detect_steps(series: Sequence[float], min_segment: int = 3, threshold_pct: float = 5.0,
-                 alpha: float = 0.05) -> list[StepChange]:
-    """Step changes in `series`, by index order (binary segmentation; see the module docstring)."""
-    if min_segment < 2:
-        raise ValueError("min_segment must be at least 2: a segment's noise needs two points")
-    values = [float(v) for v in series]
-    if any(not math.isfinite(v) for v in values):
-        raise ValueError("series contains NaN or infinite values")
-    prefix, prefix_sq = [0.0], [0.0]
-    for v in values:
-        prefix.append(prefix[-1] + v)
-        prefix_sq.append(prefix_sq[-1] + v * v)
-
-    steps: list[StepChange] = []
-
-    def split(lo: int, hi: int) -> None:
-        candidates = range(lo + min_segment, hi - min_segment + 1)
-        if len(candidates) == 0:
-            return
-        best = min(candidates, key=lambda k: (_sse(prefix, prefix_sq, lo, k) + _sse(prefix, prefix_sq, k, hi), k))
-        left, right = values[lo:best], values[best:hi]
-        before, after = statistics.median(left), statistics.median(right)
-        if before == 0:
-            return
-        change = (after - before) / abs(before) * 100.0
-        p_value = min(1.0, _welch_p(left, right) * len(candidates))
-        if abs(change) <= threshold_pct or p_value >= alpha:
-            return
-        steps.append(StepChange(best, before, after, change, p_value,
-                                f"step at index {best}: median {before:,.4g} -> {after:,.4g} ({change:+.1f}%), "
-                                f"Welch p={p_value:.3g} (Bonferroni x{len(candidates)})"))
-        split(lo, best)
-        split(best, hi)
-
-    split(0, len(values))
-    return sorted(steps, key=lambda s: s.index)

@@ -15,15 +15,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from include import charts
 from include.records import RunRecord
-from include.scaling import exclusion_reason, loadgen_setting, scenario_key
+from include.scaling import scenario_key
+from include.verdict import RunVerdict
 
 if TYPE_CHECKING:  # pipeline imports this module; the type only
     from include.pipeline import Analysis
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-FULL_DATASET_SAMPLES = 13368          # cnn_eval.json (datacenter); the accuracy targets need all of them
-MIN_DURATION_MS = 600_000             # mlperf.conf for llama3.1-8b
-OFFLINE_MIN_SAMPLES = 13368           # mlperf.conf: llama3_1-8b.Offline.min_query_count
 REPORT_MD, REPORT_HTML, ANALYSIS_JSON = "report.md", "report.html", "analysis.json"
 
 
@@ -40,53 +38,6 @@ class ReportPaths:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ReportPaths":
         return cls(Path(data["markdown"]), Path(data["html"]), {k: Path(v) for k, v in data["charts"].items()})
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# MLPerf compliance of the profile
-
-
-def compliance(records: list[RunRecord]) -> dict[str, Any]:
-    """Whether the profile can produce MLPerf-comparable figures, and every reason it cannot."""
-    reasons: list[str] = []
-    for r in records:
-        result = r.result or {}
-        where = f"{r.node} {r.scenario} {r.mode}"
-        dataset = result.get("dataset") or {}
-        total = dataset.get("total_sample_count")
-        if total is not None and total < FULL_DATASET_SAMPLES:
-            reasons.append(f"{where}: sample subset, {total:,} of {FULL_DATASET_SAMPLES:,} samples")
-        if (result.get("model") or {}).get("load_format") == "dummy":
-            reasons.append(f"{where}: dummy (random) weights")
-        if r.mode != "performance":
-            continue
-        if prefix_caching(result):
-            reasons.append(f"{where}: prompt prefix caching on (LoadGen repeats samples, and a prompt seen before "
-                           "skips its prefill: throughput is overstated)")
-        min_duration = loadgen_setting(r, "min_duration_ms", "min_duration")
-        if min_duration is not None and float(min_duration) < MIN_DURATION_MS:
-            reasons.append(f"{where}: min_duration shortened to {float(min_duration) / 1000:,.0f} s "
-                           f"(MLPerf: {MIN_DURATION_MS / 1000:,.0f} s)")
-        if loadgen_setting(r, "sample_concatenate_permutation") in (False, "0", "false"):  # 0 == False
-            reasons.append(f"{where}: equal issue off (sample_concatenate_permutation=0; MLPerf's llama3.1-8b "
-                           "rules turn it on, so every test issues whole passes over the data set)")
-        if r.scenario == "Offline":
-            count = loadgen_setting(r, "min_query_count")
-            per_query = loadgen_setting(r, "samples_per_query")
-            samples = max(float(x) for x in (count, per_query) if x is not None) if (count or per_query) else None
-            if samples is not None and samples < OFFLINE_MIN_SAMPLES:
-                reasons.append(f"{where}: min_query_count / samples per query {samples:,.0f} "
-                               f"(MLPerf: {OFFLINE_MIN_SAMPLES:,})")
-    return {"mlperf_compliant": not reasons and bool(records), "reasons": list(dict.fromkeys(reasons))}
-
-
-def prefix_caching(result: dict[str, Any]) -> bool:
-    """Whether the engine reused the KV cache of prompts seen before, as result.json records it. Results written
-    before the SUT recorded the setting ran vLLM's default: on."""
-    engine = result.get("engine") or {}
-    if "enable_prefix_caching" in engine:
-        return bool(engine["enable_prefix_caching"])
-    return result.get("backend") == "vllm" and bool(engine)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -115,40 +66,45 @@ def md_cell(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ").replace("<", "&lt;")
 
 
-def state(record: RunRecord) -> str:
-    return charts.run_state(record)
-
-
 # ------------------------------------------------------------------------------------------------------------------
 # Rows the templates lay out
 
 
 def _infrastructure(records: list[RunRecord]) -> list[dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
+    """One row per node and engine configuration (Offline and Server may use different engine settings)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     for r in records:
-        result = r.result or {}
-        if not result or r.node in rows or "+" in r.node:   # a coordinated run is no node of its own
+        sut = r.sut
+        if sut is None or "+" in r.node:   # a coordinated run is no node of its own
             continue
-        acc = result.get("accelerator") or {}
-        versions = result.get("versions") or {}
-        engine = result.get("engine") or {}
-        rows[r.node] = {
-            "node": r.node, "accelerator": acc.get("name") or "n/a", "kind": acc.get("kind") or "n/a",
-            "count": acc.get("count"), "memory_gib": num(acc.get("memory_gib")), "driver": acc.get("driver") or "n/a",
-            "backend": result.get("backend") or "n/a",
-            "model": f"{(result.get('model') or {}).get('name')} ({(result.get('model') or {}).get('load_format')})",
-            "dtype": engine.get("dtype") or "n/a", "quantization": engine.get("quantization") or "none",
-            "engine": engine_settings(engine),
-            "versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items()) if v),
+        engine = engine_settings(sut.engine)
+        key = (r.node, engine)
+        if key in rows:
+            rows[key]["scenarios"].append(f"{r.scenario} {r.mode}")
+            continue
+        acc = sut.accelerator
+        rows[key] = {
+            "node": r.node, "accelerator": acc.name, "kind": acc.kind, "count": acc.count,
+            "memory_gib": num(acc.memory_gib), "driver": acc.driver or "n/a", "backend": sut.backend,
+            "model": f"{sut.model.name} ({sut.model.load_format})",
+            "dtype": sut.engine.get("dtype") or "n/a", "quantization": sut.engine.get("quantization") or "none",
+            "engine": engine, "scenarios": [f"{r.scenario} {r.mode}"],
+            "versions": ", ".join(f"{k} {v}" for k, v in sorted(sut.versions.items()) if v),
         }
-    for r in records:   # nodes that never wrote result.json still appear
-        if "+" in r.node:
+    known = {node for node, _ in rows}
+    for r in records:   # nodes with no result.json (never ran, or another harness's logs) still appear
+        if "+" in r.node or r.node in known:
             continue
-        rows.setdefault(r.node, {"node": r.node, "accelerator": "unknown (no result.json)", "kind": "n/a",
-                                 "count": None, "memory_gib": "n/a", "driver": "n/a", "backend": "n/a",
-                                 "model": "n/a", "dtype": "n/a", "quantization": "n/a", "engine": "",
-                                 "versions": ""})
-    return sorted(rows.values(), key=lambda row: row["node"])
+        known.add(r.node)
+        rows[(r.node, "")] = {"node": r.node, "accelerator": "unknown (no result.json)", "kind": "n/a",
+                              "count": None, "memory_gib": "n/a", "driver": "n/a", "backend": "n/a",
+                              "model": "unknown", "dtype": "unknown", "quantization": "unknown", "engine": "unknown",
+                              "scenarios": [], "versions": (f"loadgen {r.loadgen.loadgen_version}"
+                                                            if r.loadgen and r.loadgen.loadgen_version else "")}
+    out = sorted(rows.values(), key=lambda row: (row["node"], row["engine"]))
+    for row in out:
+        row["scenarios"] = ", ".join(row["scenarios"])
+    return out
 
 
 def engine_settings(engine: dict[str, Any]) -> str:
@@ -158,26 +114,23 @@ def engine_settings(engine: dict[str, Any]) -> str:
                      for key, value in sorted(engine.items()) if key not in shown)
 
 
-def _result_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
+def _result_rows(records: list[RunRecord], verdicts: dict[str, RunVerdict]) -> list[dict[str, Any]]:
     rows = []
     for r in sorted((r for r in records if r.mode == "performance"),
                     key=lambda r: (scenario_key(r.scenario), r.branch, r.node)):
         lg = r.loadgen
-        counts = (r.result or {}).get("counts") or {}
-        timing = (r.result or {}).get("timing") or {}
-        st = state(r)
-        note = ""
-        if st in ("FAILED", "MISSING"):
-            note = r.error or "no error recorded"
-        elif st == "INVALID":
-            note = exclusion_reason(r) or ""
+        sut = r.sut
+        v = verdicts[r.run_dir]
+        note = "; ".join(v.invalid_reasons) if v.state == "INVALID" else (v.cause if v.failed else "")
+        duration = sut.timing.duration_s if sut and sut.timing.duration_s is not None else (
+            lg.duration_s if lg else None)
         rows.append({
-            "node": r.node, "branch": r.branch, "scenario": r.scenario, "state": st,
+            "node": r.node, "branch": r.branch, "scenario": r.scenario, "state": v.state, "flags": v.flags,
             "tokens_per_second": num(lg.tokens_per_second if lg else None),
             "samples_per_second": num(lg.samples_per_second if lg else None, 2),
-            "samples": count(counts.get("samples_completed")), "output_tokens": count(counts.get("output_tokens")),
-            "duration_s": num(timing.get("duration_s") if timing.get("duration_s") is not None
-                              else (lg.duration_s if lg else None)),
+            "samples": count(sut.counts.samples_completed if sut else (lg.result_samples if lg else None)),
+            "output_tokens": count(sut.counts.output_tokens if sut else None),
+            "duration_s": num(duration),
             "ttft_p50_ms": ms((lg.ttft_ns or {}).get("p50") if lg else None),
             "ttft_p99_ms": ms((lg.ttft_ns or {}).get("p99") if lg else None),
             "tpot_p50_ms": ms((lg.tpot_ns or {}).get("p50") if lg else None),
@@ -188,29 +141,19 @@ def _result_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
     return rows
 
 
-def _accuracy_rows(records: list[RunRecord]) -> list[dict[str, Any]]:
+def _accuracy_rows(records: list[RunRecord], verdicts: dict[str, RunVerdict]) -> list[dict[str, Any]]:
     rows = []
     for r in sorted((r for r in records if r.mode == "accuracy"), key=lambda r: (scenario_key(r.scenario), r.node)):
         acc = r.accuracy
-        meaningful = (r.result or {}).get("accuracy_meaningful")
-        if r.status != "completed":
-            verdict = f"{state(r)}: {r.error or 'no error recorded'}"
-        elif meaningful is False:
-            verdict = "meaningless on dummy weights" + (f" ({acc.verdict})" if acc else "")
-        elif acc is None:
-            verdict = "not scored" + (f": {r.error}" if r.error else " (no model directory or data set given)")
-        elif acc.passed is None:
-            verdict = acc.verdict if "not applicable" in acc.verdict else f"targets not applicable: {acc.verdict}"
-        else:
-            verdict = ("PASS" if acc.passed else "FAIL") + f": {acc.verdict}"
-            if acc.failures:
-                verdict += " (" + "; ".join(acc.failures) + ")"
+        v = verdicts[r.run_dir]
         rows.append({
-            "node": r.node, "branch": r.branch, "scenario": r.scenario, "state": state(r),
+            "node": r.node, "branch": r.branch, "scenario": r.scenario, "state": v.state,
             "rouge1": num(acc.rouge1, 4) if acc else "n/a", "rouge2": num(acc.rouge2, 4) if acc else "n/a",
             "rougeL": num(acc.rougeL, 4) if acc else "n/a", "rougeLsum": num(acc.rougeLsum, 4) if acc else "n/a",
             "gen_len": count(acc.gen_len) if acc else "n/a", "gen_num": count(acc.gen_num) if acc else "n/a",
-            "target_set": (acc.target_set if acc and acc.target_set else "n/a"), "verdict": verdict,
+            "target_set": (acc.target_set if acc and acc.target_set else "n/a"),
+            "verdict": f"{(v.accuracy or 'not scored').upper() if v.accuracy in ('pass', 'fail') else v.accuracy}: "
+                       f"{v.accuracy_text if not v.failed else v.cause}",
         })
     return rows
 
@@ -249,30 +192,39 @@ def _regression_rows(analysis: "Analysis") -> list[dict[str, Any]]:
 
 
 def _artefact_files(records: list[RunRecord]) -> list[str]:
-    files = []
-    for r in records:
-        for name in ((r.result or {}).get("files") or []):
-            files.append(str(Path(r.run_dir) / name))
-    return files
+    return [str(Path(r.run_dir) / name) for r in records if r.sut for name in r.sut.files]
+
+
+def _loadgen_messages(analysis: "Analysis") -> list[dict[str, Any]]:
+    """LoadGen's errors and warnings, by run: an error makes the run not submission-grade."""
+    rows = []
+    for v in analysis.verdict.runs:
+        for kind, items in (("error", v.loadgen_errors), ("warning", v.loadgen_warnings)):
+            for key, text in items.items():
+                rows.append({"run": v.name, "kind": kind, "key": key, "text": text})
+    return rows
 
 
 def context(analysis: "Analysis", chart_paths: dict[str, Path], produced: list[Path]) -> dict[str, Any]:
     records = list(analysis.records)
-    states = [state(r) for r in records if r.mode == "performance"]
+    verdict = analysis.verdict
+    verdicts = {r.run_dir: v for r, v in zip(records, verdict.runs)}
+    states = [v.state for v in verdict.runs if v.mode == "performance"]
     return {
         "run_id": analysis.run_id, "created_utc": analysis.created_utc,
         "threshold_pct": analysis.threshold_pct,
+        "headline": verdict.headline, "status": verdict.status,
         "summary": {"runs": len(records), "performance": len(states), "valid": states.count("VALID"),
                     "invalid": states.count("INVALID"), "failed": states.count("FAILED") + states.count("MISSING"),
                     "accuracy": sum(1 for r in records if r.mode == "accuracy"),
-                    "implausible": sum(1 for p in analysis.plausibility if p.implausible),
-                    "regressions": len(analysis.regressions)},
-        "compliance": analysis.compliance or compliance(records),
+                    "implausible": len(verdict.implausible), "regressions": len(analysis.regressions)},
+        "compliance": {"state": verdict.compliance, "reasons": verdict.compliance_reasons},
+        "submission_grade": verdict.submission_grade,
+        "loadgen_messages": _loadgen_messages(analysis),
         "infrastructure": _infrastructure(records),
-        "results": _result_rows(records),
-        "failed": [{"node": r.node, "branch": r.branch, "scenario": r.scenario, "mode": r.mode, "state": state(r),
-                    "error": r.error or "no error recorded"} for r in records if r.status != "completed"],
-        "accuracy": _accuracy_rows(records),
+        "results": _result_rows(records, verdicts),
+        "failed": [{"name": v.name, "state": v.state, "cause": v.cause} for v in verdict.failed],
+        "accuracy": _accuracy_rows(records, verdicts),
         "scaling": _scaling_rows(analysis),
         "plausibility": _plausibility_rows(analysis),
         "regressions": _regression_rows(analysis),
@@ -313,4 +265,4 @@ def build_report(analysis: "Analysis", out_dir: Path) -> ReportPaths:
     return ReportPaths(md_path, html_path, chart_paths)
 
 
-__all__ = ["ReportPaths", "build_report", "compliance", "context", "md_cell"]
+__all__ = ["ReportPaths", "build_report", "context", "md_cell"]

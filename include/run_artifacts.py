@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from include import loadgen_logs
+from include.mlperf_rules import LOADGEN_SCENARIO, SCENARIOS
 from include.records import Branch, RunRecord
 
 RESULT_FILE = "result.json"
+RUNNER_EXIT_FILE = "runner_exit.json"   # written by the runner when the SUT process ended badly
 # Deployments that copy the schema elsewhere (the Airflow image has no sut_image/) point MLPERF_RESULT_SCHEMA at it.
 SCHEMA_PATH = Path(os.environ.get("MLPERF_RESULT_SCHEMA")
                    or Path(__file__).resolve().parent.parent / "sut_image" / "mlperf_sut" / "result.schema.json")
 BRANCHES: tuple[Branch, ...] = ("single", "distributed")
-SCENARIOS = ("Offline", "Server", "Interactive", "SingleStream")
 MODES = ("performance", "accuracy")
-# Interactive is LoadGen's Server scenario run under the model name llama3_1-8b-interactive.
-LOADGEN_SCENARIO = {"Interactive": "Server"}
 COORDINATED = "coordinated"   # node label of the distributed run one LoadGen drives across every node
 
 
@@ -74,25 +74,75 @@ def _node(result: dict[str, Any], node_label: str) -> str:
     return result["node"]
 
 
-def read_run(run_dir: Path, branch: Branch) -> RunRecord:
+def write_runner_exit(run_dir: Path, *, exit_code: int | None, log_path: str, reason: str) -> Path:
+    """What the runner knows of a SUT run that ended badly (exit code, log): the report names them."""
+    path = Path(run_dir) / RUNNER_EXIT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"exit_code": exit_code, "log_path": log_path, "reason": reason}), encoding="utf-8")
+    return path
+
+
+def _runner_exit(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / RUNNER_EXIT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "no exit code (timed out and killed)"
+    if code < 0:
+        try:
+            return f"exit code {code} (killed by {signal.Signals(-code).name})"
+        except ValueError:
+            return f"exit code {code}"
+    return f"exit code {code}"
+
+
+def _loadgen_only(run_dir: Path, branch: Branch, node: str) -> RunRecord:
+    """A run folder with LoadGen's logs and no result.json (another harness, a published submission)."""
+    try:
+        lg = loadgen_logs.parse(run_dir)
+    except loadgen_logs.LoadGenLogError as e:
+        return RunRecord(run_dir=str(run_dir), branch=branch, node=node, scenario=run_dir.parent.name,
+                         mode=run_dir.name, status="failed", error=f"LoadGen logs unreadable: {e}", result=None,
+                         loadgen=None)
+    scenario = getattr(lg, "mlperf_scenario", None) or lg.scenario
+    return RunRecord(run_dir=str(run_dir), branch=branch, node=node, scenario=scenario,
+                     mode=loadgen_logs.mode_name(lg.mode), status="completed", error=None, result=None, loadgen=lg)
+
+
+def read_run(run_dir: Path, branch: Branch, node: str | None = None) -> RunRecord:
     """What the pipeline knows of one run; problems become status and error, not exceptions.
 
-    missing: no result.json (the pod never wrote one); failed: the SUT said so, result.json is invalid, or a
-    completed run's LoadGen logs cannot be parsed. Where result.json is absent, node, scenario and mode come from
-    the layout <node_label>/<scenario>/<mode>.
+    missing: nothing at all was written; failed: the SUT or its runner said so (exit code and log where the runner
+    recorded them), result.json is invalid, or a completed run's LoadGen logs cannot be parsed. A folder with
+    LoadGen's logs and no result.json is read from LoadGen alone (infrastructure unknown). Where result.json is
+    absent, node, scenario and mode come from the layout <node_label>/<scenario>/<mode> (`node` names the system
+    of a folder in another layout).
     """
     run_dir = Path(run_dir)
-    from_layout = dict(run_dir=str(run_dir), branch=branch, node=run_dir.parent.parent.name,
+    from_layout = dict(run_dir=str(run_dir), branch=branch, node=node or run_dir.parent.parent.name,
                        scenario=run_dir.parent.name, mode=run_dir.name)
+    runner = _runner_exit(run_dir)
+    known = dict(exit_code=runner.get("exit_code"), log_path=runner.get("log_path"))
     if not (run_dir / RESULT_FILE).exists():
-        return RunRecord(**from_layout, status="missing", error=f"{run_dir / RESULT_FILE}: missing",
-                         result=None, loadgen=None)
+        if runner:
+            reason = runner.get("reason") or "the SUT ended without writing result.json"
+            return RunRecord(**from_layout, **known, status="failed", result=None, loadgen=None,
+                             error=f"{reason} ({_exit_text(runner.get('exit_code'))}); no result.json")
+        if (run_dir / loadgen_logs.DETAIL_LOG).exists():
+            return _loadgen_only(run_dir, branch, from_layout["node"])
+        return RunRecord(**from_layout, status="missing", error=f"{run_dir / RESULT_FILE}: missing (nothing was "
+                         "written: the run never started or its output was lost)", result=None, loadgen=None)
     try:
         result = load_result(run_dir)
     except ArtifactError as e:
-        return RunRecord(**from_layout, status="failed", error=str(e), result=None, loadgen=None)
+        return RunRecord(**from_layout, **known, status="failed", error=str(e), result=None, loadgen=None)
     fields = dict(run_dir=str(run_dir), branch=branch, node=_node(result, run_dir.parent.parent.name),
-                  scenario=result["scenario"], mode=result["mode"], result=result)
+                  scenario=result["scenario"], mode=result["mode"], result=result, **known)
     try:
         loadgen = loadgen_logs.parse(run_dir)
     except loadgen_logs.LoadGenLogError as e:
@@ -109,15 +159,22 @@ def read_run(run_dir: Path, branch: Branch) -> RunRecord:
     return RunRecord(**fields, status="completed", error=None, loadgen=loadgen)
 
 
+def in_our_layout(run_dir: Path) -> bool:
+    return run_dir.parent.name in SCENARIOS and run_dir.name in MODES and run_dir.parent.parent.parent.name in BRANCHES
+
+
 def discover_runs(root: Path) -> list[tuple[Branch, Path]]:
     """Every run directory of one pipeline run, `root` = <artifacts_root>/<run_id>, sorted.
 
     Layout: <root>/<branch>/<node_label>/<scenario>/<mode>/. Directories are listed whether or not they hold a
-    result.json, so that a pod which never wrote one shows up as missing.
+    result.json, so that a pod which never wrote one shows up as missing. A folder in none of our layout (an MLPerf
+    submission's <scenario>/performance/run_1/, another harness's output) is searched for LoadGen's detail logs.
     """
     runs = []
     for branch in BRANCHES:
         for run_dir in sorted(Path(root).glob(f"{branch}/*/*/*")):
             if run_dir.is_dir() and run_dir.parent.name in SCENARIOS and run_dir.name in MODES:
                 runs.append((branch, run_dir))
+    if not runs:
+        runs = [("single", detail.parent) for detail in sorted(Path(root).rglob(loadgen_logs.DETAIL_LOG))]
     return runs

@@ -12,9 +12,10 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from include.mlperf_rules import SCENARIOS
 from include.records import NodeShare, RunRecord, ScalingResult
 
-SCENARIO_ORDER = ["Offline", "Server", "Interactive", "SingleStream"]
+SCENARIO_ORDER = list(SCENARIOS)
 # Settings whose difference between single and distributed runs changes the throughput LoadGen measures.
 _COMPARED_SETTINGS = ["min_duration", "min_duration_ms", "min_query_count", "max_query_count", "server_target_qps",
                       "target_qps", "offline_expected_qps", "performance_sample_count", "total_sample_count"]
@@ -53,26 +54,25 @@ def exclusion_reason(record: RunRecord) -> str | None:
 
 def is_coordinated(record: RunRecord) -> bool:
     """One LoadGen over all nodes (http backend): node label 'coordinated', '+'-joined nodes or endpoints."""
-    result = record.result or {}
     parts = record.run_dir.replace("\\", "/").split("/")
-    return bool(result.get("endpoints")) or "+" in record.node or "coordinated" in parts
+    return bool(record.sut and record.sut.endpoints) or "+" in record.node or "coordinated" in parts
 
 
 def coordinated_nodes(record: RunRecord) -> list[str]:
-    endpoints = (record.result or {}).get("endpoints") or []
-    nodes = list(dict.fromkeys(e["node"] for e in endpoints if e.get("node")))
+    nodes = record.sut.endpoint_nodes if record.sut else []
     return nodes or [n for n in record.node.split("+") if n]
 
 
 def _counts(record: RunRecord) -> tuple[int | None, int | None]:
-    counts = (record.result or {}).get("counts") or {}
-    return counts.get("samples_completed"), counts.get("output_tokens")
+    if record.sut is None:
+        return None, None
+    return record.sut.counts.samples_completed, record.sut.counts.output_tokens
 
 
 def _window(record: RunRecord) -> tuple[datetime | None, datetime | None, float | None]:
-    timing = (record.result or {}).get("timing") or {}
-    start, end = parse_utc(timing.get("start_utc")), parse_utc(timing.get("end_utc"))
-    duration = timing.get("duration_s")
+    timing = record.sut.timing if record.sut else None
+    start, end = (parse_utc(timing.start_utc), parse_utc(timing.end_utc)) if timing else (None, None)
+    duration = timing.duration_s if timing else None
     if duration is None and start and end:
         duration = (end - start).total_seconds()
     if duration is None and record.loadgen is not None:
@@ -82,23 +82,14 @@ def _window(record: RunRecord) -> tuple[datetime | None, datetime | None, float 
 
 def _settings(record: RunRecord) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    merged.update((record.result or {}).get("loadgen_settings") or {})
+    merged.update(record.sut.loadgen_settings if record.sut else {})
     if record.loadgen is not None:
         merged.update(record.loadgen.settings or {})
     return merged
 
 
-def loadgen_setting(record: RunRecord, *names: str) -> Any:
-    """A LoadGen setting by any of its spellings (user.conf, TestSettings, the detail log's effective_*): what
-    LoadGen logged first, then what result.json says was configured."""
-    sources = [(record.loadgen.settings if record.loadgen else None) or {},
-               (record.result or {}).get("loadgen_settings") or {}]
-    for source in sources:
-        for name in names:
-            for key in (name, f"effective_{name}"):
-                if source.get(key) is not None:
-                    return source[key]
-    return None
+def _engine(record: RunRecord) -> dict[str, Any]:
+    return record.sut.engine if record.sut else {}
 
 
 def single_tokens_per_second(record: RunRecord) -> float | None:
@@ -132,10 +123,10 @@ def _above_100_causes(dist_runs: list[RunRecord], singles: dict[str, RunRecord],
             causes.append(f"different durations: distributed window {window_s:,.0f} s vs single-node runs "
                           f"{shortest:,.0f}-{longest:,.0f} s (ramp-up and tail weigh differently)")
     for run in dist_runs:
-        d_set, d_eng = _settings(run), (run.result or {}).get("engine") or {}
+        d_set, d_eng = _settings(run), _engine(run)
         for node, single in singles.items():
             diff = _differences(d_set, _settings(single), _COMPARED_SETTINGS)
-            diff += _differences(d_eng, (single.result or {}).get("engine") or {}, _COMPARED_ENGINE)
+            diff += _differences(d_eng, _engine(single), _COMPARED_ENGINE)
             if diff:
                 causes.append(f"different configuration vs {node}'s single run: " + ", ".join(diff))
     if excluded:
@@ -206,9 +197,9 @@ def _coordinated(scenario: str, run: RunRecord, singles: dict[str, RunRecord]) -
     start, end, duration = _window(run)
     window_s = (end - start).total_seconds() if start and end else duration
     per_node: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for ep in (run.result or {}).get("endpoints") or []:
-        per_node[ep["node"]][0] += int(ep.get("samples_completed") or 0)
-        per_node[ep["node"]][1] += int(ep.get("output_tokens") or 0)
+    for ep in (run.sut.endpoints if run.sut else []):
+        per_node[ep.node][0] += ep.samples_completed
+        per_node[ep.node][1] += ep.output_tokens
     ep_tokens = sum(v[1] for v in per_node.values())
     shares = [NodeShare(node, s, t, t / ep_tokens if ep_tokens else 0.0, t / window_s if window_s else None)
               for node, (s, t) in per_node.items()]

@@ -2,10 +2,8 @@
 
     store = HistoryStore(default_url())          # MLPERF_HISTORY_URL, else .artifacts/history.sqlite
     store.upgrade()                              # Alembic to head; the migrations are found from this package
-    store.record(RunMeta(...), run_records, scaling_results, regressions)   # idempotent per run_id
-    store.set_report(run_id, report_path, report_url)
-    store.set_regressions(run_id, include.regressions.detect_all(
-        store.results(run_id=run_id), lambda r: store.comparable_history(r, before=r.logical_date)))
+    store.record(RunMeta(...), run_records, scaling_results, regressions, verdict)   # once per run, idempotent
+    store.comparable_history(run_verdict.comparability_hash, "performance", before=...)   # regressions' baseline
 
     ui = HistoryStore(url, readonly=True)        # the UI: the database refuses writes on its connections
     ui.runs(limit, offset); ui.run(run_id); ui.results(scenario=..., node=..., since=...); ui.regressions(run_id)
@@ -15,7 +13,6 @@ Create one store per process and reuse it (it owns a connection pool). Hand-made
 `python -m include.history.migrations revision --autogenerate -m "..."` (review what it writes).
 """
 from include.history.store import (
-    ComparableKey,
     HistoryStore,
     HistoryUnavailable,
     RegressionRow,
@@ -23,14 +20,12 @@ from include.history.store import (
     RunMeta,
     RunRow,
     ScalingRow,
-    UnknownRun,
-    comparable_key,
     default_url,
     redact_params,
     result_columns,
 )
 
 __all__ = [
-    "ComparableKey", "HistoryStore", "HistoryUnavailable", "RegressionRow", "ResultRow", "RunMeta", "RunRow",
-    "ScalingRow", "UnknownRun", "comparable_key", "default_url", "redact_params", "result_columns",
+    "HistoryStore", "HistoryUnavailable", "RegressionRow", "ResultRow", "RunMeta", "RunRow",
+    "ScalingRow", "default_url", "redact_params", "result_columns",
 ]

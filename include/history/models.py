@@ -107,7 +107,9 @@ class BenchmarkRun(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)   # trigger-time params, never secrets
-    mlperf_compliant: Mapped[bool] = mapped_column(Boolean)
+    mlperf_compliant: Mapped[bool] = mapped_column(Boolean)            # compliance == 'compliant'
+    compliance: Mapped[str | None] = mapped_column(String(16))         # compliant | not compliant | unknown
+    verdict: Mapped[str | None] = mapped_column(Text)                  # the Verdict's headline, as computed once
     report_path: Mapped[str | None] = mapped_column(Text)
     report_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=_utcnow)
@@ -135,6 +137,8 @@ class BenchmarkResult(Base):
         Index("ix_benchmark_results_config_hash", "config_hash"),
         # comparable_history(): same configuration on the same hardware and place
         Index("ix_benchmark_results_comparable", "config_hash", "accelerator", "node", "branch", "scenario", "mode"),
+        # comparable_history(): the same comparability key (settings, hardware, place, scenario)
+        Index("ix_benchmark_results_comparability", "comparability_hash", "mode"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -172,6 +176,21 @@ class BenchmarkResult(Base):
     start_utc: Mapped[datetime | None]
     end_utc: Mapped[datetime | None]
     run_dir: Mapped[str | None] = mapped_column(Text)
+    # The run's verdict (include/verdict.py), computed once by the pipeline and stored as it was computed.
+    state: Mapped[str | None] = mapped_column(String(16))               # VALID | INVALID | COMPLETED | FAILED | MISSING
+    verdict: Mapped[str | None] = mapped_column(Text)                   # the headline: state and every flag
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    log_path: Mapped[str | None] = mapped_column(Text)
+    loadgen_errors: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    submission_grade: Mapped[bool | None] = mapped_column(Boolean)
+    compliance: Mapped[str | None] = mapped_column(String(16))
+    compliance_reasons: Mapped[list[str] | None] = mapped_column(JSON)
+    plausibility: Mapped[str | None] = mapped_column(String(16))        # plausible | implausible | unknown
+    plausibility_bound: Mapped[float | None] = mapped_column(Float)
+    plausibility_ratio: Mapped[float | None] = mapped_column(Float)
+    accuracy_verdict: Mapped[str | None] = mapped_column(String(32))
+    comparability: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    comparability_hash: Mapped[str | None] = mapped_column(String(64))
 
     run: Mapped[BenchmarkRun] = relationship(back_populates="results")
 

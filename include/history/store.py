@@ -1,6 +1,6 @@
 """The benchmark history store: write one DAG run's results, read them back for the UI and for regressions.
 
-The write side (`record`, `set_report`, `set_regressions`) is idempotent per Airflow run id: a task retried by
+The write side (`record`, once per pipeline run, after the report) is idempotent per run id: a task retried by
 Airflow, or a run re-imported, replaces that run's rows in one transaction and never duplicates them; when the
 write fails, the transaction rolls back and what was recorded before stays as it was.
 
@@ -50,6 +50,7 @@ from include.history.models import (
     ScalingResultRow,
 )
 from include.records import Regression, RunRecord, ScalingResult
+from include.verdict import COMPLIANT, RunVerdict, Verdict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_URL = "MLPERF_HISTORY_URL"
@@ -63,10 +64,6 @@ def default_url() -> str:
 
 class HistoryUnavailable(RuntimeError):
     """The history database cannot be reached or has no schema; the message names the URL without password."""
-
-
-class UnknownRun(LookupError):
-    """A write addressed a run id that the store has never recorded."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -83,7 +80,8 @@ class RunMeta:
     trigger: str                       # 'scheduled' | 'manual' | 'cli' | 'import'
     status: str                        # 'success' | 'failed' | 'partial'
     params: dict[str, Any]             # trigger-time params; secret-looking keys are redacted on write
-    mlperf_compliant: bool             # full data set and LoadGen minimums: figures are MLPerf-comparable
+    verdict: str                       # the Verdict's headline, as the pipeline computed it
+    compliance: str                    # compliant | not compliant | unknown
     report_path: str | None
     report_url: str | None = None
     started_at: datetime | None = None
@@ -120,18 +118,6 @@ class _Row:
         return _jsonable(dataclasses.asdict(self))
 
 
-@dataclass(frozen=True)
-class ComparableKey:
-    """What makes two SUT runs comparable: same configuration, same hardware, same place in the topology."""
-
-    config_hash: str | None
-    accelerator: str | None
-    node: str
-    branch: str
-    scenario: str
-    mode: str
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # What the read side returns
 
@@ -145,6 +131,8 @@ class RunRow(_Row):
     status: str
     params: dict[str, Any]
     mlperf_compliant: bool
+    compliance: str                    # compliant | not compliant | unknown (runs recorded before verdicts: unknown)
+    verdict: str | None
     report_path: str | None
     report_url: str | None
     started_at: datetime | None
@@ -156,6 +144,8 @@ class RunRow(_Row):
     results_invalid: int = 0           # completed but LoadGen INVALID
     results_failed: int = 0            # failed or missing
     regressions_total: int = 0
+    results_implausible: int = 0       # the verdict found the figure above a physical limit
+    results_not_submission_grade: int = 0   # LoadGen logged an error
 
 
 @dataclass(frozen=True)
@@ -198,10 +188,20 @@ class ResultRow(_Row):
     start_utc: datetime | None
     end_utc: datetime | None
     run_dir: str | None
-
-    @property
-    def key(self) -> ComparableKey:
-        return comparable_key(self)
+    state: str | None = None
+    verdict: str | None = None
+    exit_code: int | None = None
+    log_path: str | None = None
+    loadgen_errors: dict[str, Any] | None = None
+    submission_grade: bool | None = None
+    compliance: str | None = None
+    compliance_reasons: list[str] | None = None
+    plausibility: str | None = None
+    plausibility_bound: float | None = None
+    plausibility_ratio: float | None = None
+    accuracy_verdict: str | None = None
+    comparability: dict[str, Any] | None = None
+    comparability_hash: str | None = None
 
     @property
     def usable_as_baseline(self) -> bool:
@@ -255,19 +255,6 @@ def is_baseline_worthy(status: str, mode: str, valid: bool | None) -> bool:
     return valid is True or (mode == "accuracy" and valid is None)
 
 
-def comparable_key(obj: ResultRow | RunRecord | ComparableKey | dict[str, Any]) -> ComparableKey:
-    """The comparability key of a stored row, a RunRecord (from its result.json) or a column dict."""
-    if isinstance(obj, ComparableKey):
-        return obj
-    if isinstance(obj, RunRecord):
-        columns = result_columns(obj)
-        return ComparableKey(columns["config_hash"], columns["accelerator"], obj.node, obj.branch, obj.scenario,
-                             obj.mode)
-    get = obj.get if isinstance(obj, dict) else (lambda name: getattr(obj, name, None))
-    return ComparableKey(get("config_hash"), get("accelerator"), get("node"), get("branch"), get("scenario"),
-                         get("mode"))
-
-
 def _finite(value: Any) -> float | None:
     """A float for the database; NaN and infinities (no JSON, no meaning as a figure) become None."""
     if value is None:
@@ -290,18 +277,30 @@ def _parse_utc(value: Any) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
-def result_columns(record: RunRecord) -> dict[str, Any]:
-    """RunRecord -> benchmark_results columns (without the run foreign key).
+def verdict_columns(verdict: RunVerdict | None) -> dict[str, Any]:
+    """The run's verdict as stored: exactly what the pipeline computed (None values for a run never judged)."""
+    if verdict is None:
+        return {}
+    return {"state": verdict.state, "verdict": verdict.headline, "exit_code": verdict.exit_code,
+            "log_path": verdict.log_path, "loadgen_errors": dict(verdict.loadgen_errors),
+            "submission_grade": verdict.submission_grade, "compliance": verdict.compliance,
+            "compliance_reasons": list(verdict.compliance_reasons), "plausibility": verdict.plausibility,
+            "plausibility_bound": _finite(verdict.plausibility_bound),
+            "plausibility_ratio": _finite(verdict.plausibility_ratio), "accuracy_verdict": verdict.accuracy,
+            "comparability": json.loads(json.dumps(verdict.comparability, default=str)),
+            "comparability_hash": verdict.comparability_hash}
+
+
+def result_columns(record: RunRecord, verdict: RunVerdict | None = None) -> dict[str, Any]:
+    """RunRecord (+ its verdict) -> benchmark_results columns (without the run foreign key).
 
     Percentiles come from LoadGen's own report (`record.loadgen`), counts, accelerator, versions, configuration hash
-    and timing from the SUT's result.json (`record.result`), ROUGE from `record.accuracy`.
+    and timing from the SUT's result.json (`record.sut`), ROUGE from `record.accuracy`.
     """
-    result = record.result or {}
+    sut = record.sut
     loadgen = record.loadgen
     accuracy = record.accuracy
-    counts = result.get("counts") or {}
-    timing = result.get("timing") or {}
-    versions = dict(result.get("versions") or {})
+    versions = dict(sut.versions) if sut else {}
     if loadgen is not None and loadgen.loadgen_version and not versions.get("loadgen"):
         versions["loadgen"] = loadgen.loadgen_version
 
@@ -310,7 +309,7 @@ def result_columns(record: RunRecord) -> dict[str, Any]:
             return None
         return _finite((getattr(loadgen, series) or {}).get(key))
 
-    duration = timing.get("duration_s")
+    duration = sut.timing.duration_s if sut else None
     if duration is None and loadgen is not None:
         duration = loadgen.duration_s
     return {
@@ -322,8 +321,8 @@ def result_columns(record: RunRecord) -> dict[str, Any]:
         "error": record.error,
         "valid": loadgen.valid if loadgen is not None else None,
         "invalid_reasons": list(loadgen.invalid_reasons) if loadgen is not None else [],
-        "config_hash": result.get("config_hash"),
-        "accelerator": (result.get("accelerator") or {}).get("name"),
+        "config_hash": sut.config_hash if sut else None,
+        "accelerator": sut.accelerator.name if sut else None,
         "versions": versions,
         "samples_per_second": _finite(loadgen.samples_per_second) if loadgen else None,
         "tokens_per_second": _finite(loadgen.tokens_per_second) if loadgen else None,
@@ -334,8 +333,8 @@ def result_columns(record: RunRecord) -> dict[str, Any]:
         "latency_p50_ns": pct("latency_ns", "p50"),
         "latency_p99_ns": pct("latency_ns", "p99"),
         "duration_s": _finite(duration),
-        "output_tokens": _int(counts.get("output_tokens")),
-        "samples_completed": _int(counts.get("samples_completed")),
+        "output_tokens": sut.counts.output_tokens if sut else None,
+        "samples_completed": sut.counts.samples_completed if sut else None,
         "rouge1": _finite(accuracy.rouge1) if accuracy else None,
         "rouge2": _finite(accuracy.rouge2) if accuracy else None,
         "rougeL": _finite(accuracy.rougeL) if accuracy else None,
@@ -343,10 +342,11 @@ def result_columns(record: RunRecord) -> dict[str, Any]:
         "gen_len": _int(accuracy.gen_len) if accuracy else None,
         "gen_num": _int(accuracy.gen_num) if accuracy else None,
         "accuracy_passed": accuracy.passed if accuracy else None,
-        "accuracy_meaningful": result.get("accuracy_meaningful"),
-        "start_utc": _parse_utc(timing.get("start_utc")),
-        "end_utc": _parse_utc(timing.get("end_utc")),
+        "accuracy_meaningful": sut.accuracy_meaningful if sut else None,
+        "start_utc": _parse_utc(sut.timing.start_utc if sut else None),
+        "end_utc": _parse_utc(sut.timing.end_utc if sut else None),
         "run_dir": record.run_dir,
+        **verdict_columns(verdict),
     }
 
 
@@ -506,7 +506,7 @@ class HistoryStore:
         """Turn the driver's connection and missing-schema errors into one HistoryUnavailable."""
         try:
             yield
-        except (HistoryUnavailable, UnknownRun, ValueError, PermissionError):
+        except (HistoryUnavailable, ValueError, PermissionError):
             raise
         except IntegrityError:
             raise
@@ -557,16 +557,20 @@ class HistoryStore:
     # -- write side ----------------------------------------------------------------------------------------------
 
     def record(self, run: RunMeta, records: Iterable[RunRecord], scaling: Iterable[ScalingResult] = (),
-               regressions: Iterable[Regression] = ()) -> None:
-        """Store one DAG run with its SUT runs; a run id recorded before has its rows replaced, in one transaction."""
+               regressions: Iterable[Regression] = (), verdict: Verdict | None = None) -> None:
+        """Store one pipeline run with its SUT runs and their verdicts (`verdict.runs` in the order of `records`);
+        a run id recorded before has its rows replaced, in one transaction."""
         self._writable()
         records = [RunRecord.from_dict(r) if isinstance(r, dict) else r for r in records]
         if isinstance(run, dict):
             run = RunMeta.from_dict(run)
         _validate_meta(run)
         _validate_records(records)
+        verdicts = list(verdict.runs) if verdict is not None else [None] * len(records)
+        if len(verdicts) != len(records):
+            raise ValueError(f"{len(verdicts)} verdicts for {len(records)} records: one verdict per run")
         # Map everything before touching the database, so a bad record fails before any write.
-        result_rows = [result_columns(r) for r in records]
+        result_rows = [result_columns(r, v) for r, v in zip(records, verdicts)]
         scaling_rows = [_scaling_columns(s) for s in scaling]
         regression_rows = [_regression_columns(r) for r in regressions]
         params = redact_params(run.params)
@@ -580,7 +584,7 @@ class HistoryStore:
                         run_row = BenchmarkRun(run_id=run.run_id)
                         session.add(run_row)
                     else:
-                        self._delete_children(session, run_row.id, results=True)
+                        self._delete_children(session, run_row.id)
                     run_row.dag_id = run.dag_id
                     run_row.logical_date = run.logical_date
                     run_row.trigger = run.trigger
@@ -588,7 +592,9 @@ class HistoryStore:
                     run_row.started_at = run.started_at
                     run_row.finished_at = run.finished_at
                     run_row.params = params
-                    run_row.mlperf_compliant = bool(run.mlperf_compliant)
+                    run_row.mlperf_compliant = run.compliance == COMPLIANT
+                    run_row.compliance = run.compliance
+                    run_row.verdict = run.verdict
                     run_row.report_path = run.report_path
                     run_row.report_url = run.report_url
                     session.flush()
@@ -603,11 +609,10 @@ class HistoryStore:
                     raise
 
     @staticmethod
-    def _delete_children(session: Session, run_pk: int, *, results: bool) -> None:
+    def _delete_children(session: Session, run_pk: int) -> None:
         session.execute(delete(RegressionRecord).where(RegressionRecord.run_pk == run_pk))
-        if results:
-            session.execute(delete(ScalingResultRow).where(ScalingResultRow.run_pk == run_pk))
-            session.execute(delete(BenchmarkResult).where(BenchmarkResult.run_pk == run_pk))
+        session.execute(delete(ScalingResultRow).where(ScalingResultRow.run_pk == run_pk))
+        session.execute(delete(BenchmarkResult).where(BenchmarkResult.run_pk == run_pk))
         session.expire_all()
 
     @staticmethod
@@ -624,35 +629,6 @@ class HistoryStore:
             key = (columns["branch"], columns["node"], columns["scenario"], _mode_of_metric(columns["metric"]))
             session.add(RegressionRecord(run_pk=run_pk, result_pk=result_ids.get(key), **columns))
 
-    def _run_pk(self, session: Session, run_id: str) -> int:
-        if _unstorable(run_id):
-            raise UnknownRun(f"no run {run_id!r} in the history store {self.safe_url}")
-        run_pk = session.scalar(select(BenchmarkRun.id).where(BenchmarkRun.run_id == run_id).with_for_update())
-        if run_pk is None:
-            raise UnknownRun(f"no run {run_id!r} in the history store {self.safe_url}")
-        return run_pk
-
-    def set_report(self, run_id: str, report_path: str, report_url: str | None = None) -> None:
-        """Point a recorded run at its rendered report (the report is written after the run is recorded)."""
-        self._writable()
-        with self._guard("set the report"), Session(self.engine) as session, session.begin():
-            run_row = session.get(BenchmarkRun, self._run_pk(session, run_id))
-            run_row.report_path = report_path
-            run_row.report_url = report_url
-
-    def set_regressions(self, run_id: str, regressions: Iterable[Regression]) -> None:
-        """Replace a recorded run's regressions (they are computed after its results are stored)."""
-        self._writable()
-        rows = [_regression_columns(r) for r in regressions]
-        with self._guard("set regressions"), Session(self.engine) as session, session.begin():
-            run_pk = self._run_pk(session, run_id)
-            self._delete_children(session, run_pk, results=False)
-            result_ids = {
-                (b, n, s, m): i for i, b, n, s, m in session.execute(
-                    select(BenchmarkResult.id, BenchmarkResult.branch, BenchmarkResult.node, BenchmarkResult.scenario,
-                           BenchmarkResult.mode).where(BenchmarkResult.run_pk == run_pk))}
-            self._insert_regressions(session, run_pk, rows, result_ids)
-
     # -- read side -----------------------------------------------------------------------------------------------
 
     @staticmethod
@@ -666,6 +642,8 @@ class HistoryStore:
                 func.sum(case((and_(BenchmarkResult.status == "completed", BenchmarkResult.valid.is_(False)), 1),
                               else_=0)).label("invalid"),
                 func.sum(case((BenchmarkResult.status.in_(("failed", "missing")), 1), else_=0)).label("failed"),
+                func.sum(case((BenchmarkResult.plausibility == "implausible", 1), else_=0)).label("implausible"),
+                func.sum(case((BenchmarkResult.submission_grade.is_(False), 1), else_=0)).label("not_grade"),
             ).group_by(BenchmarkResult.run_pk).subquery()
         )
         regression_counts = (
@@ -674,20 +652,22 @@ class HistoryStore:
         )
         return (
             select(BenchmarkRun, result_counts.c.total, result_counts.c.valid, result_counts.c.invalid,
-                   result_counts.c.failed, regression_counts.c.total)
+                   result_counts.c.failed, regression_counts.c.total, result_counts.c.implausible,
+                   result_counts.c.not_grade)
             .outerjoin(result_counts, result_counts.c.run_pk == BenchmarkRun.id)
             .outerjoin(regression_counts, regression_counts.c.run_pk == BenchmarkRun.id)
         )
 
     @staticmethod
-    def _run_row(run: BenchmarkRun, total, valid, invalid, failed, regressions) -> RunRow:
+    def _run_row(run: BenchmarkRun, total, valid, invalid, failed, regressions, implausible, not_grade) -> RunRow:
         return RunRow(
             run_id=run.run_id, dag_id=run.dag_id, logical_date=run.logical_date, trigger=run.trigger,
             status=run.status, params=run.params or {}, mlperf_compliant=bool(run.mlperf_compliant),
-            report_path=run.report_path, report_url=run.report_url, started_at=run.started_at,
+            compliance=run.compliance or "unknown", verdict=run.verdict, report_path=run.report_path, report_url=run.report_url, started_at=run.started_at,
             finished_at=run.finished_at, created_at=run.created_at, results_total=int(total or 0),
             results_valid=int(valid or 0), results_invalid=int(invalid or 0), results_failed=int(failed or 0),
-            regressions_total=int(regressions or 0))
+            regressions_total=int(regressions or 0), results_implausible=int(implausible or 0),
+            results_not_submission_grade=int(not_grade or 0))
 
     def runs(self, limit: int = 100, offset: int = 0) -> list[RunRow]:
         """Runs newest first (by logical date), each with its headline counts."""
@@ -737,34 +717,31 @@ class HistoryStore:
         with self._guard("read results"), Session(self.engine) as session:
             return [self._result_row(result, run) for result, run in session.execute(query).all()]
 
-    def comparable_history(self, result: ResultRow | RunRecord | ComparableKey, before: datetime,
-                           limit: int = 20) -> list[ResultRow]:
-        """The latest `limit` comparable earlier SUT runs usable as a baseline, oldest first.
+    def comparable_history(self, key_hash: str | None, mode: str, before: datetime, limit: int = 20,
+                           exclude_run_id: str | None = None) -> list[ResultRow]:
+        """The latest `limit` earlier SUT runs of the same comparability key usable as a baseline, oldest first.
 
-        Comparable: same config_hash, accelerator, node, branch, scenario and mode. Usable: completed and LoadGen
-        VALID (accuracy mode: completed; LoadGen judges no validity there). Earlier: logical date before `before`.
-        A result without a configuration hash has no comparable history.
+        Same key: the same settings, hardware, place and scenario (include/verdict.py). Usable: completed and
+        LoadGen VALID (accuracy mode: completed; LoadGen judges no validity there). Earlier: logical date before
+        `before`. A result without a key (recorded before verdicts existed) has no comparable history.
         """
         _check_aware("before", before)
-        key = comparable_key(result)
-        if not key.config_hash or any(_unstorable(v) for v in dataclasses.astuple(key)):
+        if not key_hash or _unstorable(key_hash) or _unstorable(exclude_run_id):
             return []
         query = (
             select(BenchmarkResult, BenchmarkRun)
             .join(BenchmarkRun, BenchmarkResult.run_pk == BenchmarkRun.id)
-            .where(BenchmarkResult.config_hash == key.config_hash,
-                   BenchmarkResult.accelerator.is_not_distinct_from(key.accelerator),
-                   BenchmarkResult.node == key.node, BenchmarkResult.branch == key.branch,
-                   BenchmarkResult.scenario == key.scenario, BenchmarkResult.mode == key.mode,
+            .where(BenchmarkResult.comparability_hash == key_hash, BenchmarkResult.mode == mode,
                    BenchmarkResult.status == "completed",
+                   BenchmarkResult.plausibility.is_distinct_from("implausible"),
                    or_(BenchmarkResult.valid.is_(True),
                        and_(BenchmarkResult.mode == "accuracy", BenchmarkResult.valid.is_(None))),
                    BenchmarkRun.logical_date < before)
             .order_by(BenchmarkRun.logical_date.desc(), BenchmarkRun.id.desc())
             .limit(int(limit))
         )
-        if isinstance(result, ResultRow):
-            query = query.where(BenchmarkRun.run_id != result.run_id)
+        if exclude_run_id is not None:
+            query = query.where(BenchmarkRun.run_id != exclude_run_id)
         with self._guard("read comparable history"), Session(self.engine) as session:
             rows = [self._result_row(r, run) for r, run in session.execute(query).all()]
         rows.reverse()

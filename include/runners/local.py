@@ -8,6 +8,10 @@ the task log line by line.
 The coordinated branch's "nodes" are `serve` processes on free 127.0.0.1 ports. They must outlive the setup task
 that starts them, so their process groups are recorded in `<run_dir>/distributed/servers.json`, which the
 teardown task reads to stop them.
+
+On a host with several GPUs, `MLPERF_LOCAL_GPUS` (e.g. `h200-0=0,h200-1=1`; `node=0:1` for two GPUs) gives each
+node its GPUs through CUDA_VISIBLE_DEVICES: one node per GPU without a cluster. The coordinated run's LoadGen driver
+then sees no GPU (its servers hold them).
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ import urllib.request
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
+
+from include.run_artifacts import write_runner_exit
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,55 @@ class SutFailed(RuntimeError):
 
 class SutBadInput(SutFailed):
     """The SUT refused its input (exit 2): a retry would fail the same way."""
+
+
+GPUS_ENV = "MLPERF_LOCAL_GPUS"
+
+
+def gpu_map(text: str | None = None) -> dict[str, str]:
+    """`node=dev[:dev...],...` (default: $MLPERF_LOCAL_GPUS) -> {node: CUDA_VISIBLE_DEVICES value}; {} when unset."""
+    text = os.environ.get(GPUS_ENV, "") if text is None else text
+    out: dict[str, str] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        node, sep, devices = item.partition("=")
+        ids = devices.split(":")
+        if not sep or not node.strip() or not all(d.strip().isdigit() for d in ids):
+            raise ValueError(f"{GPUS_ENV}: {item!r} is not NODE=GPU[:GPU...] (e.g. h200-0=0,h200-1=1)")
+        if node.strip() in out:
+            raise ValueError(f"{GPUS_ENV}: node {node.strip()!r} given twice")
+        out[node.strip()] = ",".join(d.strip() for d in ids)
+    return out
+
+
+def gpu_env(spec: dict[str, Any] | None, gpus: dict[str, str], node: str | None = None) -> dict[str, str]:
+    """CUDA_VISIBLE_DEVICES for a planned run (`spec`) or a node's server (`node`); {} without a GPU map.
+
+    A coordinated run's driver gets none (an empty value): its servers hold the GPUs."""
+    if not gpus:
+        return {}
+    if spec is not None and spec.get("label") == "coordinated":
+        return {"CUDA_VISIBLE_DEVICES": ""}
+    nodes = [node] if node is not None else list(spec["nodes"]) if spec else []
+    missing = [n for n in nodes if n not in gpus]
+    if missing:
+        raise ValueError(f"{GPUS_ENV}: no GPU given for node(s) {', '.join(missing)} (have {', '.join(gpus)})")
+    return {"CUDA_VISIBLE_DEVICES": ",".join(gpus[n] for n in nodes)}
+
+
+def sut_command(spec: dict[str, Any], sut_python: str) -> list[str]:
+    """The command of one planned run: the same `python -m mlperf_sut ...` a pod runs."""
+    return [sut_python, "-m", "mlperf_sut", *spec["arguments"]]
+
+
+def sut_log_path(spec: dict[str, Any]) -> Path:
+    return Path(spec["output_dir"]).parent / f"{spec['mode']}.sut.log"
+
+
+def serve_command(sut_python: str, model_path: str, port: int, engine_args: list[str],
+                  host: str = "127.0.0.1") -> list[str]:
+    """One node's vLLM server of the coordinated branch."""
+    return [sut_python, "-m", "mlperf_sut", "serve", "--model", model_path, "--host", host, "--port", str(port),
+            *engine_args]
 
 
 def sut_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -157,10 +212,15 @@ def run_spec(spec: dict[str, Any], sut_python: str) -> dict[str, Any]:
         import shutil
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    log_path = Path(spec["output_dir"]).parent / f"{spec['mode']}.sut.log"
-    cmd = [sut_python, "-m", "mlperf_sut", *spec["arguments"]]
+    log_path = sut_log_path(spec)
+    cmd = sut_command(spec, sut_python)
     log.info("%s: %s", spec["name"], " ".join(cmd))
-    run_command(cmd, log_path=log_path, timeout_s=spec["timeout_s"], env=sut_env(), name=spec["name"])
+    try:
+        run_command(cmd, log_path=log_path, timeout_s=spec["timeout_s"], env=sut_env(gpu_env(spec, gpu_map())),
+                    name=spec["name"])
+    except SutFailed as exc:    # the report must name the exit code and the log, not only the Airflow task log
+        write_runner_exit(out, exit_code=exc.returncode, log_path=str(log_path), reason=str(exc).split(". Log ")[0])
+        raise
     return {"run": spec["name"], "output_dir": spec["output_dir"], "log": str(log_path)}
 
 
@@ -193,6 +253,7 @@ def start_servers(*, run_dir: str, nodes: list[str], model_path: str, engine_arg
     On failure every server started here is stopped before the error (naming the node) is raised.
     """
     stop_servers(run_dir)     # a retried setup: never two servers for one "node"
+    gpus = gpu_map()
     state: dict[str, dict[str, Any]] = {}
     procs: dict[str, subprocess.Popen] = {}
     state_file = _state_file(run_dir)
@@ -201,12 +262,11 @@ def start_servers(*, run_dir: str, nodes: list[str], model_path: str, engine_arg
         for node in nodes:
             port = free_port()
             log_path = state_file.parent / f"server-{node}.log"
-            cmd = [sut_python, "-m", "mlperf_sut", "serve", "--model", model_path, "--host", "127.0.0.1",
-                   "--port", str(port), *engine_args]
+            cmd = serve_command(sut_python, model_path, port, engine_args)
             log.info("starting vLLM server for %s: %s", node, " ".join(cmd))
             with open(log_path, "w") as out:
                 proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=sut_env(), start_new_session=True)
+                                        env=sut_env(gpu_env(None, gpus, node)), start_new_session=True)
             procs[node] = proc
             state[node] = {"url": f"http://127.0.0.1:{port}", "pgid": proc.pid, "log": str(log_path)}
             state_file.write_text(json.dumps(state, indent=2))

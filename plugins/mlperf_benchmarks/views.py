@@ -12,58 +12,19 @@ from __future__ import annotations
 import html
 import math
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Sequence
 
-# Metric -> (label, unit, scale applied to the stored value, which direction is better, mode it is measured in)
-# Stored latencies are nanoseconds (LoadGen's unit); people read milliseconds.
-NS_PER_MS = 1e6
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str                 # the ResultRow field
-    label: str
-    unit: str
-    scale: float              # displayed = stored / scale
-    better: str               # "higher" | "lower" | "none"
-    mode: str                 # "performance" | "accuracy"
-    digits: int = 1
-
-    def display(self, value: float | None) -> float | None:
-        if value is None:
-            return None
-        value = float(value)
-        return value / self.scale if math.isfinite(value) else None
-
-
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("tokens_per_second", "Output throughput", "tokens/s", 1.0, "higher", "performance"),
-    Metric("samples_per_second", "Samples/s", "samples/s", 1.0, "higher", "performance", 2),
-    Metric("ttft_p50_ns", "TTFT p50", "ms", NS_PER_MS, "lower", "performance"),
-    Metric("ttft_p99_ns", "TTFT p99", "ms", NS_PER_MS, "lower", "performance"),
-    Metric("tpot_p50_ns", "TPOT p50", "ms", NS_PER_MS, "lower", "performance", 2),
-    Metric("tpot_p99_ns", "TPOT p99", "ms", NS_PER_MS, "lower", "performance", 2),
-    Metric("latency_p50_ns", "Latency p50", "ms", NS_PER_MS, "lower", "performance"),
-    Metric("latency_p99_ns", "Latency p99", "ms", NS_PER_MS, "lower", "performance"),
-    Metric("duration_s", "Duration", "s", 1.0, "none", "performance"),
-    Metric("output_tokens", "Output tokens", "tokens", 1.0, "none", "performance", 0),
-    Metric("rouge1", "ROUGE-1", "", 1.0, "higher", "accuracy", 3),
-    Metric("rouge2", "ROUGE-2", "", 1.0, "higher", "accuracy", 3),
-    Metric("rougeL", "ROUGE-L", "", 1.0, "higher", "accuracy", 3),
-    Metric("rougeLsum", "ROUGE-Lsum", "", 1.0, "higher", "accuracy", 3),
-    Metric("gen_len", "gen_len", "chars", 1.0, "none", "accuracy", 0),
-    Metric("gen_num", "gen_num", "samples", 1.0, "none", "accuracy", 0),
-)}
+from include.metrics import METRICS, ROUGE_METRICS, Metric
+from include.verdict import differences
 
 # The four trend charts the issue asks for, in page order.
 TREND_CHARTS: tuple[str, ...] = ("tokens_per_second", "ttft_p99_ns", "tpot_p99_ns", "rougeL")
-ROUGE_METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 # Colour-blind-safe palette (Okabe-Ito without black/yellow), one colour per series on every chart.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#7F7F7F", "#1B9E77", "#6A3D9A")
 INVALID_COLOR = "#B42318"
+IMPLAUSIBLE_COLOR = "#7A2E0E"
 REGRESSION_COLOR = "#D92D20"
 
 
@@ -108,7 +69,10 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def _point_state(row, metric: Metric) -> str:
-    """How a point is drawn: 'valid', 'invalid' (LoadGen INVALID / accuracy targets failed) or 'neutral'."""
+    """How a point is drawn: 'valid', 'invalid' (LoadGen INVALID / accuracy targets failed), 'implausible' (above a
+    physical limit, as the pipeline's verdict says) or 'neutral'."""
+    if row.plausibility == "implausible":
+        return "implausible"
     if metric.mode == "accuracy":
         if row.accuracy_passed is False:
             return "invalid"
@@ -119,6 +83,8 @@ def _point_state(row, metric: Metric) -> str:
 
 
 def _validity_text(row, metric: Metric) -> str:
+    if row.verdict:                 # the verdict as the pipeline computed it, never re-derived here
+        return f"verdict: {row.verdict}"
     if metric.mode == "accuracy":
         if row.accuracy_passed is True:
             return "accuracy targets: PASSED"
@@ -187,12 +153,13 @@ def trend_figure(metric_name: str, results: Sequence, regressions: Sequence,
 
     traces: list[dict[str, Any]] = []
     point_at: dict[tuple[str, tuple[str, str, str]], tuple[str, float]] = {}
-    any_invalid = False
+    any_invalid = any_implausible = False
     for key in sorted(by_series):
         rows = sorted(by_series[key], key=lambda r: (r.logical_date, r.run_id))
         color = colors.get(key, PALETTE[0])
-        good = [r for r in rows if _point_state(r, metric) != "invalid"]
+        good = [r for r in rows if _point_state(r, metric) not in ("invalid", "implausible")]
         bad = [r for r in rows if _point_state(r, metric) == "invalid"]
+        implausible = [r for r in rows if _point_state(r, metric) == "implausible"]
         for r in rows:
             point_at[(r.run_id, key)] = (iso(r.logical_date), metric.display(getattr(r, metric.name)))
         label = series_label(key)
@@ -220,6 +187,19 @@ def trend_figure(metric_name: str, results: Sequence, regressions: Sequence,
                 "hovertemplate": "%{text}<extra>INVALID</extra>",
                 "marker": {"color": INVALID_COLOR, "size": 11, "symbol": "x-thin-open",
                            "line": {"color": INVALID_COLOR, "width": 2.5}},
+            })
+        if implausible:
+            any_implausible = True
+            traces.append({
+                "type": "scatter", "mode": "markers", "name": esc(f"{label} — IMPLAUSIBLE"),
+                "legendgroup": esc(label), "showlegend": False,
+                "x": [iso(r.logical_date) for r in implausible],
+                "y": [metric.display(getattr(r, metric.name)) for r in implausible],
+                "text": [_hover(r, metric, metric.display(getattr(r, metric.name))) for r in implausible],
+                "customdata": [r.run_id for r in implausible],
+                "hovertemplate": "%{text}<extra>IMPLAUSIBLE</extra>",
+                "marker": {"color": IMPLAUSIBLE_COLOR, "size": 13, "symbol": "triangle-up-open",
+                           "line": {"color": IMPLAUSIBLE_COLOR, "width": 2.5}},
             })
 
     # Regressions: ring the point of the run and series the regression names.
@@ -250,6 +230,14 @@ def trend_figure(metric_name: str, results: Sequence, regressions: Sequence,
             else "accuracy targets failed", "x": [None], "y": [None], "hoverinfo": "skip",
             "marker": {"color": INVALID_COLOR, "size": 11, "symbol": "x-thin-open",
                        "line": {"color": INVALID_COLOR, "width": 2.5}},
+        })
+
+    if any_implausible:
+        traces.append({
+            "type": "scatter", "mode": "markers", "name": "physically implausible (above a hardware limit)",
+            "x": [None], "y": [None], "hoverinfo": "skip",
+            "marker": {"color": IMPLAUSIBLE_COLOR, "size": 13, "symbol": "triangle-up-open",
+                       "line": {"color": IMPLAUSIBLE_COLOR, "width": 2.5}},
         })
 
     return {
@@ -295,7 +283,8 @@ def run_headline(results: Sequence) -> dict[str, Any]:
         rows = [r for r in rows if getattr(r, name) is not None]
         return pick(rows, key=lambda r: getattr(r, name)) if rows else None
 
-    top = best([r for r in perf if r.valid is not False], "tokens_per_second") or best(perf, "tokens_per_second")
+    trusted = [r for r in perf if r.valid is not False and r.plausibility != "implausible"]
+    top = best(trusted, "tokens_per_second") or best(perf, "tokens_per_second")
     ttft = best(perf, "ttft_p99_ns")
     tpot = best(perf, "tpot_p99_ns")
     rouge = best(acc, "rougeL")
@@ -303,6 +292,7 @@ def run_headline(results: Sequence) -> dict[str, Any]:
         "tokens_per_second": top.tokens_per_second if top else None,
         "tokens_per_second_where": series_label(series_key(top)) if top else None,
         "tokens_per_second_valid": top.valid if top else None,
+        "tokens_per_second_implausible": top.plausibility == "implausible" if top else None,
         "ttft_p99_ms": METRICS["ttft_p99_ns"].display(ttft.ttft_p99_ns) if ttft else None,
         "tpot_p99_ms": METRICS["tpot_p99_ns"].display(tpot.tpot_p99_ns) if tpot else None,
         "rougeL": rouge.rougeL if rouge else None,
@@ -313,7 +303,8 @@ def run_headline(results: Sequence) -> dict[str, Any]:
 
 
 def validity_summary(run) -> dict[str, Any]:
-    """'valid' when every SUT run completed VALID, 'invalid' when any is INVALID, 'failed' when any failed."""
+    """'valid' when every SUT run completed VALID, 'invalid' when any is INVALID, 'failed' when any failed; the
+    flags (implausible, LoadGen errors, compliance) and the headline exactly as the pipeline's verdict stored them."""
     if run.results_total == 0:
         verdict = "empty"
     elif run.results_failed:
@@ -323,7 +314,9 @@ def validity_summary(run) -> dict[str, Any]:
     else:
         verdict = "valid"
     return {"verdict": verdict, "valid": run.results_valid, "invalid": run.results_invalid,
-            "failed": run.results_failed, "total": run.results_total}
+            "failed": run.results_failed, "total": run.results_total, "implausible": run.results_implausible,
+            "not_submission_grade": run.results_not_submission_grade, "compliance": run.compliance,
+            "headline": run.verdict or "verdict unknown (recorded before verdicts were stored)"}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -357,6 +350,8 @@ def judge(metric: Metric, pct: float | None, tolerance_pct: float = 0.5) -> str:
 def _state(row) -> str:
     if row is None:
         return "absent"
+    if row.verdict:
+        return row.verdict
     if row.status != "completed":
         return row.status
     if row.mode == "performance":
@@ -375,6 +370,9 @@ def compare_runs(a_results: Sequence, b_results: Sequence) -> list[dict[str, Any
     for key in sorted(set(a_by) | set(b_by), key=lambda k: (k[2], k[0] != "single", k[1], k[3] != "performance")):
         a, b = a_by.get(key), b_by.get(key)
         mode = key[3]
+        # Different settings make a difference no improvement and no regression: say what differs instead.
+        comparable = bool(a and b and a.comparability_hash and a.comparability_hash == b.comparability_hash)
+        trusted = comparable and all(r.plausibility != "implausible" for r in (a, b))
         rows = []
         for name in COMPARED_METRICS:
             metric = METRICS[name]
@@ -386,12 +384,15 @@ def compare_runs(a_results: Sequence, b_results: Sequence) -> list[dict[str, Any
                 continue
             pct = change_pct(av, bv)
             rows.append({"metric": name, "label": metric.label, "unit": metric.unit, "digits": metric.digits,
-                         "a": av, "b": bv, "change_pct": pct, "judgement": judge(metric, pct)})
+                         "a": av, "b": bv, "change_pct": pct,
+                         "judgement": judge(metric, pct) if trusted else "not-comparable"})
         groups.append({
             "branch": key[0], "node": key[1], "scenario": key[2], "mode": mode,
             "a_state": _state(a), "b_state": _state(b),
             "a_config": a.config_hash if a else None, "b_config": b.config_hash if b else None,
-            "same_config": bool(a and b and a.config_hash and a.config_hash == b.config_hash),
+            "same_config": comparable,
+            "differences": differences(a.comparability or {}, b.comparability or {}) if a and b else [],
+            "implausible": [side for side, r in (("A", a), ("B", b)) if r and r.plausibility == "implausible"],
             "metrics": rows,
         })
     return groups

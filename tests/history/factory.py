@@ -6,6 +6,7 @@ from typing import Any
 
 from include.history import RunMeta
 from include.records import AccuracyResult, LoadGenResult, Regression, RunRecord, ScalingResult
+from include.verdict import Verdict, judge
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
 CONFIG_A = "a" * 64
@@ -15,7 +16,8 @@ CONFIG_B = "b" * 64
 def meta(run_id: str, day: int = 0, **overrides: Any) -> RunMeta:
     values: dict[str, Any] = dict(
         run_id=run_id, dag_id="mlperf_llama31_8b", logical_date=T0 + timedelta(days=day), trigger="scheduled",
-        status="success", params={"scenarios": ["Offline"], "total_sample_count": 13368}, mlperf_compliant=True,
+        status="success", params={"scenarios": ["Offline"], "total_sample_count": 13368},
+        verdict="VALID: all 1 performance runs · MLPerf-compliant", compliance="compliant",
         report_path=f"/reports/{run_id}/index.html", started_at=T0 + timedelta(days=day, minutes=1),
         finished_at=T0 + timedelta(days=day, minutes=50))
     values.update(overrides)
@@ -38,7 +40,7 @@ def result_json(*, node: str, scenario: str, mode: str, status: str = "completed
         "versions": {"mlperf_sut": "0.1.0", "vllm": "0.26.0", "torch": "2.11.0+cu130", "loadgen": "6.0.17",
                      "python": "3.12.3"},
         "accelerator": {"kind": "gpu", "name": accelerator, "count": 1, "driver": "580.65", "memory_gib": 139.8},
-        "engine": {"dtype": "bfloat16", "tensor_parallel_size": 1, "max_num_seqs": 256,
+        "engine": {"dtype": "bfloat16", "tensor_parallel_size": 1, "max_num_seqs": 256 if config_hash == CONFIG_A else 512,
                    "max_num_batched_tokens": 8192, "gpu_memory_utilization": 0.9, "max_model_len": 2668},
         "generation": {"max_tokens": 128, "min_tokens": 1, "temperature": 0.0, "top_k": 1, "seed": 42,
                        "token_dtype": "int32"},
@@ -91,3 +93,8 @@ def regression(node: str = "gpu-node-0", metric: str = "tokens_per_second") -> R
     return Regression(metric=metric, node=node, scenario="Offline", branch="single", current=4500.0,
                       baseline=5000.0, change_pct=-10.0, threshold_pct=5.0, p_value=0.001,
                       baseline_runs=["r1", "r2", "r3"], explanation="regression: tokens_per_second -10%")
+
+
+def verdict(records: list[RunRecord], run_id: str = "r") -> Verdict:
+    """The pipeline's verdict of these records (no plausibility checks: 'unknown')."""
+    return judge(run_id, records, {})

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import pytest
 from scipy import stats
 
-from include.regressions import METRICS, assess, detect, detect_steps, prediction_p_value
+from include.regressions import METRICS, assess, prediction_p_value
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,12 @@ class Row:
     rouge2: float | None = None
     rougeL: float | None = None
     rougeLsum: float | None = None
+    comparability_hash: str | None = None
+    plausibility: str | None = None
+
+
+def detect(current, history, **options):
+    return assess(current, history, **options).regressions
 
 
 def history(metric: str, values: list[float], **overrides) -> list[Row]:
@@ -188,50 +194,16 @@ def test_false_alarm_rate_on_noise(noise_pct, max_rate):
     assert alarms / 300 <= max_rate
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# step detection
+def test_physically_implausible_runs_are_neither_baseline_nor_judged():
+    base = history("tokens_per_second", TIGHT)
+    implausible = [replace(r, plausibility="implausible", tokens_per_second=21000) for r in base]
+    assert detect(Row(tokens_per_second=4500), implausible) == []     # no baseline left: nothing claimed
+    assert detect(Row(tokens_per_second=100, plausibility="implausible"), base) == []
 
 
-def noisy(rng: random.Random, level: float, n: int, sd: float) -> list[float]:
-    return [rng.gauss(level, sd) for _ in range(n)]
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_a_step_down_is_found_at_its_index(seed):
-    rng = random.Random(seed)
-    series = noisy(rng, 5000, 12, 50) + noisy(rng, 4400, 9, 50)
-    [step] = detect_steps(series)
-    assert step.index == 12
-    assert step.change_pct == pytest.approx(-12, abs=3) and step.p_value < 0.05
-    assert step.before == statistics.median(series[:12]) and step.after == statistics.median(series[12:])
-
-
-def test_two_steps_are_both_found():
-    rng = random.Random(3)
-    series = noisy(rng, 100, 10, 1) + noisy(rng, 120, 10, 1) + noisy(rng, 90, 10, 1)
-    assert [s.index for s in detect_steps(series)] == [10, 20]
-
-
-def test_a_clean_step_without_noise():
-    assert [(s.index, s.before, s.after) for s in detect_steps([10.0] * 5 + [20.0] * 5)] == [(5, 10.0, 20.0)]
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_a_flat_noisy_series_has_no_step(seed):
-    rng = random.Random(100 + seed)
-    assert detect_steps(noisy(rng, 5000, 40, 150)) == []
-
-
-def test_small_or_short_changes_are_not_steps():
-    rng = random.Random(11)
-    assert detect_steps(noisy(rng, 100, 10, 0.5) + noisy(rng, 102, 10, 0.5)) == []     # 2% < 5% threshold
-    assert detect_steps([100.0] * 10 + [50.0] * 2, min_segment=3) == []                 # new level too short
-    assert detect_steps([100.0, 50.0]) == []
-    assert detect_steps([]) == []
-
-
-def test_bad_series_are_refused():
-    with pytest.raises(ValueError):
-        detect_steps([1.0, float("nan"), 2.0])
-    with pytest.raises(ValueError):
-        detect_steps([1.0, 2.0], min_segment=1)
+def test_history_of_other_settings_is_not_a_baseline():
+    """Runs of another comparability key (say bf16 against FP8) never judge each other."""
+    fp8 = Row(tokens_per_second=4500, comparability_hash="fp8")
+    assert detect(fp8, history("tokens_per_second", TIGHT, comparability_hash="bf16")) == []
+    assert [g.metric for g in detect(fp8, history("tokens_per_second", TIGHT, comparability_hash="fp8"))] == [
+        "tokens_per_second"]

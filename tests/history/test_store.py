@@ -18,15 +18,14 @@ from include.history import (
     ResultRow,
     RunMeta,
     RunRow,
-    UnknownRun,
     default_url,
     result_columns,
 )
 from include.history import store as store_module
 from include.history.migrations import alembic_config
 from include.history.models import Base
-from include.regressions import detect, detect_all
-from tests.history.factory import CONFIG_B, T0, meta, record, regression, scaling
+from include.regressions import assess
+from tests.history.factory import CONFIG_B, T0, meta, record, regression, scaling, verdict
 
 TABLES = {"benchmark_runs", "benchmark_results", "scaling_results", "regressions", "alembic_version"}
 INJECTIONS = [
@@ -99,6 +98,28 @@ def test_downgrade_to_base_and_up_again(store, db_url):
     store.upgrade()
     store.record(meta("r1"), [record()])
     assert len(store.results()) == 1
+
+
+def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_runs(store, db_url):
+    """A history recorded before verdicts existed: upgraded in place, nothing lost, its verdict 'unknown'."""
+    from alembic import command
+
+    with store.engine.begin() as connection:
+        command.downgrade(alembic_config(db_url, connection=connection), "0001_initial")
+        connection.execute(text(
+            "INSERT INTO benchmark_runs (run_id, dag_id, logical_date, trigger, status, params, mlperf_compliant,"
+            " created_at) VALUES ('old', 'mlperf_llama31_8b', :t, 'scheduled', 'success', '{}', :c, :t)"),
+            {"t": T0.replace(tzinfo=None), "c": True})
+        connection.execute(text(
+            "INSERT INTO benchmark_results (run_pk, branch, node, scenario, mode, status, valid, invalid_reasons,"
+            " versions, tokens_per_second) SELECT id, 'single', 'n0', 'Offline', 'performance', 'completed', :v,"
+            " '[]', '{}', 5000.0 FROM benchmark_runs WHERE run_id = 'old'"), {"v": True})
+    store.upgrade()
+    assert store.current_revision() == _head()
+    old = store.run("old")
+    assert old.compliance == "unknown" and old.verdict is None
+    [row] = store.results(run_id="old")
+    assert (row.tokens_per_second, row.state, row.comparability_hash) == (5000.0, None, None)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -212,14 +233,10 @@ def test_params_keep_no_secrets(store):
     assert params["hf_token"] == "***" and params["db"]["password"] == "***" and params["api_key"] == "***"
 
 
-def test_set_report_and_set_regressions(store):
-    store.record(meta("r1"), [record(node="n0"), record(node="n0", mode="accuracy", rougeL=24.0)])
-    store.set_report("r1", "/reports/r1.html", "http://airflow/benchmarks/r1")
-    run = store.run("r1")
-    assert (run.report_path, run.report_url) == ("/reports/r1.html", "http://airflow/benchmarks/r1")
-    store.set_regressions("r1", [regression(node="n0"), regression(node="n0", metric="rougeL")])
-    store.set_regressions("r1", [regression(node="n0"), regression(node="n0", metric="rougeL"),
-                                 regression(node="elsewhere")])
+def test_regressions_are_stored_with_the_run_and_linked_to_their_results(store):
+    records = [record(node="n0"), record(node="n0", mode="accuracy", rougeL=24.0)]
+    regressions = [regression(node="n0"), regression(node="n0", metric="rougeL"), regression(node="elsewhere")]
+    store.record(meta("r1"), records, [], regressions, verdict(records))
     rows = store.regressions("r1")
     assert len(rows) == 3 and store.run("r1").regressions_total == 3
     results = {r.mode: r.id for r in store.results(run_id="r1")}
@@ -228,10 +245,22 @@ def test_set_report_and_set_regressions(store):
     assert linked[("n0", "rougeL")] == results["accuracy"]
     assert linked[("elsewhere", "tokens_per_second")] is None
     assert rows[0].baseline_runs == ["r1", "r2", "r3"] and rows[0].p_value == 0.001
-    with pytest.raises(UnknownRun):
-        store.set_report("nope", "/x")
-    with pytest.raises(UnknownRun):
-        store.set_regressions("nope", [])
+
+
+def test_the_verdict_is_stored_as_the_pipeline_computed_it(store):
+    records = [record(node="n0"), record(node="n1", valid=False), record(node="n2", status="failed")]
+    judged = verdict(records, "r1")
+    store.record(meta("r1", verdict=judged.headline, compliance=judged.compliance), records, [], [], judged)
+    run = store.run("r1")
+    assert run.verdict == judged.headline and run.compliance == judged.compliance
+    by_node = {r.node: r for r in store.results(run_id="r1")}
+    for expected in judged.runs:
+        row = by_node[expected.node]
+        assert (row.state, row.verdict, row.compliance, row.comparability_hash) == (
+            expected.state, expected.headline, expected.compliance, expected.comparability_hash)
+    assert by_node["n1"].state == "INVALID" and by_node["n2"].state == "FAILED"
+    with pytest.raises(ValueError, match="one verdict per run"):
+        store.record(meta("r2"), records, [], [], verdict(records[:1]))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -273,39 +302,38 @@ def test_read_rows_are_frozen(store):
             row.node = "changed"  # type: ignore[misc]
 
 
-def test_comparable_history_only_same_configuration_valid_and_earlier(store):
+def _record_judged(store, run_id: str, day: int, *records):
+    store.record(meta(run_id, day=day), list(records), [], [], verdict(list(records), run_id))
+
+
+def test_comparable_history_only_same_settings_valid_and_earlier(store):
     for day in range(6):
-        store.record(meta(f"ok{day}", day=day), [record(tokens_per_second=5000 + day)])
-    store.record(meta("invalid", day=6), [record(valid=False)])
-    store.record(meta("failed", day=7), [record(status="failed")])
-    store.record(meta("other-config", day=8), [record(config_hash=CONFIG_B)])
-    store.record(meta("other-gpu", day=9), [record(accelerator="NVIDIA A30")])
-    store.record(meta("other-node", day=10), [record(node="gpu-node-1")])
-    store.record(meta("distributed", day=11), [record(branch="distributed")])
-    store.record(meta("server", day=12), [record(scenario="Server")])
-    store.record(meta("current", day=20), [record(tokens_per_second=4000)])
-    store.record(meta("later", day=30), [record()])
+        _record_judged(store, f"ok{day}", day, record(tokens_per_second=5000 + day))
+    _record_judged(store, "invalid", 6, record(valid=False))
+    _record_judged(store, "failed", 7, record(status="failed"))
+    _record_judged(store, "other-settings", 8, record(config_hash=CONFIG_B))
+    _record_judged(store, "other-gpu", 9, record(accelerator="NVIDIA A30"))
+    _record_judged(store, "other-node", 10, record(node="gpu-node-1"))
+    _record_judged(store, "distributed", 11, record(branch="distributed"))
+    _record_judged(store, "server", 12, record(scenario="Server"))
+    _record_judged(store, "current", 20, record(tokens_per_second=4000))
+    _record_judged(store, "later", 30, record())
     current = store.results(run_id="current")[0]
-    history = store.comparable_history(current, before=current.logical_date)
+    history = store.comparable_history(current.comparability_hash, "performance", before=current.logical_date)
     assert [r.run_id for r in history] == [f"ok{d}" for d in range(6)]
-    assert [r.run_id for r in store.comparable_history(current, current.logical_date, limit=2)] == ["ok4", "ok5"]
-    # the RunRecord side: the key comes from result.json
-    assert len(store.comparable_history(record(), before=T0 + timedelta(days=3))) == 3
-    assert store.comparable_history(record(status="missing"), before=T0 + timedelta(days=40)) == []
-    # regressions end to end: history from the store, verdict stored back
-    found = detect(current, history)
+    assert [r.run_id for r in store.comparable_history(current.comparability_hash, "performance",
+                                                       current.logical_date, limit=2)] == ["ok4", "ok5"]
+    assert store.comparable_history(None, "performance", before=T0 + timedelta(days=40)) == []
+    # regressions end to end: history from the store, judged against the current run's stored columns
+    found = assess(current, history).regressions
     assert [r.metric for r in found] == ["tokens_per_second", "samples_per_second"]
-    store.set_regressions("current", found)
-    assert store.regressions("current")[0].result_id == current.id
-    by_run = detect_all(store.results(run_id="current"), lambda r: store.comparable_history(r, r.logical_date))
-    assert by_run == found
 
 
 def test_accuracy_history_uses_completed_accuracy_runs(store):
     for day in range(3):
-        store.record(meta(f"a{day}", day=day), [record(mode="accuracy", rougeL=24.6)])
-    current = record(mode="accuracy", rougeL=20.0)
-    assert len(store.comparable_history(current, before=T0 + timedelta(days=5))) == 3
+        _record_judged(store, f"a{day}", day, record(mode="accuracy", rougeL=24.6))
+    key = verdict([record(mode="accuracy", rougeL=20.0)]).runs[0].comparability_hash
+    assert len(store.comparable_history(key, "accuracy", before=T0 + timedelta(days=5))) == 3
 
 
 def test_scaling_and_filter_options(store):
@@ -335,8 +363,7 @@ def test_injection_strings_match_nothing_and_break_nothing(store, db_url, evil):
     assert store.results(run_id=evil) == []
     assert store.run(evil) is None
     assert store.regressions(evil) == [] and store.scaling(evil) == []
-    with pytest.raises(UnknownRun):
-        store.set_report(evil, "/x")
+    assert store.comparable_history(evil, evil, before=T0) == []
     assert len(store.results()) == 2 and _count(db_url, "benchmark_runs") == 1
     # the same strings as stored values come back verbatim (NUL: refused, PostgreSQL cannot store it)
     if "\x00" in evil:
@@ -384,8 +411,6 @@ def test_read_only_store_never_writes(store, db_url):
     assert [r.run_id for r in reader.runs()] == ["r1"]
     with pytest.raises(PermissionError):
         reader.record(meta("r2"), [])
-    with pytest.raises(PermissionError):
-        reader.set_report("r1", "/x")
     # the database itself refuses writes on the reader's connections
     with reader.engine.connect() as connection, pytest.raises(Exception, match="(?i)read.only|readonly"):
         connection.execute(text("DELETE FROM benchmark_runs"))

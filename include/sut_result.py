@@ -1,0 +1,136 @@
+"""result.json as a typed record: validated once against the SUT's schema where it is read, then passed as `SutResult`.
+
+The SUT writes result.json beside LoadGen's logs (sut_image/mlperf_sut/result.schema.json, schema_version 1). Every
+reader downstream takes these fields, never `.get()` chains on the raw dict. `to_dict()` gives back the file's JSON,
+so XCom and analysis.json carry exactly what the SUT wrote.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    name: str
+    load_format: str               # 'dummy': random weights, accuracy meaningless
+
+    @property
+    def dummy_weights(self) -> bool:
+        return self.load_format == "dummy"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    path: str
+    total_sample_count: int        # samples LoadGen could draw from
+    dataset_size: int              # samples in the file
+    sha256: str
+
+
+@dataclass(frozen=True)
+class AcceleratorInfo:
+    kind: str                      # gpu | cpu
+    name: str
+    count: int                     # accelerators on the node
+    driver: str | None
+    memory_gib: float | None
+
+
+@dataclass(frozen=True)
+class Counts:
+    queries_issued: int
+    samples_completed: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Timing:
+    start_utc: str | None
+    end_utc: str | None
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    node: str
+    samples_completed: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+
+
+@dataclass(frozen=True)
+class SutResult:
+    """What the SUT said about one run (result.json, schema_version 1)."""
+
+    schema_version: int
+    status: str                    # completed | failed
+    error: str | None
+    scenario: str
+    mode: str
+    node: str
+    backend: str                   # vllm (in-process) | http (over vLLM servers)
+    model: ModelInfo
+    dataset: DatasetInfo
+    versions: dict[str, str | None]
+    accelerator: AcceleratorInfo
+    engine: dict[str, Any]         # vLLM engine arguments in effect (open-ended: every argument the SUT passed)
+    generation: dict[str, Any]
+    loadgen_settings: dict[str, Any]
+    config_hash: str
+    timing: Timing
+    counts: Counts
+    endpoints: list[Endpoint]
+    shard: Shard | None
+    accuracy_meaningful: bool
+    files: list[str]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SutResult":
+        """From a result.json already validated against the schema (run_artifacts.load_result)."""
+        return cls(
+            schema_version=data["schema_version"], status=data["status"], error=data["error"],
+            scenario=data["scenario"], mode=data["mode"], node=data["node"], backend=data["backend"],
+            model=ModelInfo(**data["model"]), dataset=DatasetInfo(**data["dataset"]),
+            versions=dict(data["versions"]), accelerator=AcceleratorInfo(**data["accelerator"]),
+            engine=dict(data["engine"]), generation=dict(data["generation"]),
+            loadgen_settings=dict(data["loadgen_settings"]), config_hash=data["config_hash"],
+            timing=Timing(**data["timing"]), counts=Counts(**data["counts"]),
+            endpoints=[Endpoint(**e) for e in data["endpoints"]],
+            shard=Shard(**data["shard"]) if data["shard"] is not None else None,
+            accuracy_meaningful=data["accuracy_meaningful"], files=list(data["files"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # -- what several readers ask of a run -------------------------------------------------------------------------
+
+    @property
+    def prefix_caching(self) -> bool:
+        """Whether the engine reused the KV cache of prompts seen before. Results written before the SUT recorded
+        the setting ran vLLM's default: on (the in-process backend; an http run's servers said nothing)."""
+        if "enable_prefix_caching" in self.engine:
+            return bool(self.engine["enable_prefix_caching"])
+        return self.backend == "vllm" and bool(self.engine)
+
+    @property
+    def endpoint_nodes(self) -> list[str]:
+        """The nodes a coordinated run drove, in order, each once."""
+        return list(dict.fromkeys(e.node for e in self.endpoints if e.node))
+
+    @property
+    def engines(self) -> int:
+        """vLLM engines that served the run: one per endpoint of a coordinated run, else one (data_parallel_size
+        where the engine arguments give it)."""
+        if self.endpoints:
+            return len({e.url for e in self.endpoints})
+        return int(self.engine.get("data_parallel_size") or 1)
