@@ -42,6 +42,11 @@ class Latency:
 
 
 def main() -> None:
+    figures(verbose=True)
+
+
+def figures(verbose: bool = False) -> dict[str, float | None]:
+    """The headline figures of reference/h200 (the last line's names); with `verbose`, the table and both lines."""
     offline: dict[str, list[Offline]] = {"fp8": [], "bf16": []}
     latency: list[Latency] = []
     for run in sorted(p for p in REFERENCE.iterdir() if (p / "single").is_dir()):
@@ -56,9 +61,10 @@ def main() -> None:
             probe = sut.counts.queries_issued < sut.dataset.dataset_size
             notes = (["IMPLAUSIBLE"] * implausible + ["prefix cache on"] * cached
                      + ["probe"] * (probe and record.scenario != "Offline") + [f"{lg.duration_s or 0:,.0f} s"])
-            print(f"{run.name:32s} {record.scenario:11s} {label:5s} {'VALID' if lg.valid else 'INVALID':8s} "
-                  f"{lg.tokens_per_second:>9,.1f} tokens/s"
-                  + (f"  target {qps:g} QPS" if record.scenario != "Offline" else "") + f"  ({', '.join(notes)})")
+            if verbose:
+                print(f"{run.name:32s} {record.scenario:11s} {label:5s} {'VALID' if lg.valid else 'INVALID':8s} "
+                      f"{lg.tokens_per_second:>9,.1f} tokens/s"
+                      + (f"  target {qps:g} QPS" if record.scenario != "Offline" else "") + f"  ({', '.join(notes)})")
             if implausible or cached:
                 continue
             if record.scenario != "Offline":
@@ -80,13 +86,18 @@ def main() -> None:
 
     ratios = [o.sut_vs_raw for runs in offline.values() for o in runs if o.sut_vs_raw is not None]
     pool = [o.tokens_per_second for o in offline["fp8"] if not o.full_duration]
-    print(f"h200_offline_fp8_pool_tok_s={max(pool) if pool else None} "
-          f"h200_server_probe_max_valid_qps={max_valid('Server', True)} "
-          f"h200_interactive_probe_max_valid_qps={max_valid('Interactive', True)} "
-          f"h200_interactive_max_valid_qps={max_valid('Interactive', False)}")
-    print(f"h200_offline_fp8_tok_s={headline(offline['fp8'])} h200_offline_bf16_tok_s={headline(offline['bf16'])} "
-          f"h200_sut_vs_raw={min(ratios) if ratios else None} "
-          f"h200_server_max_valid_qps={max_valid('Server', False)}")
+    out = {"h200_offline_fp8_pool_tok_s": max(pool) if pool else None,
+           "h200_server_probe_max_valid_qps": max_valid("Server", True),
+           "h200_interactive_probe_max_valid_qps": max_valid("Interactive", True),
+           "h200_interactive_max_valid_qps": max_valid("Interactive", False),
+           "h200_offline_fp8_tok_s": headline(offline["fp8"]), "h200_offline_bf16_tok_s": headline(offline["bf16"]),
+           "h200_sut_vs_raw": min(ratios) if ratios else None,
+           "h200_server_max_valid_qps": max_valid("Server", False)}
+    if verbose:
+        names = list(out)
+        print(" ".join(f"{k}={out[k]}" for k in names[:4]))
+        print(" ".join(f"{k}={out[k]}" for k in names[4:]))
+    return out
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The 2x H200 reference run (device kind nvidia-h200-x2: two H200s of one host), from the repository root:
+#   benchmarks/h200/x2_session.sh STAGE ...        (work folder /tmp/b: x2_offline_commands.sh was generated for it)
+# Needs /tmp/b/vsite: the bundle of benchmarks/gpu/build_vllm_bundle.sh, unpacked (.gpu-bundle/unpack.sh /tmp/b).
+# Stages:
+#   cleanup  kill the servers a stage stopped by a timeout left running (servers.pids); GPU memory in use
+#   check    vLLM's OpenAI server imports against the bundle (what `mlperf_sut serve` runs), the GPUs, versions
+#   offline  (~8 min) x2_offline_commands.sh, generated from the DAG's plan by x2_plan.sh: Offline single on each
+#            GPU, coordinated, sharded; SHORTENED (4,000 queries per GPU, min_duration 0), not MLPerf's 600 s
+#   http     (~8 min) the HTTP backend against the in-process one on the same GPU (issue 17, part 2), and the
+#            Server search on the coordinated pair:
+#            1. both GPUs at once: in-process Server at 50 QPS (3,000 queries, min_duration 0, equal issue off)
+#            2. a `mlperf_sut serve` per GPU; on each, through its own LoadGen over HTTP, at once: Offline with the
+#               offline stage's settings (4,000 queries), then Server at 50 QPS as in 1
+#            3. search-qps over both servers (one LoadGen, HTTP): Server=100:116, 3 probes of 30 s (probes, not
+#               confirming runs: equal issue off, 30 s instead of 600 s)
+# Artefacts: /tmp/b/artifacts/<run id>/<branch>/<node>/<scenario>/<mode>/ (the pipeline's layout). Every stage ends
+# with "=== <time> <stage> done". Engine settings as reference/h200's headline: FP8 weights and KV cache, async
+# scheduling, CUDA graphs to 1,024, max_num_batched_tokens 32,768, max_num_seqs 1,024, prefix caching off; dummy
+# weights and synthetic prompts with CNN/DailyMail's lengths: performance is real, accuracy is not measured.
+set -uo pipefail
+work=/tmp/b
+repo=$(pwd)
+export PYTHONPATH=$work/vsite:$repo/sut_image VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
+model=benchmarks/h200/llama-3.1-8b
+data=$work/cnn_synthetic.json
+flags=(--load-format dummy --max-model-len 4096 --dtype bfloat16 --max-num-seqs 1024 --max-num-batched-tokens 32768
+       --quantization fp8 --kv-cache-dtype fp8 --engine-arg async_scheduling=true
+       --engine-arg 'compilation_config={"max_cudagraph_capture_size": 1024}')
+server50=(--override target_qps=50 --override min_duration=0 --override min_query_count=3000
+          --override sample_concatenate_permutation=0)
+stage() { echo "=== $(date -u +%H:%M:%S) $*"; }
+sut() { python3 -m mlperf_sut "$@"; }
+
+mkdir -p "$work/artifacts"
+stage "data set: 13,368 CNN/DailyMail-length token-id prompts"
+[ -f "$data" ] || sut build-dataset --synthetic-token-ids --vocab-size 128256 --samples 13368 --output "$data" \
+  || exit 1
+
+wait_health() {   # URL PID...: until every server answers /health, or one exits, or 600 s
+  python3 - "$@" <<'PY'
+import sys, time, urllib.request as u
+deadline = time.monotonic() + 600
+for url, pid in zip(sys.argv[1::2], sys.argv[2::2]):
+    while True:
+        try:
+            if u.urlopen(url + "/health", timeout=2).status == 200:
+                break
+        except OSError:
+            pass
+        try:
+            gone = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] in "ZX"
+        except OSError:
+            gone = True
+        if gone or time.monotonic() > deadline:
+            sys.exit(f"server {url} not ready ({'exited' if gone else 'timeout'})")
+        time.sleep(2)
+PY
+}
+
+for name in "$@"; do
+  stage "$name"
+  case $name in
+    cleanup)   # servers a stage killed by a timeout left running (their process groups, from servers.pids)
+      for f in "$work"/artifacts/*/servers.pids "$work"/artifacts/*/distributed/servers.pids; do
+        [ -f "$f" ] || continue
+        while read -r pid; do kill -KILL -- "-$pid" 2>/dev/null && echo "killed server group $pid"; done < "$f"
+        rm -f "$f"
+      done
+      nvidia-smi --query-gpu=index,memory.used --format=csv ;;
+    check)
+      nvidia-smi --query-gpu=index,name,memory.total,clocks.sm,clocks.max.sm --format=csv
+      python3 -c "import torch, vllm, mlperf_loadgen; print('torch', torch.__version__, 'gpus', torch.cuda.device_count(), 'vllm', vllm.__version__)"
+      python3 -c "import vllm.entrypoints.openai.api_server, uvicorn, fastapi; print('api_server imports: OK')" \
+        || echo "api_server imports: FAILED" ;;
+    offline)
+      bash benchmarks/h200/x2_offline_commands.sh ;;
+    http)
+      run=$work/artifacts/h200x2-http
+      mkdir -p "$run"
+      for gpu in 0 1; do   # 1. in-process Server on each GPU at once
+        CUDA_VISIBLE_DEVICES=$gpu sut run --scenario Server --mode performance --model "$model" --dataset "$data" \
+          "${flags[@]}" --node h200-$gpu "${server50[@]}" --output-dir "$run/single/h200-$gpu/Server/performance" \
+          > "$run/inproc-server-$gpu.log" 2>&1 &
+      done
+      wait
+      tail -n 3 "$run"/inproc-server-*.log
+      pids=()   # 2. one server per GPU
+      for gpu in 0 1; do
+        CUDA_VISIBLE_DEVICES=$gpu setsid python3 -m mlperf_sut serve --model "$model" "${flags[@]}" \
+          --host 127.0.0.1 --port 810$gpu > "$run/server-$gpu.log" 2>&1 &
+        pids+=($!)
+        echo $! >> "$run/servers.pids"
+      done
+      trap 'for p in "${pids[@]}"; do kill -TERM -- -$p 2>/dev/null; done' EXIT
+      if wait_health http://127.0.0.1:8100 "${pids[0]}" http://127.0.0.1:8101 "${pids[1]}"; then
+        stage "servers ready"
+        clients=()
+        for gpu in 0 1; do
+          ( CUDA_VISIBLE_DEVICES= sut run --scenario Offline --mode performance --model "$model" --dataset "$data" \
+              --backend http --endpoint h200-$gpu=http://127.0.0.1:810$gpu --node h200-$gpu-http \
+              --override min_duration=0 --override min_query_count=4000 \
+              --output-dir "$run/single/h200-$gpu-http/Offline/performance"
+            CUDA_VISIBLE_DEVICES= sut run --scenario Server --mode performance --model "$model" --dataset "$data" \
+              --backend http --endpoint h200-$gpu=http://127.0.0.1:810$gpu --node h200-$gpu-http "${server50[@]}" \
+              --output-dir "$run/single/h200-$gpu-http/Server/performance" ) > "$run/http-$gpu.log" 2>&1 &
+          clients+=($!)
+        done
+        wait "${clients[@]}"
+        tail -n 3 "$run"/http-*.log
+        stage "search-qps on the coordinated pair"   # 3.
+        CUDA_VISIBLE_DEVICES= sut search-qps --model "$model" --dataset "$data" --backend http --node coordinator \
+          --endpoint h200-0=http://127.0.0.1:8100 --endpoint h200-1=http://127.0.0.1:8101 \
+          --range Server=100:116 --probes 3 --probe-duration-s 30 --output-dir "$work/artifacts/h200x2-search" \
+          2>&1 | grep -v "^INFO\|^WARNING"
+      else
+        tail -n 40 "$run"/server-*.log
+      fi
+      for p in "${pids[@]}"; do kill -TERM -- -$p 2>/dev/null; done; sleep 5
+      for p in "${pids[@]}"; do kill -KILL -- -$p 2>/dev/null; done
+      trap - EXIT ;;
+    *) echo "unknown stage $name (see the usage at the top of x2_session.sh)"; exit 2 ;;
+  esac
+  stage "$name done"
+done
