@@ -21,7 +21,8 @@
 set -uo pipefail
 work=/tmp/b
 repo=$(pwd)
-export PYTHONPATH=$work/vsite:$repo/sut_image VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
+# SUT_DIR: the SUT's source (default the checkout's sut_image; a committed snapshot keeps edits in flight out)
+export PYTHONPATH=$work/vsite:${SUT_DIR:-$repo/sut_image} VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
 model=benchmarks/h200/llama-3.1-8b
 data=$work/cnn_synthetic.json
 flags=(--load-format dummy --max-model-len 4096 --dtype bfloat16 --max-num-seqs 1024 --max-num-batched-tokens 32768
