@@ -12,6 +12,11 @@ Output directories follow ARCHITECTURE.md: <artifacts>/<run_id>/<branch>/<node_l
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
+import json
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,23 +25,24 @@ from typing import Any
 from airflow.sdk import Param
 
 from include.deployment import FULL_DATASET_SIZE, Deployment, count_dataset
+from include.mlperf_rules import MIN_DURATION_S
 
 SCENARIOS = ["Offline", "Server", "Interactive", "SingleStream"]
 MODES = ["performance", "accuracy", "both"]
 DISTRIBUTED = ["coordinated", "sharded", "off"]
 DTYPES = ["auto", "bfloat16", "float16", "float32"]
-# Keys LoadGen reads from a user.conf. The SUT checks the same list (sut_image/mlperf_sut/settings.py); the two sides
-# may not import each other, so tests/dags/test_params.py keeps the lists equal.
-LOADGEN_KEYS = sorted({
-    "qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed", "accuracy_log_rng_seed",
-    "accuracy_log_probability", "accuracy_log_sampling_target", "test05", "test05_qsl_rng_seed",
-    "test05_sample_index_rng_seed", "test05_schedule_rng_seed", "target_latency_percentile", "target_latency",
-    "target_qps", "min_duration", "max_duration", "min_query_count", "max_query_count",
-    "performance_sample_count_override", "accuracy_sample_count_override", "sample_concatenate_permutation",
-    "print_timestamps", "performance_issue_unique", "performance_issue_same", "performance_issue_same_index",
-    "samples_per_query", "max_async_queries", "coalesce_queries", "server_num_issue_query_threads",
-    "use_token_latencies", "ttft_latency", "tpot_latency", "infer_token_latencies", "token_latency_scaling_factor",
-})
+# The SUT's one definition of the LoadGen user.conf keys it accepts, their types, ranges and the reason for each
+# bound (shipped in the SUT package; the SUT checks every user.conf line and override against the same file). The
+# Airflow side reads it where compose mounts it (MLPERF_USER_CONF_SCHEMA) or from the checkout.
+USER_CONF_SCHEMA_PATH = Path(os.environ.get("MLPERF_USER_CONF_SCHEMA")
+                             or Path(__file__).resolve().parent.parent / "sut_image" / "mlperf_sut"
+                             / "user_conf.schema.json")
+# String sizes: Linux refuses a path longer than PATH_MAX (4,096 bytes); an image reference is a repository of at
+# most 255 characters, a tag of at most 128 and a sha256 digest of 71 (Docker's distribution limits). No control
+# characters: a newline in a path or image would smuggle a second line into whatever consumes it.
+PATH_MAX = 4096
+IMAGE_REF_MAX = 512
+NO_CONTROL_CHARS = "^[^\\u0000-\\u001f\\u007f]*$"
 # The embedded profile: a smoke test small enough for a laptop CPU. NOT MLPerf-compliant (said in the report).
 EMBEDDED_SAMPLES = 16
 EMBEDDED_OVERRIDES = {"min_duration": 0, "min_query_count": EMBEDDED_SAMPLES}
@@ -49,20 +55,47 @@ class PlanError(ValueError):
     """A trigger param that cannot work; the message starts with the param's name."""
 
 
+@functools.cache
+def user_conf_schema() -> dict:
+    """user_conf.schema.json of the SUT (see USER_CONF_SCHEMA_PATH); a missing file is a deployment fault."""
+    try:
+        return json.loads(USER_CONF_SCHEMA_PATH.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"LoadGen key schema not found at {USER_CONF_SCHEMA_PATH}: point "
+                                "MLPERF_USER_CONF_SCHEMA at sut_image/mlperf_sut/user_conf.schema.json") from None
+
+
+def loadgen_keys() -> list[str]:
+    """The user.conf keys user_conf_overrides accepts (the SUT's list)."""
+    return sorted(user_conf_schema()["properties"])
+
+
+def _key_schema(key: str) -> dict[str, Any]:
+    """One key's JSON schema for the trigger form: the SUT's bounds, the reason in the description."""
+    spec = user_conf_schema()["properties"][key]
+    out = {k: v for k, v in spec.items() if not k.startswith("x-")}
+    out["description"] = f"{spec['description']} Bounds: {spec['x-reason']}"
+    return out
+
+
 def trigger_params(dep: Deployment) -> dict[str, Param]:
     """The DAG's params, with defaults from the deployment's profile (full: MLPerf-compliant; embedded: small)."""
     emb = dep.embedded
     samples = EMBEDDED_SAMPLES if emb else (dep.dataset_size or FULL_DATASET_SIZE)
     scenario_list = {"type": "array", "items": {"type": "string", "enum": SCENARIOS}, "uniqueItems": True}
-    optional_int = {"type": ["null", "integer"], "minimum": 1}
+    schema = user_conf_schema()
+    max_samples = schema["x-schedule"]["max_samples"]
+    path = {"type": "string", "minLength": 1, "maxLength": PATH_MAX, "pattern": NO_CONTROL_CHARS}
+    qps = schema["properties"]["target_qps"]
     return {
         "scenarios": Param(["Offline", "Server"], **scenario_list, minItems=1,
                            description="LoadGen scenarios of the single-GPU runs."),
         "mode": Param("both", enum=MODES, description="performance, accuracy (ROUGE), or both."),
         "accuracy_scenarios": Param(["Offline"] if emb else ["Offline", "Server"], **scenario_list,
                                     description="Scenarios that also get an accuracy run when mode is accuracy/both."),
-        "total_sample_count": Param(samples, type="integer", minimum=1,
-                                    description="Samples LoadGen may draw from the data set (MLPerf: all 13,368)."),
+        "total_sample_count": Param(samples, type="integer", minimum=1, maximum=max_samples,
+                                    description="Samples LoadGen may draw from the data set (MLPerf: all 13,368). "
+                                                "At most LoadGen's schedule limit (user_conf.schema.json)."),
         "nodes": Param(list(dep.nodes), type="array", items={"type": "string", "enum": list(dep.nodes)},
                        minItems=1, uniqueItems=True, description="GPU nodes that run (from MLPERF_NODES)."),
         "distributed": Param("coordinated" if len(dep.nodes) > 1 else "off", enum=DISTRIBUTED,
@@ -70,26 +103,34 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
                                          "node runs LoadGen on its shard at the same time; off: single-GPU only."),
         "distributed_scenarios": Param(["Offline"], **scenario_list,
                                        description="Scenarios of the distributed branch (performance mode)."),
-        "model_path": Param(dep.model_dir, type="string", minLength=1, description="Model weights (a volume)."),
-        "dataset_path": Param(dep.dataset, type="string", minLength=1, description="cnn_eval.json (a volume)."),
-        "sut_image": Param(dep.sut_image, type="string", minLength=1, description="SUT image (kubernetes runner)."),
+        "model_path": Param(dep.model_dir, **path, description="Model weights (a volume)."),
+        "dataset_path": Param(dep.dataset, **path, description="cnn_eval.json (a volume)."),
+        "sut_image": Param(dep.sut_image, type="string", minLength=1, maxLength=IMAGE_REF_MAX,
+                           pattern=NO_CONTROL_CHARS, description="SUT image (kubernetes runner)."),
         "dtype": Param("auto" if emb else "bfloat16", enum=DTYPES, description="vLLM dtype of the weights."),
         "tensor_parallel_size": Param(1, type="integer", minimum=1, maximum=8, description="GPUs per vLLM engine."),
-        "max_num_seqs": Param(None, **optional_int, description="vLLM max_num_seqs (null: engine default)."),
-        "max_num_batched_tokens": Param(None, **optional_int,
-                                        description="vLLM max_num_batched_tokens (null: engine default)."),
+        # 65,536 sequences of ~900 tokens at 128 KiB per token of KV cache are 7.5 TB: beyond any node.
+        "max_num_seqs": Param(None, type=["null", "integer"], minimum=1, maximum=65_536,
+                              description="vLLM max_num_seqs (null: engine default; at most 65,536)."),
+        # 1,048,576 tokens in one scheduler step is 8 contexts of 131,072: beyond any GPU's activation memory.
+        "max_num_batched_tokens": Param(None, type=["null", "integer"], minimum=1, maximum=1_048_576,
+                                        description="vLLM max_num_batched_tokens (null: engine default; at most "
+                                                    "1,048,576)."),
         "enforce_eager": Param(emb, type="boolean",
                                description="vLLM without torch.compile/CUDA graphs: quick engine starts for smoke "
                                            "runs on a CPU; slower generation (off for real benchmarks)."),
-        "server_target_qps": Param(EMBEDDED_SERVER_QPS if emb else None, type=["null", "number"], exclusiveMinimum=0,
-                                   description="Server/Interactive target QPS (null: the SUT's user.conf)."),
+        "server_target_qps": Param(EMBEDDED_SERVER_QPS if emb else None, type=["null", "number"],
+                                   exclusiveMinimum=qps["exclusiveMinimum"], maximum=qps["maximum"],
+                                   description="Server/Interactive target QPS (null: the SUT's user.conf). Bounds: "
+                                               + schema["properties"]["target_qps"]["x-reason"]),
         "user_conf_overrides": Param(dict(EMBEDDED_OVERRIDES) if emb else {}, type="object",
-                                     propertyNames={"enum": LOADGEN_KEYS},
-                                     additionalProperties={"type": ["number", "string"]},
-                                     description="LoadGen user.conf keys applied to every run, e.g. min_duration."),
+                                     additionalProperties=False,
+                                     properties={key: _key_schema(key) for key in loadgen_keys()},
+                                     description="LoadGen user.conf keys applied to every run, e.g. min_duration "
+                                                 "(ms). Keys, types and bounds: the SUT's user_conf.schema.json."),
         "node_overrides": Param({}, type="object", additionalProperties={
             "type": "object", "additionalProperties": False,
-            "properties": {"model_path": {"type": "string", "minLength": 1}}},
+            "properties": {"model_path": path}},
             description="Per-node differences, e.g. {\"gpu-1\": {\"model_path\": \"/models/other\"}}."),
         "regression_threshold_pct": Param(5.0, type="number", minimum=0, maximum=100,
                                           description="A change smaller than this is never a regression."),
@@ -177,12 +218,105 @@ def _overrides(params: dict[str, Any], scenario: str) -> list[str]:
         values["target_qps"] = params["server_target_qps"]
     out: list[str] = []
     for key, value in sorted(values.items()):
-        out += ["--override", f"{key}={value}"]
+        out += ["--override", f"{key}={_conf_number(key, value)}"]
     return out
+
+
+def _conf_number(key: str, value: float) -> str:
+    """A value as LoadGen's user.conf needs it: an integer key as digits (JSON's 16.0 is 16; LoadGen would read
+    "16.0" as 16 but the SUT refuses it), a rate as a plain decimal."""
+    if user_conf_schema()["properties"][key]["type"] == "integer":
+        return str(int(value))
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+def _nearest(name: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def check_at_the_door(conf: dict[str, Any], dep: Deployment) -> None:
+    """What Airflow's param schemas cannot say, checked on a trigger's conf before a DAG run exists (the api-server's
+    trigger guard) and again by the plan task (triggers that bypass the API): every key is a param (Airflow would
+    silently run an unknown key's default), and the LoadGen schedule of each planned test fits in memory.
+    Raises PlanError naming the param, the key and the nearest valid name."""
+    params = trigger_params(dep)
+    for key in conf:
+        if key not in params:
+            raise _fail(key if len(key) <= 60 else key[:60] + "...",
+                        f"not a param of this DAG{_nearest(key, sorted(params))} (params: {', '.join(params)})")
+    overrides = conf.get("user_conf_overrides")
+    if isinstance(overrides, dict):
+        keys = loadgen_keys()
+        for key in overrides:
+            if key not in keys:
+                ignored = user_conf_schema()["x-ignored"].get(key)
+                raise _fail("user_conf_overrides", f"{str(key)[:60]!r} " + (
+                    f"cannot be set: {ignored}" if ignored else
+                    f"is not a LoadGen user.conf key{_nearest(key, keys)} (keys: {', '.join(keys)})"))
+    if _valid_but_for_rates(conf, params):       # otherwise Airflow's param validation names the value
+        _check_schedule({name: param.value for name, param in params.items()} | dict(conf))
+
+
+def _valid_but_for_rates(conf: dict[str, Any], params: dict[str, Param]) -> bool:
+    """Every value passes its param's schema, the rates' maximum aside: a rate too high for LoadGen's schedule is
+    refused by _check_schedule, which gives the figure."""
+    import jsonschema
+
+    for name, value in conf.items():
+        schema = dict(params[name].schema)
+        if name == "server_target_qps":
+            schema.pop("maximum", None)
+        if name == "user_conf_overrides":
+            rate = {k: v for k, v in schema["properties"]["target_qps"].items() if k != "maximum"}
+            schema["properties"] = {**schema["properties"], "target_qps": rate}
+        try:
+            jsonschema.validate(value, schema)
+        except jsonschema.ValidationError:
+            return False
+    return True
+
+
+def _check_schedule(p: dict[str, Any]) -> None:
+    """LoadGen builds a performance test's whole schedule in memory before the first query (user_conf.schema.json's
+    x-schedule): refuse a rate x duration that cannot fit, with the figure. Values the SUT's user.conf supplies are
+    checked by the SUT (exit 2)."""
+    limits = user_conf_schema()["x-schedule"]
+    conf = p.get("user_conf_overrides") or {}
+    if p.get("mode") == "accuracy":
+        return
+    scenarios = set(p.get("scenarios") or []) | (set(p.get("distributed_scenarios") or [])
+                                                 if p.get("distributed", "off") != "off" else set())
+    duration_s = conf.get("min_duration", MIN_DURATION_S * 1000) / 1000
+    for scenario in sorted(scenarios):
+        if scenario == "Offline":
+            param, rate = "user_conf_overrides", conf.get("target_qps")
+            wanted = None if rate is None else limits["offline_slack"] * rate * duration_s
+            figure = f"target_qps {rate:g}/s x {limits['offline_slack']}" if rate is not None else ""
+        elif scenario == "SingleStream":
+            param, latency = "user_conf_overrides", conf.get("target_latency")
+            wanted = None if latency is None else duration_s * 1000 / latency
+            figure = f"1 / target_latency {latency} ms" if latency is not None else ""
+        else:
+            param = "server_target_qps" if p.get("server_target_qps") is not None else "user_conf_overrides"
+            rate = p.get("server_target_qps") if param == "server_target_qps" else conf.get("target_qps")
+            wanted = None if rate is None else rate * duration_s
+            figure = f"{param if param == 'server_target_qps' else 'target_qps'} {rate:g}/s" if rate is not None else ""
+        if wanted is None:
+            continue
+        count = max(conf.get("min_query_count", 0), math.ceil(wanted)) if math.isfinite(wanted) else math.inf
+        if conf.get("max_query_count"):
+            count = min(count, conf["max_query_count"])
+        if count > limits["max_samples"]:
+            raise _fail(param, f"{scenario}: {figure} x min_duration {duration_s:g} s = {count:,} queries, which "
+                               f"LoadGen schedules in memory before the first query (~"
+                               f"{count * limits['bytes_per_sample'] / 1e9:,.1f} GB at {limits['bytes_per_sample']}"
+                               f" bytes each); the limit is {limits['max_samples']:,}: lower the rate or min_duration")
 
 
 def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> BenchmarkPlan:
     """Cross-field checks, then every run of this DAG run with its SUT arguments and output directory."""
+    check_at_the_door(dict(params), dep)
     p = {k: params[k] for k in trigger_params(dep)}     # KeyError here = a param missing from the DAG
     nodes = list(p["nodes"])
     unknown = sorted(set(nodes) - set(dep.nodes))

@@ -6,7 +6,11 @@ reported with the file, line and key instead of a silently different run.
 """
 from __future__ import annotations
 
+import difflib
 import enum
+import functools
+import json
+import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -14,19 +18,27 @@ from pathlib import Path
 
 from mlperf_sut.errors import InputError
 
-# Keys LoadGen 6.0.17 reads from a user.conf (checked against the wheel: each changes a TestSettings field).
-KNOWN_KEYS = frozenset({
-    "qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed", "accuracy_log_rng_seed",
-    "accuracy_log_probability", "accuracy_log_sampling_target", "test05", "test05_qsl_rng_seed",
-    "test05_sample_index_rng_seed", "test05_schedule_rng_seed", "target_latency_percentile", "target_latency",
-    "target_qps", "min_duration", "max_duration", "min_query_count", "max_query_count",
-    "performance_sample_count_override", "accuracy_sample_count_override", "sample_concatenate_permutation",
-    "print_timestamps", "performance_issue_unique", "performance_issue_same", "performance_issue_same_index",
-    "samples_per_query", "max_async_queries", "coalesce_queries", "server_num_issue_query_threads",
-    "use_token_latencies", "ttft_latency", "tpot_latency", "infer_token_latencies", "token_latency_scaling_factor",
-})
+SCHEMA_FILE = "user_conf.schema.json"
 _LINE = re.compile(r"^(?P<model>[\w.*-]+?)\.(?P<scenario>[\w*]+)\.(?P<key>\w+)\s*=\s*(?P<value>\S+)$")
-_NUMBER = re.compile(r"^\d+(\.\d+)?$")
+# Plain decimals only: LoadGen parses integers with strtoull(base 0), so "010" is 8 and "1e3" or "1.5" is 1.
+_INTEGER = re.compile(r"0|[1-9][0-9]*")
+_NUMBER = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_MAX_VALUE_CHARS = 32
+
+
+@functools.cache
+def user_conf_schema() -> dict:
+    """The accepted user.conf keys, types and ranges (user_conf.schema.json, shared with the Airflow side)."""
+    return json.loads((resources.files("mlperf_sut") / SCHEMA_FILE).read_text())
+
+
+def known_keys() -> list[str]:
+    return sorted(user_conf_schema()["properties"])
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """`text` for an error message: repr, cut to `limit` characters (a 5 MB value must not flood the log)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 class Scenario(enum.Enum):
@@ -89,8 +101,8 @@ class Override:
         key, sep, value = text.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not key or not value:
-            raise InputError(f"--override {text!r}: expected KEY=VALUE, e.g. --override min_duration=0")
-        _check_key_value(key, value, f"--override {text!r}")
+            raise InputError(f"--override {shown(text)}: expected KEY=VALUE, e.g. --override min_duration=0")
+        _check_key_value(key, value, f"--override {shown(text)}")
         return cls(key, value)
 
 
@@ -104,14 +116,18 @@ def check_user_conf(path: Path) -> list[str]:
     if not path.is_file():
         raise InputError(f"--user-conf {path}: no such file")
     lines = []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"--user-conf {path}: cannot read it ({getattr(error, 'strerror', None) or error})") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         where = f"{path}:{number}"
         match = _LINE.match(line)
         if not match:
-            raise InputError(f"{where}: {raw.strip()!r} is not a setting; expected 'model.scenario.key = value', "
+            raise InputError(f"{where}: {shown(raw.strip())} is not a setting; expected 'model.scenario.key = value', "
                              "e.g. '*.Server.target_qps = 10'")
         if match["scenario"] not in {"*", "Offline", "Server", "SingleStream", "MultiStream"}:
             raise InputError(f"{where}: scenario {match['scenario']!r} unknown to LoadGen; use *, Offline, Server "
@@ -122,10 +138,78 @@ def check_user_conf(path: Path) -> list[str]:
 
 
 def _check_key_value(key: str, value: str, where: str) -> None:
-    if key not in KNOWN_KEYS:
-        raise InputError(f"{where}: key {key!r} is not a LoadGen setting; known keys: {', '.join(sorted(KNOWN_KEYS))}")
-    if not _NUMBER.match(value):
-        raise InputError(f"{where}: value {value!r} of {key!r} must be a non-negative number")
+    """The key is one LoadGen reads from a user.conf and the value a number of its type within its schema bounds."""
+    schema = user_conf_schema()
+    spec = schema["properties"].get(key)
+    if spec is None:
+        ignored = schema["x-ignored"].get(key)
+        if ignored:
+            raise InputError(f"{where}: key {shown(key)} cannot be set here: {ignored}")
+        nearest = difflib.get_close_matches(key, known_keys(), n=1)
+        hint = f"did you mean {nearest[0]!r}? " if nearest else ""
+        raise InputError(f"{where}: key {shown(key)} is not a LoadGen user.conf setting; {hint}"
+                         f"known keys: {', '.join(known_keys())}")
+    if len(value) > _MAX_VALUE_CHARS:
+        raise InputError(f"{where}: value {shown(value)} of {key!r} is longer than any LoadGen number "
+                         f"({_MAX_VALUE_CHARS} characters: the largest, an unsigned 64-bit integer, has 20 digits)")
+    integer = spec["type"] == "integer"
+    if not (_INTEGER if integer else _NUMBER).fullmatch(value):
+        kind = "a whole number without sign, point or exponent" if integer else "a non-negative decimal number"
+        raise InputError(f"{where}: value {shown(value)} of {key!r} must be {kind} (LoadGen reads "
+                         f"{'it with strtoull: 1.5 and 1e3 would be 1, 010 would be 8' if integer else 'it with strtod'})")
+    number = int(value) if integer else float(value)
+    problem = _out_of_bounds(spec, number)
+    if problem:
+        raise InputError(f"{where}: {key} = {value} {problem} ({spec['x-reason']})")
+
+
+def _out_of_bounds(spec: dict, number: float) -> str | None:
+    """What is wrong with `number` under the schema's bounds, or None (the JSON-schema keywords the file uses)."""
+    if not math.isfinite(number):
+        return "is not a finite number"
+    if "enum" in spec and number not in spec["enum"]:
+        return f"must be one of {spec['enum']}"
+    if "minimum" in spec and number < spec["minimum"]:
+        return f"is below the minimum {spec['minimum']:,}"
+    if "exclusiveMinimum" in spec and number <= spec["exclusiveMinimum"]:
+        return f"must be greater than {spec['exclusiveMinimum']:,}"
+    if "maximum" in spec and number > spec["maximum"]:
+        return f"is above the maximum {spec['maximum']:,}"
+    return None
+
+
+def scheduled_samples(settings, scenario: Scenario) -> int:
+    """Samples LoadGen schedules in memory before a performance test's first query (user_conf.schema.json's
+    x-schedule says why this is bounded)."""
+    limits = user_conf_schema()["x-schedule"]
+    duration_s = settings.min_duration_ms / 1000
+    if scenario is Scenario.OFFLINE:
+        if settings.performance_issue_unique or settings.performance_issue_same:
+            return int(settings.performance_sample_count_override)
+        wanted = limits["offline_slack"] * settings.offline_expected_qps * duration_s
+    elif scenario is Scenario.SINGLE_STREAM:
+        wanted = duration_s / (settings.single_stream_expected_latency_ns / 1e9)
+    else:
+        wanted = settings.server_target_qps * duration_s
+    count = max(int(settings.min_query_count), math.ceil(wanted))
+    return min(count, int(settings.max_query_count)) if settings.max_query_count else count
+
+
+def check_schedule(settings, scenario: Scenario, mode: Mode) -> None:
+    """Refuse (exit 2) a performance test whose schedule LoadGen could not build in memory, with the figure."""
+    if mode is not Mode.PERFORMANCE:
+        return
+    limits = user_conf_schema()["x-schedule"]
+    count = scheduled_samples(settings, scenario)
+    if count > limits["max_samples"]:
+        rate = {Scenario.OFFLINE: f"target_qps {settings.offline_expected_qps:g}/s x 1.1",
+                Scenario.SINGLE_STREAM: f"1 / target_latency {settings.single_stream_expected_latency_ns / 1e6:g} ms"
+                }.get(scenario, f"target_qps {settings.server_target_qps:g}/s")
+        raise InputError(
+            f"{scenario.label}: {rate} x min_duration {settings.min_duration_ms / 1000:g} s = {count:,} samples, "
+            f"which LoadGen schedules in memory before the first query (~{count * limits['bytes_per_sample'] / 1e9:,.1f}"
+            f" GB at {limits['bytes_per_sample']} bytes each); the limit is {limits['max_samples']:,}: lower "
+            "target_qps or min_duration")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +255,7 @@ def build_settings(scenario: Scenario, mode: Mode, user_conf: Path, overrides: l
         raise InputError(f"{user_conf}: LoadGen rejected the settings (merged file: {merged_conf})")
     settings.scenario = getattr(lg.TestScenario, scenario.loadgen_scenario)
     settings.mode = getattr(lg.TestMode, mode.loadgen_mode)
+    check_schedule(settings, scenario, mode)
     notes = []
     # mlperf.conf asks for the full data set's 13,368 samples; a subset can only offer what it has.
     if settings.performance_sample_count_override > sample_count:

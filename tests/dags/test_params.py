@@ -146,14 +146,87 @@ def test_deployment_errors_name_the_variable(monkeypatch):
         deployment.load({"MLPERF_RUN_TIMEOUT_S": "soon"})
 
 
-def test_loadgen_keys_match_the_suts_list():
-    """The trigger form refuses the same user.conf keys the SUT refuses: the two lists (one per side of the
-    SUT/library boundary, which may not import each other) must not drift apart."""
-    import ast
+def test_one_definition_of_the_loadgen_keys_on_both_sides():
+    """The trigger form checks user_conf_overrides with the file the SUT ships and checks against: no second list."""
     from pathlib import Path
 
-    from include.plan import LOADGEN_KEYS
+    from include import plan
 
-    tree = ast.parse((Path(__file__).parents[2] / "sut_image/mlperf_sut/settings.py").read_text())
-    node = next(n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "KNOWN_KEYS")
-    assert set(LOADGEN_KEYS) == set(ast.literal_eval(node.value.args[0]))
+    shipped = Path(__file__).parents[2] / "sut_image" / "mlperf_sut" / "user_conf.schema.json"
+    assert plan.USER_CONF_SCHEMA_PATH == shipped
+    assert "LOADGEN_KEYS" not in vars(plan) and "KNOWN_KEYS" not in shipped.with_name("settings.py").read_text()
+    assert 'SCHEMA_FILE = "user_conf.schema.json"' in shipped.with_name("settings.py").read_text()
+    assert "user_conf.schema.json" in (shipped.parents[1] / "pyproject.toml").read_text()   # shipped in the wheel
+
+
+@pytest.mark.parametrize("conf, message", [
+    ({"user_conf_overrides": {"min_duration": -100}}, "-100 is less than the minimum of 0"),
+    ({"user_conf_overrides": {"min_query_count": 1e300}}, "is greater than the maximum of 10000000"),
+    ({"user_conf_overrides": {"min_duration": "0\n*.Offline.target_qps = 1"}}, "is not of type 'integer'"),
+    ({"user_conf_overrides": {"min_duration": "9" * 5_000_000}}, "is not of type 'integer'"),
+    ({"user_conf_overrides": {"target_latency_percentile": 0.9}}, "0.9 is less than the minimum of 50"),
+    ({"user_conf_overrides": {"qsl_rng_seed": 1}}, "Additional properties are not allowed"),
+    ({"server_target_qps": 1e12}, "1000000000000.0 is greater than the maximum of 15000"),
+    ({"model_path": "/models/x\n/other"}, "does not match"),
+    ({"model_path": "/m" * 3000}, "is too long"),
+    ({"sut_image": "registry/sut:" + "x" * 600}, "is too long"),
+    ({"max_num_seqs": 10**9}, "is greater than the maximum of 65536"),
+])
+def test_values_are_checked_with_the_suts_bounds(serialized_params, conf, message):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError) as error:
+        validate(serialized_params, conf)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("conf, message", [
+    ({"total_samples_count": 5}, r"^total_samples_count: not a param of this DAG; did you mean 'total_sample_count'\?"),
+    ({"foo": 1}, r"^foo: not a param of this DAG \(params: scenarios, mode, "),
+    ({"user_conf_overrides": {"min_durration": 0}},
+     r"^user_conf_overrides: 'min_durration' is not a LoadGen user.conf key; did you mean 'min_duration'\?"),
+    ({"user_conf_overrides": {"schedule_rng_seed": 1}},
+     r"^user_conf_overrides: 'schedule_rng_seed' cannot be set: LoadGen reads it only from its compiled-in"),
+    ({"server_target_qps": 1e12, "user_conf_overrides": {}},      # MLPerf's 600 s (the embedded default has 0)
+     r"^server_target_qps: Server: server_target_qps 1e\+12/s x min_duration 600 s = 600,000,000,000,000 queries, "
+     r"which LoadGen schedules in memory before the first query \(~276,000,000.0 GB at 460 bytes each\); the limit "
+     r"is 10,000,000"),
+    ({"server_target_qps": 10_000, "user_conf_overrides": {"min_duration": 3_600_000}},
+     r"^server_target_qps: Server: server_target_qps 10000/s x min_duration 3600 s = 36,000,000 queries"),
+    ({"scenarios": ["Offline"], "user_conf_overrides": {"target_qps": 10_000, "min_duration": 1_000_000}},
+     r"^user_conf_overrides: Offline: target_qps 10000/s x 1.1 x min_duration 1000 s = 11,000,000 queries"),
+])
+def test_door_checks_name_the_key_and_the_fix(deploy_env, conf, message):
+    from include import deployment, plan
+
+    with pytest.raises(plan.PlanError, match=message):
+        plan.check_at_the_door(conf, deployment.load())
+
+
+def test_door_checks_pass_a_good_conf_and_leave_type_errors_to_airflow(deploy_env):
+    from include import deployment, plan
+
+    dep = deployment.load()
+    plan.check_at_the_door({}, dep)
+    plan.check_at_the_door({"server_target_qps": 15_000, "user_conf_overrides": {"min_duration": 600_000}}, dep)
+    plan.check_at_the_door({"mode": "accuracy", "server_target_qps": 15_000,
+                            "user_conf_overrides": {"min_duration": 86_400_000}}, dep)   # no schedule in accuracy
+    plan.check_at_the_door({"server_target_qps": "fast"}, dep)
+
+
+def test_the_plan_task_refuses_an_unknown_param_too(deploy_env):
+    """Triggers that bypass the API (airflow dags trigger/test) reach the plan task, which checks the same."""
+    from include import deployment, plan
+    from airflow.sdk.definitions.param import ParamsDict
+
+    dep = deployment.load()
+    values = ParamsDict(plan.trigger_params(dep)).validate() | {"total_samples_count": 5}
+    with pytest.raises(plan.PlanError, match="did you mean 'total_sample_count'"):
+        plan.make_plan(values, dep, "manual__2026-11-29T02:00:00+00:00")
+
+
+def test_integer_overrides_reach_the_sut_as_digits(deploy_env):
+    plan = _plan(deploy_env, user_conf_overrides={"min_duration": 0.0, "min_query_count": 16.0, "target_qps": 2.5},
+                 server_target_qps=None)
+    args = plan.runs[0].arguments
+    assert "min_duration=0" in args and "min_query_count=16" in args and "target_qps=2.5" in args

@@ -38,6 +38,7 @@ def test_package_installs_into_clean_venv(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "build-tiny-model" in done.stdout
     data = subprocess.run([python, "-c", "import importlib.resources as r; f = r.files('mlperf_sut'); "
-                           "print((f / 'user.conf').is_file(), (f / 'result.schema.json').is_file())"],
+                           "print((f / 'user.conf').is_file(), (f / 'result.schema.json').is_file(), "
+                           "(f / 'user_conf.schema.json').is_file())"],
                           cwd=tmp_path, capture_output=True, text=True)
-    assert data.stdout.split() == ["True", "True"], data.stderr
+    assert data.stdout.split() == ["True", "True", "True"], data.stderr

@@ -29,8 +29,8 @@ def test_search_bisects_with_short_probes_and_reports_the_best_valid_rate(tiny_m
                    # mlperf.conf asks 100 queries at least; 1 keeps a confirmation to one pass over the 64 samples
                    "--override", "min_query_count=1",
                    # LoadGen's early stopping needs ~460 queries to vouch for a 99th percentile: no test of a few
-                   # seconds could be VALID; at the 90th it needs a few dozen
-                   "--override", "target_latency_percentile=0.9")
+                   # seconds could be VALID; at the 90th it needs a few dozen (LoadGen's unit is percent)
+                   "--override", "target_latency_percentile=90")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     search = json.loads((tmp_path / "search.json").read_text())
     first, second = search["probes"]
@@ -52,6 +52,9 @@ def test_search_bisects_with_short_probes_and_reports_the_best_valid_rate(tiny_m
         assert _logged(out, "effective_sample_concatenate_permutation") == 0
         summary = (out / "mlperf_log_summary.txt").read_text()
         assert ("Result is : VALID" in summary) == probe["valid"]
+        # one engine, several LoadGen tests in one process: none may carry LoadGen's error_invalid_config
+        assert "No errors encountered" in summary, out
+        assert "error_invalid_config" not in (out / "mlperf_log_detail.txt").read_text(), out
         assert probe["valid"] or probe["invalid_reasons"]
     valid = [p for p in search["probes"] if p["valid"]]
     assert search["best"]["Server"] == (max(valid, key=lambda p: p["target_qps"]) if valid else None)
@@ -68,6 +71,7 @@ def test_search_bisects_with_short_probes_and_reports_the_best_valid_rate(tiny_m
         out = tmp_path / "Server" / f"confirm-qps-{confirmation['target_qps']:g}"
         assert confirmation["output_dir"] == str(out)
         assert _logged(out, "effective_sample_concatenate_permutation") == 1
+        assert "No errors encountered" in (out / "mlperf_log_summary.txt").read_text(), out
         issued = _logged(out, "result_query_count")
         assert issued >= SAMPLES and issued % SAMPLES == 0
     held = [c for c in confirmations if c["valid"]]

@@ -46,9 +46,17 @@ def test_performance_sample_count_fits_the_subset(tmp_path):
 
 @pytest.mark.parametrize("line, expected", [
     ("min_duration 0", "is not a setting"),
-    ("*.*.min_durationn = 0", "'min_durationn' is not a LoadGen setting"),
-    ("*.*.min_duration = -1", "must be a non-negative number"),
-    ("*.*.target_qps = fast", "must be a non-negative number"),
+    ("*.*.min_durationn = 0", "'min_durationn' is not a LoadGen user.conf setting; did you mean 'min_duration'?"),
+    ("*.*.min_duration = -1", "must be a whole number without sign"),
+    ("*.*.min_query_count = 1e3", "must be a whole number"),        # LoadGen's strtoull would read 1
+    ("*.*.min_query_count = 010", "must be a whole number"),        # ... and 8
+    ("*.*.min_query_count = 12.5", "must be a whole number"),
+    ("*.*.target_qps = fast", "must be a non-negative decimal number"),
+    ("*.Server.target_qps = 1e12", "target_qps = 1e12 is above the maximum 15,000 (LoadGen builds its whole schedule"),
+    ("*.*.min_duration = 100000000000", "is above the maximum 86,400,000"),
+    ("*.*.sample_concatenate_permutation = 2", "must be one of [0, 1]"),
+    ("*.*.target_latency_percentile = 0.9", "is below the minimum 50 (A percent, not a fraction"),
+    ("*.*.qsl_rng_seed = 1", "'qsl_rng_seed' cannot be set here: LoadGen reads it only from its compiled-in mlperf"),
     ("*.Interactive.target_qps = 3", "scenario 'Interactive' unknown"),
 ])
 def test_bad_user_conf_names_file_and_line(tmp_path, line, expected):
@@ -59,10 +67,54 @@ def test_bad_user_conf_names_file_and_line(tmp_path, line, expected):
     assert f"{conf}:3" in str(error.value) and expected in str(error.value)
 
 
-@pytest.mark.parametrize("text", ["min_duration", "=3", "bogus=1", "target_qps=-2"])
+@pytest.mark.parametrize("text", ["min_duration", "=3", "bogus=1", "target_qps=-2", "min_duration=0\n*.Offline.target_qps = 1",
+                                  "min_query_count=1e300", "target_qps=inf", "target_qps=nan"])
 def test_bad_override(text):
     with pytest.raises(InputError, match="--override"):
         Override.parse(text)
+
+
+def test_a_huge_value_is_refused_without_flooding_the_log():
+    with pytest.raises(InputError) as error:
+        Override.parse("min_duration=" + "9" * 5_000_000)
+    assert len(str(error.value)) < 1000 and "5,000,013 characters" in str(error.value)
+    assert "longer than any LoadGen number" in str(error.value)
+
+
+def test_every_schema_key_changes_loadgens_settings(tmp_path):
+    """The schema lists only keys LoadGen reads from a user.conf: each one, set in a user.conf, changes a field."""
+    from mlperf_sut.settings import known_keys, user_conf_schema
+
+    base = {s: _settings(tmp_path, s, "").effective() for s in (Scenario.OFFLINE, Scenario.SERVER)}
+    for key in known_keys():
+        spec = user_conf_schema()["properties"][key]
+        values = spec.get("enum") or [spec.get("minimum", 1) or 1, spec.get("maximum", 2)]
+        changed = False
+        for value in values:
+            # the scaling factor is read only when latencies are inferred: compare beside that switch alone
+            prefix = "*.*.infer_token_latencies = 1\n" if key == "token_latency_scaling_factor" else ""
+            for scenario in base:
+                before = _settings(tmp_path, scenario, prefix).effective() if prefix else base[scenario]
+                got = _settings(tmp_path, scenario, f"{prefix}*.*.{key} = {value}\n").effective()
+                changed |= got != before
+        assert changed, key
+
+
+def test_a_schedule_loadgen_cannot_hold_is_refused_with_the_figure(tmp_path):
+    """LoadGen builds a performance test's whole schedule up front; rate x duration beyond the schema's limit is
+    refused before LoadGen starts, naming the count and the memory it would take."""
+    with pytest.raises(InputError) as error:
+        _settings(tmp_path, Scenario.SERVER, overrides=["target_qps=10000", "min_duration=3600000"])
+    message = str(error.value)
+    assert "Server: target_qps 10000/s x min_duration 3600 s = 36,000,000 samples" in message
+    assert "~16.6 GB" in message and "the limit is 10,000,000" in message
+    with pytest.raises(InputError, match=r"Offline: target_qps 10000/s x 1.1 x min_duration 1000 s = 11,000,000"):
+        _settings(tmp_path, Scenario.OFFLINE, overrides=["target_qps=10000", "min_duration=1000000"])
+    # the same rate over MLPerf's 600 s fits; an accuracy test schedules only the data set
+    assert _settings(tmp_path, Scenario.SERVER, overrides=["target_qps=10000"]).test_settings.server_target_qps == 10000
+    build_settings(Scenario.SERVER, Mode.ACCURACY, default_user_conf(),
+                   [Override.parse("target_qps=10000"), Override.parse("min_duration=3600000")], 64,
+                   tmp_path / "merged.conf")
 
 
 def test_unknown_scenario():
