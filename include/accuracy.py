@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from include import rouge, run_artifacts
+from include import loadgen_logs, rouge, run_artifacts
 from include.mlperf_rules import ACCURACY_TARGETS, GEN_LEN_RANGE, ROUGE_FRACTION
 from include.nltk_data import ensure_punkt_tab
 from include.records import AccuracyResult
@@ -186,6 +186,7 @@ ACCURACY_TXT_KEYS = (*rouge.ROUGE_TYPES, "gen_len", "gen_num")
 _TXT_VALUE = re.compile(r"""['"](?P<key>\w+)['"]\s*:\s*(?:np\.\w+\(|numpy\.\w+\()?\s*['"]?"""
                         r"""(?P<value>-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)['"]?\s*\)?""")
 _TXT_HASH = re.compile(r"^hash=(\w+)$", re.MULTILINE)
+QSL_TOTAL_COUNT_KEY = "qsl_reported_total_count"    # LoadGen: samples of the data set the run could draw from
 
 
 @dataclass(frozen=True)
@@ -224,9 +225,19 @@ def parse_accuracy_txt(path: Path) -> AccuracyTxt:
 
 
 def read_accuracy_txt(path: Path, dataset_size: int | None = None, accuracy_meaningful: bool = True) -> AccuracyResult:
-    """An accuracy.txt judged like our own scores. `dataset_size`: the samples of the data set the run drew from
-    (LoadGen's qsl_reported_total_count); without it the scored samples (gen_num) are taken as the whole set."""
+    """An accuracy.txt judged like our own scores.
+
+    `dataset_size`: the samples of the data set the run drew from. Without it, LoadGen's qsl_reported_total_count
+    from the accuracy-mode detail log beside the file (MLPerf's layout), else the scored samples (gen_num).
+    """
+    path = Path(path)
     scores = parse_accuracy_txt(path).scores
+    if dataset_size is None:
+        try:
+            detail = loadgen_logs.read_detail(path.parent / loadgen_logs.DETAIL_LOG)
+            dataset_size = next((int(r["value"]) for r in detail if r["key"] == QSL_TOTAL_COUNT_KEY), None)
+        except (loadgen_logs.LoadGenLogError, TypeError, ValueError):
+            dataset_size = None
     return judge(scores, int(dataset_size or scores["gen_num"]), accuracy_meaningful)
 
 

@@ -302,3 +302,20 @@ def test_written_accuracy_txt_is_mlperfs_format_and_round_trips(published_fixtur
     assert parsed.scores == PUBLISHED_OFFLINE
     again = accuracy.read_accuracy_txt(path, dataset_size=13_368)
     assert again == result
+
+
+def test_accuracy_txt_is_judged_against_the_data_set_loadgen_reported(published_fixtures: Path,
+                                                                    tmp_path: Path) -> None:
+    # without dataset_size: LoadGen's qsl_reported_total_count of the accuracy run beside accuracy.txt
+    result = accuracy.read_accuracy_txt(published_fixtures / "Offline" / "accuracy" / accuracy.ACCURACY_TXT)
+    assert (result.full_dataset, result.target_set, result.passed) == (True, "datacenter", True)
+    run = tmp_path / "accuracy"
+    run.mkdir()
+    shutil.copy(published_fixtures / "Offline" / "accuracy" / accuracy.ACCURACY_TXT, run)
+    detail = (published_fixtures / "Offline" / "accuracy" / "mlperf_log_detail.txt").read_text()
+    old = '"key": "qsl_reported_total_count", "value": 13368'
+    assert old in detail
+    (run / "mlperf_log_detail.txt").write_text(detail.replace(old, old.replace("13368", "20000")))
+    result = accuracy.read_accuracy_txt(run / accuracy.ACCURACY_TXT)
+    assert (result.full_dataset, result.passed) == (False, None)
+    assert result.verdict.startswith("targets not applicable: 13,368 of 20,000 samples")
