@@ -161,16 +161,6 @@ def _fmt_rate(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
 
 
-def _result_json(record: RunRecord) -> dict[str, Any]:
-    """result.json's content whether the record carries the raw dict or a typed record with to_dict()."""
-    result = record.result
-    if result is None:
-        return {}
-    if isinstance(result, dict):
-        return result
-    return result.to_dict()
-
-
 @dataclass(frozen=True)
 class Devices:
     """How many accelerators served a run: engines x tensor parallel x pipeline parallel."""
@@ -188,32 +178,32 @@ def devices(record: RunRecord) -> Devices:
     The number of engines, first rule that applies:
     1. a coordinated run (result.json's `endpoints`): one vLLM server per distinct endpoint URL, times the engine
        arguments' `data_parallel_size` (each server may itself be data-parallel);
-    2. the in-process backend (our SUT, backend "vllm"): one engine, or `data_parallel_size` engines where the
+    2. our SUT (backend "vllm", in process): one engine, or `data_parallel_size` engines where the
        engine arguments give it. accelerator.count is the node's, not the run's: a TP-1 engine on an 8-GPU node
        uses one GPU;
     3. any other source (another harness's result, backend unknown) that gives no data_parallel_size: every
        accelerator of the node busy, accelerator.count // (TP x PP) engines, the loosest reading.
     Without endpoints the count is capped at the node's accelerator.count (no run uses GPUs it does not have).
     """
-    result = _result_json(record)
-    engine = result.get("engine") or {}
-    per_node = int((result.get("accelerator") or {}).get("count") or 1)
+    sut = record.sut
+    engine = sut.engine if sut else {}
+    per_node = sut.accelerator.count if sut else 1
     tp = max(1, int(engine.get("tensor_parallel_size") or 1))
     pp = max(1, int(engine.get("pipeline_parallel_size") or 1))
     dp = int(engine.get("data_parallel_size") or 0)
-    urls = {e.get("url") for e in result.get("endpoints") or []} - {None}
+    urls = {e.url for e in sut.endpoints} if sut else set()
     if urls:
         engines = len(urls) * max(1, dp)
         why = f"{len(urls)} endpoint{'s' if len(urls) > 1 else ''}" + (f" x data_parallel_size {dp}" if dp > 1 else "")
         return Devices(engines * tp * pp, engines, tp, pp, why)
     if dp:
         engines, why = dp, f"data_parallel_size {dp}"
-    elif result.get("backend") in (None, "vllm"):
+    elif sut is None or sut.backend in ("vllm", "http"):
         engines, why = 1, "one in-process engine"
     else:
         engines = max(1, per_node // (tp * pp))
         why = f"{per_node} accelerators / (TP {tp} x PP {pp})"
-    count = min(per_node, engines * tp * pp) if result.get("accelerator") else engines * tp * pp
+    count = min(per_node, engines * tp * pp)
     return Devices(max(1, count), engines, tp, pp, why)
 
 
@@ -224,7 +214,7 @@ def _devices(record: RunRecord) -> int:
 def _batch(record: RunRecord) -> tuple[int | None, str]:
     if record.scenario == "SingleStream":
         return 1, "SingleStream: one query at a time"
-    mns = (_result_json(record).get("engine") or {}).get("max_num_seqs")
+    mns = record.sut.engine.get("max_num_seqs") if record.sut else None
     if mns:
         return int(mns), "the engine's max_num_seqs, a ceiling on each engine's batch"
     return None, ""
@@ -233,12 +223,11 @@ def _batch(record: RunRecord) -> tuple[int | None, str]:
 def measured_rates(record: RunRecord) -> tuple[float | None, float | None, float | None]:
     """(output tokens/s, samples/s, output tokens per sample) of a performance run, LoadGen's figures first."""
     lg = record.loadgen
-    result = _result_json(record)
-    counts = result.get("counts") or {}
-    duration = (result.get("timing") or {}).get("duration_s") or (lg.duration_s if lg else None)
+    sut = record.sut
+    duration = (sut.timing.duration_s if sut else None) or (lg.duration_s if lg else None)
     tps = lg.tokens_per_second if lg and lg.tokens_per_second is not None else None
     sps = lg.samples_per_second if lg and lg.samples_per_second is not None else None
-    samples, tokens = counts.get("samples_completed"), counts.get("output_tokens")
+    samples, tokens = (sut.counts.samples_completed, sut.counts.output_tokens) if sut else (None, None)
     if tps is None and tokens and duration:
         tps = tokens / duration
     if sps is None and samples and duration:
@@ -258,10 +247,9 @@ def check_record(record: RunRecord, *, model_params: float | None = None, params
     tps, sps, out_per_sample = measured_rates(record)
     if not tps:
         return None
-    result = _result_json(record)
-    acc_info = result.get("accelerator") or {}
-    acc_name = str(acc_info.get("name") or "unknown")
-    acc = lookup(acc_name, acc_info.get("kind"), acc_info.get("memory_gib"))
+    sut = record.sut
+    acc_name = sut.accelerator.name if sut else "unknown"
+    acc = lookup(sut.accelerator.name, sut.accelerator.kind, sut.accelerator.memory_gib) if sut else None
 
     def make(compute, bandwidth, implausible, explanation):
         node = record.node if record.branch == "single" or "+" in record.node else f"{record.node} (distributed)"
@@ -272,13 +260,13 @@ def check_record(record: RunRecord, *, model_params: float | None = None, params
         return make(None, None, False, f"no bound known for accelerator '{acc_name}'")
     if acc.kind == "cpu":
         return make(None, None, False, f"CPU run ({acc_name}): not checked, {acc.source}")
-    model_name = (result.get("model") or {}).get("name")
+    model_name = sut.model.name if sut else None
     if model_params is None:
         model_params, params_source = model_parameters(model_name)
     if model_params is None:
         return make(None, None, False, "no bound known: the model's parameter count is unknown "
                                        "(pass the model directory with its config.json)")
-    prec = precision(result.get("engine") or {}, model_name)
+    prec = precision(sut.engine if sut else {}, model_name)
     dtype, bytes_per_weight = prec.weights, prec.bytes_per_weight
     used = devices(record)
     n_devices = used.count
