@@ -14,7 +14,7 @@ static), where artefacts, weights and the data set are, and the profile that cho
 | MLPERF_HISTORY_URL | sqlite:///<artifacts>/history.sqlite | SQLAlchemy URL of the history store (may hold a password: never logged) |
 | MLPERF_MODEL_DIR | /models/Llama-3.1-8B-Instruct (local: <repo>/.cache/tiny-llama) | weights, from a volume |
 | MLPERF_DATASET | /data/cnn_eval.json (local: <repo>/.cache/tiny-cnn/cnn_eval.json) | data set, from a volume |
-| MLPERF_DATASET_SIZE | counted when the file is readable here, else 13368 | samples in the data set |
+| MLPERF_DATASET_SIZE | counted when the file is readable here, else MLPerf's full data set | samples in the data set |
 | MLPERF_SUT_IMAGE | mlperf-sut:latest | SUT container image (kubernetes runner) |
 | MLPERF_SUT_PYTHON | <repo>/.venv-sut/bin/python | SUT interpreter (local runner) |
 | MLPERF_LOAD_FORMAT | auto | vLLM load_format (`dummy`: random weights, accuracy meaningless) |
@@ -32,11 +32,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from include.mlperf_rules import DATASET_SAMPLES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNNERS = ("kubernetes", "local")
 PROFILES = ("full", "embedded")
 POOL_PREFIX = "mlperf_gpu_"
-FULL_DATASET_SIZE = 13_368      # CNN/DailyMail validation as MLPerf uses it
+FULL_DATASET_SIZE = DATASET_SAMPLES      # CNN/DailyMail validation as MLPerf uses it (include/mlperf_rules.py)
 NODE_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")   # a Kubernetes node name (RFC 1123)
 
 

@@ -114,21 +114,35 @@ def parse_plan(plan: dict[str, Any]) -> list[RunRecord]:
 
 
 def score(records: list[RunRecord], model_dir: str | None, dataset_path: str | None) -> list[RunRecord]:
-    """ROUGE of every completed accuracy run; one that cannot be scored keeps its record, with the reason."""
+    """ROUGE of every completed accuracy run; one that cannot be scored keeps its record, with the reason.
+
+    Our runs (result.json beside the logs) are scored from mlperf_log_accuracy.json exactly as evaluation.py does,
+    and get an accuracy.txt in MLPerf's format. Another harness's run (LoadGen's logs alone) is judged from its own
+    accuracy.txt where it has one; that file is read, never overwritten.
+    """
     return [_score(r, model_dir, dataset_path) if r.mode == "accuracy" and r.status == "completed" else r
             for r in records]
 
 
 def _score(record: RunRecord, model_dir: str | None, dataset_path: str | None) -> RunRecord:
-    if not model_dir or not dataset_path:
-        return dataclasses.replace(record, error="accuracy not scored: no model directory or data set given")
     from include import accuracy
 
+    run_dir = Path(record.run_dir)
+    theirs = run_dir / accuracy.ACCURACY_TXT
     try:
-        result = accuracy.score_run(Path(record.run_dir), Path(model_dir), Path(dataset_path))
+        if record.sut is None and theirs.is_file():
+            return dataclasses.replace(record, accuracy=accuracy.read_accuracy_txt(theirs))
+        if not model_dir or not dataset_path:
+            return dataclasses.replace(record, error="accuracy not scored: no model directory or data set given")
+        result = accuracy.score_run(run_dir, Path(model_dir), Path(dataset_path))
     except Exception as exc:  # noqa: BLE001 - one unscorable run must not lose the others; the reason is kept
         log.warning("accuracy of %s not scored: %s", record.run_dir, exc)
         return dataclasses.replace(record, error=f"accuracy not scored: {exc}")
+    if record.sut is not None:
+        try:
+            accuracy.write_accuracy_txt(run_dir, result)
+        except OSError as exc:       # a read-only copy of the artefacts: the score stands, the file is not written
+            log.warning("accuracy.txt not written into %s: %s", run_dir, exc)
     return dataclasses.replace(record, accuracy=result)
 
 

@@ -73,7 +73,7 @@ class AccuracyResult:
     full_dataset: bool             # targets apply only to the full data set
     target_set: str | None         # "datacenter" / "edge" when compared, None when not applicable
     passed: bool | None            # None: targets not applicable (subset) or meaningless (dummy weights)
-    verdict: str                   # human sentence, e.g. "targets not applicable: 64 of 13,368 samples"
+    verdict: str                   # human sentence, e.g. "targets not applicable: 64 of the data set's samples"
     failures: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,14 +14,9 @@ be reached raises `HistoryUnavailable` naming the URL without its password.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import os
-import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,405 +33,34 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session
 
-from include.history.models import (
-    BRANCHES,
-    MODES,
-    RESULT_STATUSES,
-    RUN_STATUSES,
-    TRIGGERS,
-    BenchmarkResult,
-    BenchmarkRun,
-    RegressionRecord,
-    ScalingResultRow,
+from include.history.mapping import (
+    check_aware,
+    mode_of_metric,
+    parse_utc,
+    regression_columns,
+    scaling_columns,
+    unstorable,
+    validate_meta,
+    validate_records,
+    redact_params,
+    result_columns,
 )
+from include.history.models import BenchmarkResult, BenchmarkRun, RegressionRecord, ScalingResultRow
+from include.history.rows import RegressionRow, ResultRow, RunMeta, RunRow, ScalingRow
 from include.records import Regression, RunRecord, ScalingResult
-from include.verdict import COMPLIANT, RunVerdict, Verdict
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ENV_URL = "MLPERF_HISTORY_URL"
-ROUGE_METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+from include.verdict import COMPLIANT, Verdict
 
 
 def default_url() -> str:
-    """MLPERF_HISTORY_URL, else a SQLite file under the repository's .artifacts/ (PostgreSQL in production)."""
-    return os.environ.get(ENV_URL) or f"sqlite:///{REPO_ROOT / '.artifacts' / 'history.sqlite'}"
+    """The deployment's history URL (include/deployment.py defines it once: MLPERF_HISTORY_URL, else a SQLite file
+    in the artefacts folder; PostgreSQL in production)."""
+    from include import deployment
+
+    return deployment.load().history_url
 
 
 class HistoryUnavailable(RuntimeError):
     """The history database cannot be reached or has no schema; the message names the URL without password."""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# What callers pass in
-
-
-@dataclass(frozen=True)
-class RunMeta:
-    """One DAG run as the store records it (the parent of its SUT runs' results)."""
-
-    run_id: str                        # Airflow's dag_run.run_id (unique)
-    dag_id: str
-    logical_date: datetime             # timezone-aware
-    trigger: str                       # 'scheduled' | 'manual' | 'cli' | 'import'
-    status: str                        # 'success' | 'failed' | 'partial'
-    params: dict[str, Any]             # trigger-time params; secret-looking keys are redacted on write
-    verdict: str                       # the Verdict's headline, as the pipeline computed it
-    compliance: str                    # compliant | not compliant | unknown
-    report_path: str | None
-    report_url: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (datetimes as ISO 8601) for XCom."""
-        return _jsonable(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunMeta:
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
-        for name in ("logical_date", "started_at", "finished_at"):
-            if isinstance(values.get(name), str):
-                values[name] = datetime.fromisoformat(values[name].replace("Z", "+00:00"))
-        return cls(**values)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-class _Row:
-    """Read-side rows: `to_dict()` gives JSON-ready values (datetimes as ISO 8601) for the UI's API."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return _jsonable(dataclasses.asdict(self))
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# What the read side returns
-
-
-@dataclass(frozen=True)
-class RunRow(_Row):
-    run_id: str
-    dag_id: str
-    logical_date: datetime
-    trigger: str
-    status: str
-    params: dict[str, Any]
-    mlperf_compliant: bool
-    compliance: str                    # compliant | not compliant | unknown (runs recorded before verdicts: unknown)
-    verdict: str | None
-    report_path: str | None
-    report_url: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    created_at: datetime
-    # headline: how this run's SUT runs ended
-    results_total: int = 0
-    results_valid: int = 0             # completed and LoadGen VALID
-    results_invalid: int = 0           # completed but LoadGen INVALID
-    results_failed: int = 0            # failed or missing
-    regressions_total: int = 0
-    results_implausible: int = 0       # the verdict found the figure above a physical limit
-    results_not_submission_grade: int = 0   # LoadGen logged an error
-
-
-@dataclass(frozen=True)
-class ResultRow(_Row):
-    id: int
-    run_id: str
-    dag_id: str
-    logical_date: datetime
-    mlperf_compliant: bool
-    branch: str
-    node: str
-    scenario: str
-    mode: str
-    status: str
-    error: str | None
-    valid: bool | None
-    invalid_reasons: list[str]
-    config_hash: str | None
-    accelerator: str | None
-    versions: dict[str, Any]
-    samples_per_second: float | None
-    tokens_per_second: float | None
-    ttft_p50_ns: float | None
-    ttft_p99_ns: float | None
-    tpot_p50_ns: float | None
-    tpot_p99_ns: float | None
-    latency_p50_ns: float | None
-    latency_p99_ns: float | None
-    duration_s: float | None
-    output_tokens: int | None
-    samples_completed: int | None
-    rouge1: float | None
-    rouge2: float | None
-    rougeL: float | None
-    rougeLsum: float | None
-    gen_len: int | None
-    gen_num: int | None
-    accuracy_passed: bool | None
-    accuracy_meaningful: bool | None
-    start_utc: datetime | None
-    end_utc: datetime | None
-    run_dir: str | None
-    state: str | None = None
-    verdict: str | None = None
-    exit_code: int | None = None
-    log_path: str | None = None
-    loadgen_errors: dict[str, Any] | None = None
-    submission_grade: bool | None = None
-    compliance: str | None = None
-    compliance_reasons: list[str] | None = None
-    plausibility: str | None = None
-    plausibility_bound: float | None = None
-    plausibility_ratio: float | None = None
-    accuracy_verdict: str | None = None
-    comparability: dict[str, Any] | None = None
-    comparability_hash: str | None = None
-
-    @property
-    def usable_as_baseline(self) -> bool:
-        return is_baseline_worthy(self.status, self.mode, self.valid)
-
-
-@dataclass(frozen=True)
-class RegressionRow(_Row):
-    id: int
-    run_id: str
-    logical_date: datetime
-    result_id: int | None
-    metric: str
-    node: str
-    scenario: str
-    branch: str
-    current: float
-    baseline: float
-    change_pct: float
-    threshold_pct: float
-    p_value: float | None
-    baseline_runs: list[str]
-    explanation: str
-
-
-@dataclass(frozen=True)
-class ScalingRow(_Row):
-    id: int
-    run_id: str
-    logical_date: datetime
-    scenario: str
-    efficiency: float | None
-    aggregate_tokens_per_second: float | None
-    aggregate_samples_per_second: float | None
-    single_sum_tokens_per_second: float | None
-    window_s: float | None
-    nodes: list[str]
-    balance: list[dict[str, Any]]
-    flags: list[str]
-    excluded: dict[str, str]
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Mapping records onto rows (pure functions)
-
-
-def is_baseline_worthy(status: str, mode: str, valid: bool | None) -> bool:
-    """Completed and LoadGen-VALID; in accuracy mode LoadGen judges no validity, so completed is enough."""
-    if status != "completed":
-        return False
-    return valid is True or (mode == "accuracy" and valid is None)
-
-
-def _finite(value: Any) -> float | None:
-    """A float for the database; NaN and infinities (no JSON, no meaning as a figure) become None."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _parse_utc(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def verdict_columns(verdict: RunVerdict | None) -> dict[str, Any]:
-    """The run's verdict as stored: exactly what the pipeline computed (None values for a run never judged)."""
-    if verdict is None:
-        return {}
-    return {"state": verdict.state, "verdict": verdict.headline, "exit_code": verdict.exit_code,
-            "log_path": verdict.log_path, "loadgen_errors": dict(verdict.loadgen_errors),
-            "submission_grade": verdict.submission_grade, "compliance": verdict.compliance,
-            "compliance_reasons": list(verdict.compliance_reasons), "plausibility": verdict.plausibility,
-            "plausibility_bound": _finite(verdict.plausibility_bound),
-            "plausibility_ratio": _finite(verdict.plausibility_ratio), "accuracy_verdict": verdict.accuracy,
-            "comparability": json.loads(json.dumps(verdict.comparability, default=str)),
-            "comparability_hash": verdict.comparability_hash}
-
-
-def result_columns(record: RunRecord, verdict: RunVerdict | None = None) -> dict[str, Any]:
-    """RunRecord (+ its verdict) -> benchmark_results columns (without the run foreign key).
-
-    Percentiles come from LoadGen's own report (`record.loadgen`), counts, accelerator, versions, configuration hash
-    and timing from the SUT's result.json (`record.sut`), ROUGE from `record.accuracy`.
-    """
-    sut = record.sut
-    loadgen = record.loadgen
-    accuracy = record.accuracy
-    versions = dict(sut.versions) if sut else {}
-    if loadgen is not None and loadgen.loadgen_version and not versions.get("loadgen"):
-        versions["loadgen"] = loadgen.loadgen_version
-
-    def pct(series: str, key: str) -> float | None:
-        if loadgen is None:
-            return None
-        return _finite((getattr(loadgen, series) or {}).get(key))
-
-    duration = sut.timing.duration_s if sut else None
-    if duration is None and loadgen is not None:
-        duration = loadgen.duration_s
-    return {
-        "branch": record.branch,
-        "node": record.node,
-        "scenario": record.scenario,
-        "mode": record.mode,
-        "status": record.status,
-        "error": record.error,
-        "valid": loadgen.valid if loadgen is not None else None,
-        "invalid_reasons": list(loadgen.invalid_reasons) if loadgen is not None else [],
-        "config_hash": sut.config_hash if sut else None,
-        "accelerator": sut.accelerator.name if sut else None,
-        "versions": versions,
-        "samples_per_second": _finite(loadgen.samples_per_second) if loadgen else None,
-        "tokens_per_second": _finite(loadgen.tokens_per_second) if loadgen else None,
-        "ttft_p50_ns": pct("ttft_ns", "p50"),
-        "ttft_p99_ns": pct("ttft_ns", "p99"),
-        "tpot_p50_ns": pct("tpot_ns", "p50"),
-        "tpot_p99_ns": pct("tpot_ns", "p99"),
-        "latency_p50_ns": pct("latency_ns", "p50"),
-        "latency_p99_ns": pct("latency_ns", "p99"),
-        "duration_s": _finite(duration),
-        "output_tokens": sut.counts.output_tokens if sut else None,
-        "samples_completed": sut.counts.samples_completed if sut else None,
-        "rouge1": _finite(accuracy.rouge1) if accuracy else None,
-        "rouge2": _finite(accuracy.rouge2) if accuracy else None,
-        "rougeL": _finite(accuracy.rougeL) if accuracy else None,
-        "rougeLsum": _finite(accuracy.rougeLsum) if accuracy else None,
-        "gen_len": _int(accuracy.gen_len) if accuracy else None,
-        "gen_num": _int(accuracy.gen_num) if accuracy else None,
-        "accuracy_passed": accuracy.passed if accuracy else None,
-        "accuracy_meaningful": sut.accuracy_meaningful if sut else None,
-        "start_utc": _parse_utc(sut.timing.start_utc if sut else None),
-        "end_utc": _parse_utc(sut.timing.end_utc if sut else None),
-        "run_dir": record.run_dir,
-        **verdict_columns(verdict),
-    }
-
-
-_SECRET_KEY = re.compile(r"passw|secret|credential|api[_-]?key|private[_-]?key|(^|_)token$|^auth", re.IGNORECASE)
-
-
-def redact_params(params: Any) -> Any:
-    """Params as JSON, with the values of secret-looking keys replaced: the history is readable by every UI user."""
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(k): ("***" if _SECRET_KEY.search(str(k)) else walk(v)) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [walk(v) for v in value]
-        return value
-    return json.loads(json.dumps(walk(params or {}), default=str))
-
-
-def _mode_of_metric(metric: str) -> str:
-    return "accuracy" if metric in ROUGE_METRICS or metric in ("gen_len", "gen_num") else "performance"
-
-
-def _check_aware(name: str, value: datetime | None) -> None:
-    if value is not None and (value.tzinfo is None or value.tzinfo.utcoffset(value) is None):
-        raise ValueError(f"{name} must be timezone-aware, got {value!r}")
-
-
-def _unstorable(value: Any) -> bool:
-    """Text with a NUL byte: PostgreSQL cannot store it, so no backend may (and no stored row can match it)."""
-    return isinstance(value, str) and "\x00" in value
-
-
-def _validate_meta(run: RunMeta) -> None:
-    if not run.run_id:
-        raise ValueError("run_id is empty")
-    if _unstorable(run.run_id) or _unstorable(run.dag_id):
-        raise ValueError(f"run_id/dag_id contain a NUL byte: {run.run_id!r}")
-    if run.trigger not in TRIGGERS:
-        raise ValueError(f"trigger {run.trigger!r} is not one of {TRIGGERS}")
-    if run.status not in RUN_STATUSES:
-        raise ValueError(f"status {run.status!r} is not one of {RUN_STATUSES}")
-    _check_aware("logical_date", run.logical_date)
-    _check_aware("started_at", run.started_at)
-    _check_aware("finished_at", run.finished_at)
-
-
-def _validate_records(records: Sequence[RunRecord]) -> None:
-    seen: set[tuple[str, str, str, str]] = set()
-    for record in records:
-        key = (record.branch, record.node, record.scenario, record.mode)
-        if record.branch not in BRANCHES or record.mode not in MODES or record.status not in RESULT_STATUSES:
-            raise ValueError(f"record {key} has branch/mode/status outside {BRANCHES}/{MODES}/{RESULT_STATUSES}: "
-                             f"{record.status!r}")
-        if any(_unstorable(part) for part in key):
-            raise ValueError(f"record {key!r} contains a NUL byte")
-        if key in seen:
-            raise ValueError(f"two records for branch/node/scenario/mode {key}: one SUT run each")
-        seen.add(key)
-
-
-def _scaling_columns(item: ScalingResult | dict[str, Any]) -> dict[str, Any]:
-    data = item.to_dict() if hasattr(item, "to_dict") else dict(item)
-    return {
-        "scenario": data["scenario"],
-        "efficiency": _finite(data.get("efficiency")),
-        "aggregate_tokens_per_second": _finite(data.get("aggregate_tokens_per_second")),
-        "aggregate_samples_per_second": _finite(data.get("aggregate_samples_per_second")),
-        "single_sum_tokens_per_second": _finite(data.get("single_sum_tokens_per_second")),
-        "window_s": _finite(data.get("window_s")),
-        "nodes": list(data.get("nodes") or []),
-        "balance": json.loads(json.dumps(data.get("balance") or [], default=str)),
-        "flags": list(data.get("flags") or []),
-        "excluded": dict(data.get("excluded") or {}),
-    }
-
-
-def _regression_columns(item: Regression | dict[str, Any]) -> dict[str, Any]:
-    data = item.to_dict() if hasattr(item, "to_dict") else dict(item)
-    return {
-        "metric": data["metric"],
-        "node": data["node"],
-        "scenario": data["scenario"],
-        "branch": data["branch"],
-        "current": float(data["current"]),
-        "baseline": float(data["baseline"]),
-        "change_pct": float(data["change_pct"]),
-        "threshold_pct": float(data["threshold_pct"]),
-        "p_value": _finite(data.get("p_value")),
-        "baseline_runs": [str(r) for r in data.get("baseline_runs") or []],
-        "explanation": data.get("explanation") or "",
-    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -564,15 +188,15 @@ class HistoryStore:
         records = [RunRecord.from_dict(r) if isinstance(r, dict) else r for r in records]
         if isinstance(run, dict):
             run = RunMeta.from_dict(run)
-        _validate_meta(run)
-        _validate_records(records)
+        validate_meta(run)
+        validate_records(records)
         verdicts = list(verdict.runs) if verdict is not None else [None] * len(records)
         if len(verdicts) != len(records):
             raise ValueError(f"{len(verdicts)} verdicts for {len(records)} records: one verdict per run")
         # Map everything before touching the database, so a bad record fails before any write.
         result_rows = [result_columns(r, v) for r, v in zip(records, verdicts)]
-        scaling_rows = [_scaling_columns(s) for s in scaling]
-        regression_rows = [_regression_columns(r) for r in regressions]
+        scaling_rows = [scaling_columns(s) for s in scaling]
+        regression_rows = [regression_columns(r) for r in regressions]
         params = redact_params(run.params)
 
         for attempt in (1, 2):
@@ -626,7 +250,7 @@ class HistoryStore:
     def _insert_regressions(session: Session, run_pk: int, rows: list[dict[str, Any]],
                             result_ids: dict[tuple, int]) -> None:
         for columns in rows:
-            key = (columns["branch"], columns["node"], columns["scenario"], _mode_of_metric(columns["metric"]))
+            key = (columns["branch"], columns["node"], columns["scenario"], mode_of_metric(columns["metric"]))
             session.add(RegressionRecord(run_pk=run_pk, result_pk=result_ids.get(key), **columns))
 
     # -- read side -----------------------------------------------------------------------------------------------
@@ -680,7 +304,7 @@ class HistoryStore:
             return [self._run_row(*row) for row in session.execute(query).all()]
 
     def run(self, run_id: str) -> RunRow | None:
-        if _unstorable(run_id):
+        if unstorable(run_id):
             return None
         with self._guard("read a run"), Session(self.engine) as session:
             row = session.execute(self._run_query().where(BenchmarkRun.run_id == str(run_id))).first()
@@ -698,12 +322,12 @@ class HistoryStore:
                 mode: str | None = None, since: datetime | None = None, until: datetime | None = None,
                 run_id: str | None = None) -> list[ResultRow]:
         """SUT runs matching every given filter, oldest first; `since` inclusive, `until` exclusive."""
-        _check_aware("since", since)
-        _check_aware("until", until)
+        check_aware("since", since)
+        check_aware("until", until)
         query = select(BenchmarkResult, BenchmarkRun).join(BenchmarkRun, BenchmarkResult.run_pk == BenchmarkRun.id)
         filters = ((BenchmarkResult.scenario, scenario), (BenchmarkResult.node, node),
                    (BenchmarkResult.branch, branch), (BenchmarkResult.mode, mode), (BenchmarkRun.run_id, run_id))
-        if any(_unstorable(value) for _, value in filters):
+        if any(unstorable(value) for _, value in filters):
             return []
         for column, value in filters:
             if value is not None:
@@ -725,8 +349,8 @@ class HistoryStore:
         LoadGen VALID (accuracy mode: completed; LoadGen judges no validity there). Earlier: logical date before
         `before`. A result without a key (recorded before verdicts existed) has no comparable history.
         """
-        _check_aware("before", before)
-        if not key_hash or _unstorable(key_hash) or _unstorable(exclude_run_id):
+        check_aware("before", before)
+        if not key_hash or unstorable(key_hash) or unstorable(exclude_run_id):
             return []
         query = (
             select(BenchmarkResult, BenchmarkRun)
@@ -749,7 +373,7 @@ class HistoryStore:
 
     def regressions(self, run_id: str | None = None) -> list[RegressionRow]:
         query = select(RegressionRecord, BenchmarkRun).join(BenchmarkRun, RegressionRecord.run_pk == BenchmarkRun.id)
-        if _unstorable(run_id):
+        if unstorable(run_id):
             return []
         if run_id is not None:
             query = query.where(BenchmarkRun.run_id == str(run_id))
@@ -764,7 +388,7 @@ class HistoryStore:
 
     def scaling(self, run_id: str | None = None) -> list[ScalingRow]:
         query = select(ScalingResultRow, BenchmarkRun).join(BenchmarkRun, ScalingResultRow.run_pk == BenchmarkRun.id)
-        if _unstorable(run_id):
+        if unstorable(run_id):
             return []
         if run_id is not None:
             query = query.where(BenchmarkRun.run_id == str(run_id))
@@ -789,7 +413,7 @@ class HistoryStore:
             first, last = session.execute(
                 select(func.min(BenchmarkRun.logical_date), func.max(BenchmarkRun.logical_date))).one()
             # min()/max() bypass the column type on some backends: normalise to aware UTC here.
-            first, last = (_parse_utc(v) for v in (first, last))
+            first, last = (parse_utc(v) for v in (first, last))
             return {
                 "scenarios": distinct(BenchmarkResult.scenario),
                 "nodes": distinct(BenchmarkResult.node),

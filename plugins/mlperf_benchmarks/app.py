@@ -22,7 +22,6 @@ import dataclasses
 import json
 import logging
 import mimetypes
-import os
 import threading
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -44,7 +43,6 @@ from .security import REQUIRE_UI_USER, login_redirect, wants_html
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-ENV_HISTORY_URL = "MLPERF_HISTORY_URL"
 RUNS_PER_PAGE = 50
 MAX_FILTER_LEN = 250
 
@@ -89,19 +87,19 @@ class HistoryNotCreated(HistoryUnavailable):
 
 
 def history_url() -> str:
-    """MLPERF_HISTORY_URL; unset, the pipeline's own default (include/deployment.py): a SQLite file in
-    MLPERF_ARTIFACTS_DIR. The page never creates that file: a missing one is an empty history."""
-    url = os.environ.get(ENV_HISTORY_URL, "").strip()
-    if url:
-        return url
-    root = reports.artifacts_root()
-    if root is None:
-        raise HistoryUnavailable(f"{ENV_HISTORY_URL} is not set: the Benchmarks page does not know where the "
-                                 "benchmark history database is")
-    path = root / "history.sqlite"
-    if not path.is_file():
-        raise HistoryNotCreated(f"no benchmark history yet: {path} does not exist")
-    return f"sqlite:///{path}"
+    """The deployment's history URL (include/deployment.py: MLPERF_HISTORY_URL, else a SQLite file in the artefacts
+    folder). The page never creates that file: a missing one is an empty history."""
+    from include import deployment
+
+    try:
+        dep = deployment.load()
+    except deployment.DeploymentError as exc:
+        raise HistoryUnavailable(f"the deployment's settings are wrong, so the Benchmarks page does not know where "
+                                 f"the benchmark history is: {exc}") from None
+    default_file = dep.artifacts_dir / "history.sqlite"
+    if dep.history_url == f"sqlite:///{default_file}" and not default_file.is_file():
+        raise HistoryNotCreated(f"no benchmark history yet: {default_file} does not exist")
+    return dep.history_url
 
 
 def get_store() -> HistoryStore:

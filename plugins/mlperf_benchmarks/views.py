@@ -134,6 +134,23 @@ def _axis_title(metric: Metric) -> str:
     return f"{metric.label} ({metric.unit})" if metric.unit else metric.label
 
 
+INVALID_MARKER = {"color": INVALID_COLOR, "size": 11, "symbol": "x-thin-open",
+                  "line": {"color": INVALID_COLOR, "width": 2.5}}
+IMPLAUSIBLE_MARKER = {"color": IMPLAUSIBLE_COLOR, "size": 13, "symbol": "triangle-up-open",
+                      "line": {"color": IMPLAUSIBLE_COLOR, "width": 2.5}}
+
+
+def _off_line(label: str, state: str, rows: Sequence, metric: Metric, marker: dict[str, Any]) -> dict[str, Any]:
+    """Points drawn apart from their series' line, so a run that cannot be trusted never reads as a normal point."""
+    return {
+        "type": "scatter", "mode": "markers", "name": esc(f"{label} — {state}"), "legendgroup": esc(label),
+        "showlegend": False, "x": [iso(r.logical_date) for r in rows],
+        "y": [metric.display(getattr(r, metric.name)) for r in rows],
+        "text": [_hover(r, metric, metric.display(getattr(r, metric.name))) for r in rows],
+        "customdata": [r.run_id for r in rows], "hovertemplate": f"%{{text}}<extra>{state}</extra>", "marker": marker,
+    }
+
+
 def trend_figure(metric_name: str, results: Sequence, regressions: Sequence,
                  colors: dict[tuple[str, str, str], str]) -> dict[str, Any]:
     """One Plotly figure: the metric over logical date, one line per (scenario, branch, node).
@@ -177,30 +194,10 @@ def trend_figure(metric_name: str, results: Sequence, regressions: Sequence,
         })
         if bad:
             any_invalid = True
-            traces.append({
-                "type": "scatter", "mode": "markers", "name": esc(f"{label} — INVALID"),
-                "legendgroup": esc(label), "showlegend": False,
-                "x": [iso(r.logical_date) for r in bad],
-                "y": [metric.display(getattr(r, metric.name)) for r in bad],
-                "text": [_hover(r, metric, metric.display(getattr(r, metric.name))) for r in bad],
-                "customdata": [r.run_id for r in bad],
-                "hovertemplate": "%{text}<extra>INVALID</extra>",
-                "marker": {"color": INVALID_COLOR, "size": 11, "symbol": "x-thin-open",
-                           "line": {"color": INVALID_COLOR, "width": 2.5}},
-            })
+            traces.append(_off_line(label, "INVALID", bad, metric, INVALID_MARKER))
         if implausible:
             any_implausible = True
-            traces.append({
-                "type": "scatter", "mode": "markers", "name": esc(f"{label} — IMPLAUSIBLE"),
-                "legendgroup": esc(label), "showlegend": False,
-                "x": [iso(r.logical_date) for r in implausible],
-                "y": [metric.display(getattr(r, metric.name)) for r in implausible],
-                "text": [_hover(r, metric, metric.display(getattr(r, metric.name))) for r in implausible],
-                "customdata": [r.run_id for r in implausible],
-                "hovertemplate": "%{text}<extra>IMPLAUSIBLE</extra>",
-                "marker": {"color": IMPLAUSIBLE_COLOR, "size": 13, "symbol": "triangle-up-open",
-                           "line": {"color": IMPLAUSIBLE_COLOR, "width": 2.5}},
-            })
+            traces.append(_off_line(label, "IMPLAUSIBLE", implausible, metric, IMPLAUSIBLE_MARKER))
 
     # Regressions: ring the point of the run and series the regression names.
     rx, ry, rtext = [], [], []
@@ -227,18 +224,12 @@ def trend_figure(metric_name: str, results: Sequence, regressions: Sequence,
         # Legend key for the INVALID crosses (the crosses themselves carry no legend entry per series).
         traces.append({
             "type": "scatter", "mode": "markers", "name": "INVALID run" if metric.mode == "performance"
-            else "accuracy targets failed", "x": [None], "y": [None], "hoverinfo": "skip",
-            "marker": {"color": INVALID_COLOR, "size": 11, "symbol": "x-thin-open",
-                       "line": {"color": INVALID_COLOR, "width": 2.5}},
+            else "accuracy targets failed", "x": [None], "y": [None], "hoverinfo": "skip", "marker": INVALID_MARKER,
         })
 
     if any_implausible:
-        traces.append({
-            "type": "scatter", "mode": "markers", "name": "physically implausible (above a hardware limit)",
-            "x": [None], "y": [None], "hoverinfo": "skip",
-            "marker": {"color": IMPLAUSIBLE_COLOR, "size": 13, "symbol": "triangle-up-open",
-                       "line": {"color": IMPLAUSIBLE_COLOR, "width": 2.5}},
-        })
+        traces.append({"type": "scatter", "mode": "markers", "name": "physically implausible (above a hardware limit)",
+                       "x": [None], "y": [None], "hoverinfo": "skip", "marker": IMPLAUSIBLE_MARKER})
 
     return {
         "data": traces,

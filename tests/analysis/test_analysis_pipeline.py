@@ -2,7 +2,6 @@
 and regressions against a history store on SQLite."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import pytest
 from include import pipeline
 from tests.analysis.analysis_factory import make_record
 
-FIXTURES = Path("/work/shared/fixtures/mlperf-v5.1-redhat-xe8640-h100-vllm")
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "mlperf-v5.1-redhat-xe8640-h100-vllm"
 REPO = Path(__file__).resolve().parents[2]
 H100_ENGINE = {"dtype": "bfloat16", "quantization": "fp8", "tensor_parallel_size": 1, "max_num_seqs": 1024,
                "max_num_batched_tokens": 8192, "gpu_memory_utilization": 0.9, "max_model_len": 2668}
@@ -37,7 +36,6 @@ def _write_run(root: Path, branch: str, label: str, scenario: str, mode: str, re
 @pytest.fixture()
 def artefacts(tmp_path: Path) -> Path:
     """One pipeline run: the published H100 logs as node xe8640's single runs, a failed and a missing node."""
-    pytest.importorskip("include.loadgen_logs")
     root = tmp_path / "artifacts" / "manual__2026-11-28T06"
     for scenario, tps, sps, n in (("Offline", 5777.08, 45.1334, 40104), ("Server", 5103.99, 39.56, 26736)):
         record = make_record("xe8640", scenario=scenario, accelerator="NVIDIA H100 80GB HBM3", memory_gib=79.6,
@@ -52,8 +50,9 @@ def artefacts(tmp_path: Path) -> Path:
     return root
 
 
-def test_collect_runs_reads_and_scores(artefacts: Path, tmp_path: Path) -> None:
-    records = pipeline.collect_runs(str(artefacts), str(tmp_path / "no-model"), str(tmp_path / "no-data.json"))
+def test_parse_and_score_read_every_run(artefacts: Path, tmp_path: Path) -> None:
+    records = pipeline.score(pipeline.parse_folder(artefacts), str(tmp_path / "no-model"),
+                             str(tmp_path / "no-data.json"))
     by_key = {(r.branch, r.node, r.scenario, r.mode): r for r in records}
     offline = by_key[("single", "xe8640", "Offline", "performance")]
     assert offline.status == "completed" and offline.valid
@@ -71,15 +70,17 @@ def test_cli_rebuilds_the_report(artefacts: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "include", "report", str(artefacts), "--out", str(out),
                            "--history-url", url, "--record"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr        # a failed and a missing run: the CLI says so in its status
     printed = proc.stdout.splitlines()
     assert f"report: {out / 'report.md'}" in printed and f"report: {out / 'report.html'}" in printed
     assert f"chart trend: {out / 'trend.png'}" in printed
     md = (out / "report.md").read_text()
     assert "5,777.1" in md and "5,104.0" in md                       # LoadGen's figures from the real logs
     assert "# MLPerf Inference llama3.1-8b: run manual__2026-11-28T06" in md
-    assert "**FAILED** h200-1" in md and "CUDA out of memory" in md
-    assert "**MISSING** h200-2" in md
+    assert "**FAILED** single/h200-1/Offline/performance" in md and "CUDA out of memory" in md
+    assert "**MISSING** distributed/h200-2/Offline/performance" in md
+    assert "2 run(s) failed or missing" in proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith("verdict: FAILED: 2 of 5 runs failed or missing")
     assert "plausible" in md and "IMPLAUSIBLE" not in md
     assert "accuracy not scored" in md
     assert "recorded: manual__2026-11-28T06" in proc.stdout
@@ -100,34 +101,110 @@ def test_cli_refuses_a_missing_folder(tmp_path: Path) -> None:
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
 
 
+@pytest.mark.parametrize("broken", ["missing", "not json", "schema 99"])
+def test_an_unreadable_result_is_never_called_compliant(tmp_path: Path, capsys, broken: str) -> None:
+    """result.json missing, unreadable or of an unknown schema: the report says so, compliance is unknown, and
+    the CLI exits non-zero (before, it said 'Profile: MLPerf-compliant' and exited 0)."""
+    from include.cli import main
+
+    run_dir = tmp_path / "run" / "single" / "gpu-a" / "Offline" / "performance"
+    run_dir.mkdir(parents=True)
+    if broken == "not json":
+        (run_dir / "result.json").write_text("{not json")
+    elif broken == "schema 99":
+        (run_dir / "result.json").write_text(json.dumps({"schema_version": 99}))
+    code = main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "out")])
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert code == 3, capsys.readouterr()
+    assert "MLPerf-compliant" not in md and "compliance: compliant" not in md
+    assert "**MLPerf compliance: unknown.**" in md
+    assert json.loads((tmp_path / "out" / "analysis.json").read_text())["verdict"]["compliance"] == "unknown"
+
+
+def test_a_killed_sut_is_failed_with_its_exit_code_and_log(tmp_path: Path) -> None:
+    """The runner records how the SUT ended; the report names the exit code and the log (not 'missing')."""
+    from include.run_artifacts import write_runner_exit
+
+    run_dir = tmp_path / "run" / "single" / "gpu-a" / "Offline" / "performance"
+    write_runner_exit(run_dir, exit_code=-9, log_path="/artifacts/run/single/gpu-a/Offline/performance.sut.log",
+                      reason="single/gpu-a/Offline/performance: exit code -9")
+    [record] = pipeline.parse_folder(tmp_path / "run")
+    assert (record.status, record.exit_code) == ("failed", -9)
+    analysis = pipeline.analyse([record], run_id="r", history_url=None)
+    [verdict] = analysis.verdict.runs
+    assert verdict.state == "FAILED" and "SIGKILL" in verdict.cause and "performance.sut.log" in verdict.cause
+    md = pipeline.publish_report(analysis, tmp_path / "out").markdown.read_text()
+    assert "**FAILED** single/gpu-a/Offline/performance" in md and "SIGKILL" in md and "performance.sut.log" in md
+
+
+def test_a_folder_of_loadgen_logs_alone_is_a_result(tmp_path: Path) -> None:
+    """A published submission (LoadGen logs, no result.json): parsed, reported, infrastructure unknown."""
+    analysis, paths = pipeline.run(FIXTURES, tmp_path / "out", run_id="published", history_url=None)
+    perf = {r.scenario: r for r in analysis.records if r.mode == "performance"}
+    assert perf["Offline"].loadgen.tokens_per_second == pytest.approx(5777.08, rel=1e-4)
+    assert perf["Server"].status == "completed" and perf["Server"].result is None
+    assert [v.state for v in analysis.verdict.runs if v.mode == "performance"] == ["VALID", "VALID"]
+    assert analysis.verdict.compliance == "unknown"
+    md = paths.markdown.read_text()
+    assert "unknown (no result.json)" in md and "(limit 2,000)" in md
+    # the published accuracy.txt is read as numbers (no model or data set needed) and judged on the full data set
+    acc = {r.scenario: r.accuracy for r in analysis.records if r.mode == "accuracy"}
+    assert acc["Offline"].gen_num == 13368 and acc["Offline"].rougeL > 24 and acc["Offline"].passed is True
+
 def test_regression_against_recorded_history(tmp_path: Path) -> None:
-    pytest.importorskip("alembic")
     url = f"sqlite:///{tmp_path / 'history.sqlite'}"
     day0 = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
     for i, tps in enumerate((5010.0, 4995.0, 5019.0, 5003.0)):
         run_id = f"scheduled__{i}"
         records = [make_record("gpu-a", tokens_per_second=tps, run_id=run_id)]
-        analysis = pipeline.analyse(records, None, run_id)
-        meta = pipeline.run_meta_for(run_id, records, analysis, logical_date=day0 + timedelta(days=i),
-                                     dag_id="mlperf_llama31_8b", trigger="scheduled")
-        pipeline.record_history(url, dataclasses.asdict(meta), [r.to_dict() for r in records], analysis.to_dict())
+        analysis = pipeline.analyse(records, run_id=run_id, history_url=None)
+        meta = pipeline.run_meta(analysis, logical_date=day0 + timedelta(days=i), dag_id="mlperf_llama31_8b",
+                                 trigger="scheduled")
+        pipeline.record(url, analysis, meta)
+    # the same settings but FP8: another comparability key, never a baseline of the bf16 runs
+    fp8 = {"dtype": "bfloat16", "quantization": "fp8", "tensor_parallel_size": 1, "max_num_seqs": 256,
+           "max_num_batched_tokens": 8192, "gpu_memory_utilization": 0.9, "max_model_len": 2668,
+           "enable_prefix_caching": False}
+    other = pipeline.analyse([make_record("gpu-a", tokens_per_second=9000.0, engine=fp8, run_id="fp8")],
+                             run_id="fp8", history_url=None)
+    pipeline.record(url, other, pipeline.run_meta(other, logical_date=day0 + timedelta(days=5)))
 
     current = [make_record("gpu-a", tokens_per_second=4300.0, samples_per_second=33.6, run_id="scheduled__9")]
-    analysis = pipeline.analyse(current, url, "scheduled__9", 5.0, logical_date=day0 + timedelta(days=9))
+    analysis = pipeline.analyse(current, run_id="scheduled__9", history_url=url, threshold_pct=5.0,
+                                logical_date=day0 + timedelta(days=9))
     found = {r.metric: r for r in analysis.regressions}
     assert set(found) == {"tokens_per_second", "samples_per_second"}       # latencies and ROUGE unchanged
     regression = found["tokens_per_second"]
     assert regression.metric == "tokens_per_second" and regression.node == "gpu-a"
-    assert regression.baseline == pytest.approx(5006.5)
+    assert regression.baseline == pytest.approx(5006.5)                    # the FP8 run is not in the baseline
     assert regression.change_pct == pytest.approx((4300.0 / 5006.5 - 1) * 100, rel=1e-6)
-    assert "1 of 1 runs compared with comparable history" in analysis.notes[0]
-    assert len([p for p in analysis.history if p["node"] == "gpu-a"]) == 5           # 4 recorded + the current
-    paths = pipeline.publish_report(analysis, None, tmp_path / "out")
+    assert "1 of 1 runs compared with earlier runs of the same settings" in analysis.notes[0]
+    assert len([p for p in analysis.history if p["node"] == "gpu-a"]) == 6           # 5 recorded + the current
+    assert "2 regression(s)" in analysis.verdict.headline
+    paths = pipeline.publish_report(analysis, tmp_path / "out")
     md = paths.markdown.read_text()
     assert "| tokens_per_second | gpu-a | single | Offline | 4,300.00 | 5,006.50 | -14.1% |" in md
 
 
+def test_recording_twice_keeps_one_copy_and_the_verdict(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite'}"
+    analysis = pipeline.analyse([make_record("gpu-a", valid=False)], run_id="r1", history_url=None)
+    for _ in range(2):
+        pipeline.record(url, analysis, pipeline.run_meta(analysis, report_path="/r/report.html"))
+    from include.history import HistoryStore
+
+    store = HistoryStore(url, readonly=True)
+    try:
+        [run] = store.runs()
+        assert run.verdict == analysis.verdict.headline and run.report_path == "/r/report.html"
+        [row] = store.results()
+        assert row.state == "INVALID" and row.verdict == analysis.verdict.runs[0].headline
+    finally:
+        store.dispose()
+
+
 def test_unreachable_history_is_a_note_not_a_crash(tmp_path: Path) -> None:
-    analysis = pipeline.analyse([make_record()], "postgresql+psycopg://nobody@127.0.0.1:1/none", "r1")
+    analysis = pipeline.analyse([make_record()], run_id="r1",
+                                history_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert analysis.regressions == []
     assert analysis.notes[0].startswith("regressions not checked: history store unavailable")

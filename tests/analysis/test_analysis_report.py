@@ -28,8 +28,8 @@ def _records():
 
 
 def _build(records, tmp_path: Path, run_id: str = "manual__2026-11-28"):
-    analysis = analyse(records, None, run_id, 5.0)
-    paths = publish_report(analysis, records, tmp_path)
+    analysis = analyse(records, run_id=run_id, history_url=None, threshold_pct=5.0)
+    paths = publish_report(analysis, tmp_path)
     return analysis, paths, paths.markdown.read_text(), paths.html.read_text()
 
 
@@ -59,10 +59,38 @@ def test_report_contains_the_computed_numbers(mixed) -> None:
 
 def test_failed_node_is_shown_as_failed_with_its_error(mixed) -> None:
     _, _, md, html = mixed
-    assert "**FAILED** gpu-c (single, Offline, performance): vLLM engine died: CUDA error: out of memory" in md
-    assert "| gpu-c | single | Offline | **FAILED** |" in md
-    assert re.search(r'<span class="FAILED">FAILED</span> gpu-c \(single, Offline, performance\): vLLM engine died',
-                     html)
+    assert "**FAILED** single/gpu-c/Offline/performance: vLLM engine died: CUDA error: out of memory" in md
+    assert "| gpu-c | single | Offline | **FAILED** · compliance unknown |" in md
+    assert re.search(r'<span class="FAILED">FAILED</span> single/gpu-c/Offline/performance: vLLM engine died', html)
+
+
+def test_the_verdict_headline_is_the_first_thing_said(mixed) -> None:
+    analysis, _, md, html = mixed
+    headline = analysis.verdict.headline
+    assert headline.startswith("FAILED: 1 of 7 runs failed or missing (single/gpu-c/Offline/performance")
+    assert "INVALID: 1 of 6 performance runs" in headline and "IMPLAUSIBLE: single/a30-node/Offline" in headline
+    assert md.splitlines()[2] == f"**Verdict: {headline}**"
+    assert f"<strong>Verdict: {headline}</strong>" in html.replace("&#39;", "'")
+    assert json.loads((_analysis_json(mixed)).read_text())["verdict"]["headline"] == headline
+
+
+def _analysis_json(mixed) -> Path:
+    return mixed[1].html.parent / "analysis.json"
+
+
+def test_loadgen_errors_make_a_run_not_submission_grade(tmp_path: Path) -> None:
+    """LoadGen's 'Multiple conf files' error: shown in the report and the verdict, not only in analysis.json."""
+    import dataclasses
+
+    record = make_record("gpu-a")
+    record = dataclasses.replace(record, loadgen=dataclasses.replace(record.loadgen, errors=[
+        "error_invalid_config: Multiple conf files are used. This is not valid for official submission."]))
+    analysis, _, md, html = _build([record], tmp_path)
+    [verdict] = analysis.verdict.runs
+    assert verdict.submission_grade is False and verdict.state == "VALID"
+    assert "not submission-grade: LoadGen errors error_invalid_config in 1 run(s)" in analysis.verdict.headline
+    for text in (md, html):
+        assert "LoadGen errors and warnings" in text and "Multiple conf files are used" in text
 
 
 def test_malicious_node_name_is_escaped_in_html(tmp_path: Path) -> None:
@@ -82,9 +110,9 @@ def test_subset_profile_is_called_not_mlperf_compliant(tmp_path: Path) -> None:
                            samples=64, tokens_per_second=4500.0, samples_per_second=35.0,
                            loadgen_settings={"min_duration": 0, "min_query_count": 64})]
     analysis, _, md, html = _build(records, tmp_path)
-    assert analysis.compliance["mlperf_compliant"] is False
+    assert analysis.verdict.compliance == "not compliant"
     for text in (md, html):
-        assert "Not MLPerf-compliant" in text
+        assert "MLPerf compliance: not compliant" in text
         assert "sample subset, 64 of 13,368 samples" in text
         assert "min_duration shortened to 0 s (MLPerf: 600 s)" in text
         assert "min_query_count / samples per query 64 (MLPerf: 13,368)" in text
@@ -98,7 +126,7 @@ def test_prefix_caching_is_called_not_mlperf_comparable(tmp_path: Path, engine) 
     record = make_record("gpu-a", engine=engine)
     assert record.result["backend"] == "vllm"
     analysis, _, md, html = _build([record], tmp_path)
-    assert analysis.compliance["mlperf_compliant"] is False
+    assert analysis.verdict.compliance == "not compliant"
     for text in (md, html):
         assert "gpu-a Offline performance: prompt prefix caching on" in text
 
@@ -107,7 +135,7 @@ def test_equal_issue_off_is_called_not_mlperf_compliant(tmp_path: Path) -> None:
     """A search-qps probe turns LoadGen's equal-issue mode off to stay short; MLPerf's llama3.1-8b rules need it."""
     probe = make_record("gpu-a", "Server", loadgen_settings={"sample_concatenate_permutation": False})
     analysis, _, md, _ = _build([probe], tmp_path)
-    assert analysis.compliance["mlperf_compliant"] is False
+    assert analysis.verdict.compliance == "not compliant"
     assert "gpu-a Server performance: equal issue off (sample_concatenate_permutation=0" in md
 
 
@@ -123,8 +151,8 @@ def test_engine_settings_are_shown_with_the_infrastructure(tmp_path: Path) -> No
 
 def test_full_profile_is_called_compliant(tmp_path: Path) -> None:
     analysis, _, md, _ = _build([make_record("gpu-a")], tmp_path)
-    assert analysis.compliance == {"mlperf_compliant": True, "reasons": []}
-    assert "**Profile: MLPerf-compliant**" in md and "Not MLPerf-compliant" not in md
+    assert (analysis.verdict.compliance, analysis.verdict.compliance_reasons) == ("compliant", [])
+    assert "**MLPerf compliance: compliant**" in md and "not compliant" not in md
     assert "No distributed runs: no scaling figure." in md
 
 
@@ -143,10 +171,10 @@ def test_accuracy_verdicts(tmp_path: Path) -> None:
                make_record("n4", mode="accuracy")]
     _, _, md, html = _build(records, tmp_path)
     for text in (md, html):
-        assert "targets not applicable: 64 of 13,368 samples" in text
-        assert "meaningless on dummy weights" in text
+        assert "not applicable: targets not applicable: 64 of 13,368 samples" in text
+        assert "meaningless: dummy (random) weights" in text
         assert "PASS: all targets met (datacenter)" in text and "38.7898" in text and "8,163,079" in text
-        assert "not scored (no model directory or data set given)" in text
+        assert "not scored: no model directory or data set given" in text
 
 
 def test_html_is_self_contained(mixed) -> None:
@@ -163,10 +191,12 @@ def test_analysis_round_trips_through_json(mixed) -> None:
     assert again.scaling == analysis.scaling
     assert again.plausibility == analysis.plausibility
     assert again.records == analysis.records
+    assert again.verdict == analysis.verdict
     assert json.loads((paths.html.parent / "analysis.json").read_text())["run_id"] == "manual__2026-11-28"
 
 
 def test_empty_run_still_reports(tmp_path: Path) -> None:
     analysis, paths, md, html = _build([], tmp_path)
-    assert "0 SUT runs" in md and "No performance-mode runs." in md and "no runs to judge" in md
+    assert "0 SUT runs" in md and "No performance-mode runs." in md and "no run was readable" in md
+    assert analysis.verdict.headline == "FAILED: no run was readable" and analysis.verdict.compliance == "unknown"
     assert all(p.exists() for p in paths.charts.values())

@@ -61,8 +61,7 @@ def test_graph_reads_like_the_benchmark(dag):
 
     chain = ["plan", "single_local-0.runs", "single_local-0.sut", "distributed.start_vllm_servers",
              "distributed.coordinated", "distributed.stop_vllm_servers", "parse_logs",
-             "score_accuracy", "scaling_efficiency", "record_history", "regressions", "charts_and_report",
-             "notify_team", "verdict"]
+             "score_accuracy", "analyse", "charts_and_report", "record_history", "notify_team", "verdict"]
     for a, b in zip(chain, chain[1:]):
         assert b in downstream(a), f"{DAG_ID}: {b} is not downstream of {a}"
     assert dag.get_task("distributed.start_vllm_servers").is_setup
@@ -71,7 +70,8 @@ def test_graph_reads_like_the_benchmark(dag):
 
 
 def test_steps_after_runs_still_run_when_a_node_fails_and_verdict_is_a_leaf(dag):
-    for task_id in ("parse_logs", "score_accuracy", "charts_and_report", "notify_team", "verdict"):
+    for task_id in ("parse_logs", "score_accuracy", "analyse", "charts_and_report", "record_history", "notify_team",
+                    "verdict"):
         assert dag.get_task(task_id).trigger_rule == "all_done", f"{DAG_ID}.{task_id}"
     leaves = {t.task_id for t in dag.leaves}
     assert "verdict" in leaves, f"{DAG_ID}: verdict must be a leaf so that its failure fails the run; leaves {leaves}"

@@ -41,3 +41,40 @@ def test_the_reference_run_is_rendered_and_recorded(tmp_path):
     assert [(r.scenario, r.valid, r.tokens_per_second) for r in interactive] == [("Interactive", True, 3935.54)]
     report = (tmp_path / "reference-h200" / "interactive-fp8-qps30.5" / "report.md").read_text()
     assert "min_duration shortened" in report and "equal issue off" not in report
+
+
+def test_every_view_tells_the_same_verdict_for_every_reference_run(tmp_path):
+    """analysis.json, report.md, report.html, the history and the page's functions carry one verdict per run."""
+    import html as html_lib
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
+    from mlperf_benchmarks import views
+
+    url = f"sqlite:///{tmp_path / 'history.sqlite'}"
+    reports = import_reference(url, tmp_path)
+    store = HistoryStore(url, readonly=True)
+    not_grade = []
+    for report in reports:
+        analysis = json.loads((report.parent / "analysis.json").read_text())
+        verdict = analysis["verdict"]
+        run = store.run(f"h200-reference-{report.parent.name}")
+        assert run.verdict == verdict["headline"] == views.validity_summary(run)["headline"], report.parent.name
+        assert run.compliance == verdict["compliance"] == "not compliant"           # dummy weights, all of them
+        assert f"**Verdict: {verdict['headline']}**" in (report.parent / "report.md").read_text()
+        assert f"Verdict: {verdict['headline']}" in html_lib.unescape(report.read_text())
+        rows = {(r.branch, r.node, r.scenario, r.mode): r for r in store.results(run_id=run.run_id)}
+        for expected in verdict["runs"]:
+            row = rows[(expected["branch"], expected["node"], expected["scenario"], expected["mode"])]
+            assert (row.state, row.verdict, row.plausibility, row.submission_grade) == (
+                expected["state"], expected["headline"], expected["plausibility"], expected["submission_grade"])
+        if verdict["submission_grade"] is False:
+            not_grade.append(report.parent.name)
+            assert "Multiple conf files are used" in (report.parent / "report.md").read_text()
+    # LoadGen's "Multiple conf files" error: every search probe and the prepare/measure runs after the first
+    assert "server-fp8-qps55.62" in not_grade and "search-server-fp8-qps55.98" in not_grade
+    implausible = {r.run_id for r in store.results() if r.plausibility == "implausible"}
+    assert implausible == {"h200-reference-offline-fp8-prefix-cache"}       # 21,101.6 tokens/s on one H200
+    store.dispose()

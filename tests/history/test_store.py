@@ -418,9 +418,17 @@ def test_read_only_store_never_writes(store, db_url):
     assert _count(db_url, "benchmark_runs") == 1
 
 
-def test_default_url(monkeypatch):
-    monkeypatch.delenv("MLPERF_HISTORY_URL", raising=False)
-    assert default_url().startswith("sqlite:///") and default_url().endswith("/.artifacts/history.sqlite")
+def test_default_url_is_the_deployments(monkeypatch, tmp_path):
+    """One definition (include/deployment.py), whatever MLPERF_ARTIFACTS_DIR and the runner say."""
+    from include import deployment
+
+    for name in ("MLPERF_HISTORY_URL", "MLPERF_ARTIFACTS_DIR", "MLPERF_RUNNER"):
+        monkeypatch.delenv(name, raising=False)
+    assert default_url() == deployment.load().history_url == "sqlite:////artifacts/history.sqlite"
+    monkeypatch.setenv("MLPERF_RUNNER", "local")
+    assert default_url().endswith("/.artifacts/history.sqlite")
+    monkeypatch.setenv("MLPERF_ARTIFACTS_DIR", str(tmp_path))
+    assert default_url() == f"sqlite:///{tmp_path / 'history.sqlite'}" == deployment.load().history_url
     monkeypatch.setenv("MLPERF_HISTORY_URL", "postgresql+psycopg2://u@db/history")
     assert default_url() == "postgresql+psycopg2://u@db/history"
     assert HistoryStore().safe_url == "postgresql+psycopg2://u@db/history"

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from include.history import HistoryStore, RunMeta
+from include.verdict import judge
 from include.records import AccuracyResult, LoadGenResult, Regression, RunRecord, ScalingResult
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
@@ -130,10 +131,12 @@ def seed_history(url: str, artifacts: Path, days: int = 7) -> Seeded:
             traversal_run = run_id
             report_path = str(artifacts / ".." / ".." / "etc" / "passwd")
         status = "partial" if day in (3, 4) else "success"
+        verdict = judge(run_id, records, {})       # the pipeline's verdict (no plausibility bound: unknown)
         store.record(RunMeta(run_id=run_id, dag_id="mlperf_llama31_8b", logical_date=logical, trigger="scheduled",
-                             status=status, params={"scenarios": ["Offline", "Server"]}, mlperf_compliant=True,
-                             report_path=report_path, started_at=logical, finished_at=logical + timedelta(hours=1)),
-                     records, scaling, regressions)
+                             status=status, params={"scenarios": ["Offline", "Server"]}, verdict=verdict.headline,
+                             compliance=verdict.compliance, report_path=report_path, started_at=logical,
+                             finished_at=logical + timedelta(hours=1)),
+                     records, scaling, regressions, verdict)
         run_ids.append(run_id)
     store.dispose()
     return Seeded(run_ids=run_ids, latest=run_ids[-1], invalid_run=invalid_run, regression_run=regression_run,

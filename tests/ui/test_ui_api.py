@@ -4,6 +4,8 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
+from pathlib import Path
+
 import pytest
 
 from tests.ui.seed import SQLI, XSS
@@ -220,11 +222,14 @@ def test_database_down_shows_an_error_message_not_a_stack_trace(authed, monkeypa
     assert api.status_code == 503 and "s3cret" not in api.text and "unavailable" in api.json()["detail"]
 
 
-def test_history_url_not_configured(authed, monkeypatch):
-    monkeypatch.delenv("MLPERF_HISTORY_URL", raising=False)
-    monkeypatch.delenv("MLPERF_ARTIFACTS_DIR", raising=False)
+def test_history_url_not_configured_is_the_deployments_default(authed, monkeypatch):
+    """Nothing set: the deployment's default (/artifacts/history.sqlite under the kubernetes runner), as the DAG
+    writes it; absent, an empty history, and the page creates nothing."""
+    for name in ("MLPERF_HISTORY_URL", "MLPERF_ARTIFACTS_DIR", "MLPERF_RUNNER"):
+        monkeypatch.delenv(name, raising=False)
     page = authed.get("/", headers={"Accept": "text/html"})
-    assert page.status_code == 503 and "MLPERF_HISTORY_URL is not set" in page.text
+    assert page.status_code == 200 and "No benchmark runs recorded yet" in page.text
+    assert not Path("/artifacts/history.sqlite").exists()
 
 
 def test_history_url_defaults_like_the_pipeline(authed, artifacts, monkeypatch):
@@ -250,7 +255,7 @@ def test_the_page_never_writes(authed, seeded, history_url):
     store = plugin_app.get_store()
     assert store.readonly
     with pytest.raises(PermissionError):
-        store.set_report(seeded.latest, "/tmp/x.html")
+        store.record(store.run(seeded.latest), [])
 
 
 def test_plotly_is_served_from_the_installed_wheel(authed):

@@ -15,7 +15,8 @@ from include.history import ResultRow  # noqa: E402
 
 
 def row(run_id="r1", day=1, node="node-a", scenario="Offline", branch="single", mode="performance", valid=True,
-        status="completed", tps=5000.0, ttft=180e6, tpot=41e6, rouge_l=None, passed=None, config="abc") -> ResultRow:
+        status="completed", tps=5000.0, ttft=180e6, tpot=41e6, rouge_l=None, passed=None, config="abc",
+        **verdict) -> ResultRow:
     return ResultRow(
         id=day, run_id=run_id, dag_id="d", logical_date=datetime(2026, 11, day, tzinfo=timezone.utc),
         mlperf_compliant=True, branch=branch, node=node, scenario=scenario, mode=mode, status=status, error=None,
@@ -25,7 +26,8 @@ def row(run_id="r1", day=1, node="node-a", scenario="Offline", branch="single", 
         latency_p50_ns=None, latency_p99_ns=None, duration_s=600.0, output_tokens=1000, samples_completed=10,
         rouge1=None if rouge_l is None else 38.8, rouge2=None if rouge_l is None else 15.9, rougeL=rouge_l,
         rougeLsum=None if rouge_l is None else 35.8, gen_len=None, gen_num=None, accuracy_passed=passed,
-        accuracy_meaningful=None, start_utc=None, end_utc=None, run_dir=None)
+        accuracy_meaningful=None, start_utc=None, end_utc=None, run_dir=None,
+        **{"comparability_hash": config, "comparability": {"dtype": config}, **verdict})
 
 
 def test_invalid_points_leave_the_line_and_are_marked():
@@ -81,15 +83,32 @@ def test_judgement_follows_each_metric_direction():
     assert views.judge(views.METRICS["duration_s"], 50) == "neutral"
 
 
-def test_compare_runs_pairs_sut_runs_and_flags_config_changes():
+def test_compare_runs_pairs_sut_runs_and_judges_only_the_same_settings():
     a = [row("a", 1, tps=5000.0), row("a", 1, node="node-b", status="failed")]
-    b = [row("b", 2, tps=4500.0, config="other")]
-    groups = views.compare_runs(a, b)
+    groups = views.compare_runs(a, [row("b", 2, tps=4500.0)])
     first = groups[0]
-    assert (first["node"], first["same_config"]) == ("node-a", False)
+    assert (first["node"], first["same_config"], first["differences"]) == ("node-a", True, [])
     tps = next(m for m in first["metrics"] if m["metric"] == "tokens_per_second")
     assert tps["change_pct"] == pytest.approx(-10.0) and tps["judgement"] == "worse"
     assert groups[1]["a_state"] == "failed" and groups[1]["b_state"] == "absent"
+
+
+def test_compare_refuses_to_judge_across_settings_and_says_what_differs():
+    """bf16 against FP8 is no regression and no '+185%' improvement: the settings differ, and the page says how."""
+    [group] = views.compare_runs([row("a", 1, tps=5000.0, config="bfloat16")], [row("b", 2, tps=14000.0, config="fp8")])
+    assert group["same_config"] is False and group["differences"] == ["dtype: bfloat16 -> fp8"]
+    assert {m["judgement"] for m in group["metrics"]} == {"not-comparable"}
+
+
+def test_an_implausible_point_is_marked_and_never_judged():
+    rows = [row("r1", 1), row("r2", 2, tps=21101.6, plausibility="implausible", verdict="VALID · IMPLAUSIBLE")]
+    fig = views.trend_figure("tokens_per_second", rows, [], views.series_colors(rows))
+    line, marked, legend_key = fig["data"]
+    assert line["customdata"] == ["r1"] and marked["customdata"] == ["r2"]
+    assert "verdict: VALID · IMPLAUSIBLE" in marked["text"][0]
+    assert legend_key["name"].startswith("physically implausible")
+    [group] = views.compare_runs(rows[:1], rows[1:])
+    assert group["implausible"] == ["B"] and {m["judgement"] for m in group["metrics"]} == {"not-comparable"}
 
 
 def test_headline_prefers_valid_throughput():
