@@ -2,8 +2,8 @@
 
 Read with the pipeline's own code (run_artifacts, scaling), so the figures are the report's:
 - h200x2-offline/ (benchmarks/h200/x2_offline_commands.sh, generated from the DAG's plan): Offline single on each
-  GPU, coordinated (one LoadGen over a vLLM server per GPU, HTTP) and sharded; SHORTENED (4,000 queries per GPU,
-  min_duration 0), not MLPerf's 600 s. x2_single_tok_s is the sum of the two single-GPU runs' LoadGen tokens/s
+  GPU, coordinated (one LoadGen over a vLLM server per GPU, HTTP) and sharded; SHORTENED (min_duration 0; LoadGen
+  issued 13,368 samples per single run, 13,368 for the coordinated pair and 6,684 per shard), not MLPerf's 600 s. x2_single_tok_s is the sum of the two single-GPU runs' LoadGen tokens/s
   (the efficiency's denominator; each GPU's own figure is printed above), x2_coordinated_tok_s and
   x2_sharded_tok_s the aggregate over the common wall-clock window, the efficiencies aggregate / that sum.
 - h200x2-http/ (x2_session.sh http): the HTTP backend (a `mlperf_sut serve` per GPU, one LoadGen each) against the

@@ -5,8 +5,12 @@
 # the synthetic data set that x2_session.sh builds in /tmp/b, artefacts under /tmp/b/artifacts/<run id>.
 # Params: Offline performance runs, single on each GPU, then coordinated (a vLLM server per GPU, one LoadGen over
 # HTTP), then sharded (each GPU on half the samples at once). SHORTENED, NOT MLPerf's 600 s: min_duration 0 and
-# 4,000 queries per GPU (min_query_count 4,000 for a single run and for each shard; 8,000 for the coordinated run,
-# which spreads them over both GPUs), so every GPU does the same work in every mode (~65 s at ~7,900 tokens/s).
+# min_query_count 4,000 (8,000 for the coordinated run). Meant as 4,000 queries per GPU in every mode, but LoadGen's
+# Offline query is padded to a whole number of passes over the samples (mlperf.conf's equal issue for llama3.1-8b):
+# as run on 2026-11-29, each single run issued 13,368 samples (219 s), the coordinated run 13,368 over both GPUs and
+# each shard 6,684 (its half), so the distributed runs did half a single run's work per GPU. The next run should add
+# sample_concatenate_permutation=0 (equal issue off) or size min_query_count in passes; x2_offline_commands.sh is
+# kept as it ran.
 # Engine: FP8 weights and KV cache, async scheduling, CUDA graphs to 1,024 tokens, max_num_batched_tokens 32,768,
 # max_num_seqs 1,024, prefix caching off (the SUT's default): the reference/h200 headline settings. The DAG's params
 # have no FP8 or vLLM engine-argument fields yet, so they travel as --engine-flags (named in the script's header).
