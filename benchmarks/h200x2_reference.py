@@ -3,8 +3,9 @@
 Read with the pipeline's own code (run_artifacts, scaling), so the figures are the report's:
 - h200x2-offline/ (benchmarks/h200/x2_offline_commands.sh, generated from the DAG's plan): Offline single on each
   GPU, coordinated (one LoadGen over a vLLM server per GPU, HTTP) and sharded; SHORTENED (min_duration 0; LoadGen
-  issued 13,368 samples per single run, 13,368 for the coordinated pair and 6,684 per shard), not MLPerf's 600 s. x2_single_tok_s is the sum of the two single-GPU runs' LoadGen tokens/s
-  (the efficiency's denominator; each GPU's own figure is printed above), x2_coordinated_tok_s and
+  issued 13,368 samples per single run, 13,368 for the coordinated pair and 6,684 per shard), not MLPerf's 600 s.
+  x2_single_tok_s is the sum of the two single-GPU runs' LoadGen tokens/s (the efficiency's denominator; each
+  GPU's own figure is printed above), x2_coordinated_tok_s and
   x2_sharded_tok_s the aggregate over the common wall-clock window, the efficiencies aggregate / that sum.
 - h200x2-http/ (x2_session.sh http): the HTTP backend (a `mlperf_sut serve` per GPU, one LoadGen each) against the
   in-process engine on the same GPU and settings. h200_http_vs_inproc is HTTP Offline tokens/s over the in-process
@@ -71,10 +72,11 @@ def offline_scaling() -> dict[str, float | None]:
     sharded = [r for r in records if r.branch == "distributed" and not is_coordinated(r)]
     for r in records:
         lg = r.loadgen
+        samples = ((r.result or {}).get("counts") or {}).get("samples_completed")
         print(f"h200x2-offline {r.branch:11s} {r.node:12s} {r.scenario:8s} "
               f"{'VALID' if r.valid else 'not valid':9s} "
               f"{(lg.tokens_per_second or 0) if lg else 0:>9,.1f} tokens/s  "
-              f"({(lg.duration_s or 0) if lg else 0:,.1f} s, {((r.result or {}).get('counts') or {}).get('samples_completed')} samples)")
+              f"({(lg.duration_s or 0) if lg else 0:,.1f} s, {samples} samples)")
     out: dict[str, float | None] = {"x2_single_tok_s": None, "x2_coordinated_tok_s": None, "x2_sharded_tok_s": None,
                                     "x2_coordinated_eff": None, "x2_sharded_eff": None}
     per_gpu = [_tps(r) for r in sorted(singles, key=lambda r: r.node)]

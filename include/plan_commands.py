@@ -234,7 +234,8 @@ def main(args) -> int:
             mode, sep, rest = item.partition(":")
             key, sep2, value = rest.partition("=")
             if not (sep and sep2):
-                raise PlanError(f"--mode-param {item!r}: expected MODE:NAME=JSON, e.g. coordinated:total_sample_count=8000")
+                raise PlanError(f"--mode-param {item!r}: expected MODE:NAME=JSON, "
+                                "e.g. coordinated:total_sample_count=8000")
             mode_params.setdefault(mode, {})[key] = _json_or_text(value)
         cmds = build(dep, params, args.run_id, distributed=args.distributed, mode_params=mode_params,
                      gpus=local.gpu_map(args.gpus) if args.gpus is not None else None,
