@@ -7,10 +7,10 @@ built from the same code: `plan.make_plan` for the runs, their arguments and out
 on lent GPU machines, where Airflow cannot run.
 
 Order, as in the DAG: the single-GPU runs (one background job per node, each node's runs in turn), then the
-coordinated branch (a `serve` per node on 127.0.0.1:BASE_PORT+i, the LoadGen driver over HTTP once every /health
-answers, the servers stopped whatever happened), then the sharded branch (one job per node at once). A failed run
-does not stop the others (the DAG's sharded and teardown tasks run whatever happened); the script exits 1 if any
-failed. Several `distributed` values (e.g. coordinated and sharded) make one plan each with the same run id; their
+coordinated branch (a `serve` per node on 127.0.0.1:BASE_PORT+i, --base-port; the LoadGen driver over HTTP once
+every /health answers; the servers stopped whatever happened), then the sharded branch (one job per node at once). A
+failed run does not stop the others (the DAG's sharded and teardown tasks run whatever happened); the script exits 1
+if any failed. Several `distributed` values (e.g. coordinated and sharded) make one plan each with the same run id; their
 runs are merged into one artefacts folder, the single-GPU runs once; `--mode-param` gives one mode's plan params
 of its own (the single-GPU runs keep the common ones).
 
@@ -42,6 +42,7 @@ class Commands:
     engine_flags: list[str]
     sut_python: str
     server_start_timeout_s: int
+    base_port: int = BASE_PORT
 
 
 def default_params(dep: Deployment) -> dict[str, Any]:
@@ -53,7 +54,8 @@ def default_params(dep: Deployment) -> dict[str, Any]:
 
 def build(dep: Deployment, params: dict[str, Any], run_id: str, *, distributed: list[str] | None = None,
           mode_params: dict[str, dict[str, Any]] | None = None, gpus: dict[str, str] | None = None,
-          engine_flags: list[str] | None = None, sut_python: str | None = None) -> Commands:
+          engine_flags: list[str] | None = None, sut_python: str | None = None,
+          base_port: int = BASE_PORT) -> Commands:
     """One plan per `distributed` value (default: the params' own), merged; checks every node has its GPUs.
 
     `mode_params[mode]` are params of that mode's plan alone (e.g. a coordinated run issuing twice the queries of
@@ -89,8 +91,10 @@ def build(dep: Deployment, params: dict[str, Any], run_id: str, *, distributed: 
         if missing:
             raise PlanError(f"nodes: {', '.join(missing)} have no GPU in {local.GPUS_ENV} "
                             f"({', '.join(f'{k}={v}' for k, v in gpus.items()) or 'empty'})")
+    if not 1024 <= base_port <= 65535 - len(plans[0].nodes):
+        raise PlanError(f"--base-port {base_port}: needs 1024..{65535 - len(plans[0].nodes)} (one port per node)")
     return Commands(plans, list(runs.values()), gpus, list(engine_flags or []), sut_python or dep.sut_python,
-                    dep.server_start_timeout_s)
+                    dep.server_start_timeout_s, base_port)
 
 
 def _with_engine_flags(run: RunSpec, flags: list[str]) -> list[str]:
@@ -179,7 +183,7 @@ def _coordinated(cmds: Commands, runs: list[RunSpec]) -> list[str]:
     endpoints: list[str] = []
     urls = []
     for i, node in enumerate(plan.nodes):
-        port = BASE_PORT + i
+        port = cmds.base_port + i
         url = f"http://127.0.0.1:{port}"
         urls.append(url)
         endpoints += ["--endpoint", f"{node}={url}"]
@@ -239,7 +243,8 @@ def main(args) -> int:
             mode_params.setdefault(mode, {})[key] = _json_or_text(value)
         cmds = build(dep, params, args.run_id, distributed=args.distributed, mode_params=mode_params,
                      gpus=local.gpu_map(args.gpus) if args.gpus is not None else None,
-                     engine_flags=shlex.split(args.engine_flags or ""), sut_python=args.sut_python)
+                     engine_flags=shlex.split(args.engine_flags or ""), sut_python=args.sut_python,
+                     base_port=args.base_port)
     except (PlanError, deployment.DeploymentError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -274,5 +279,7 @@ def add_parser(sub) -> None:
     plan.add_argument("--gpus", help=f"NODE=GPU[:GPU],... (default ${local.GPUS_ENV}): each node's "
                                      "CUDA_VISIBLE_DEVICES")
     plan.add_argument("--engine-flags", help="SUT engine flags beyond the params, e.g. '--quantization fp8'")
+    plan.add_argument("--base-port", type=int, default=BASE_PORT,
+                      help="the coordinated branch's servers listen on 127.0.0.1:BASE_PORT+i (default %(default)s)")
     plan.add_argument("--sut-python", help="interpreter of the SUT (default $MLPERF_SUT_PYTHON)")
     plan.add_argument("--out", help="file to write (default stdout)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -75,13 +76,29 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _generate(env: Path, *extra: str) -> Path:
+def _free_base_port() -> int:
+    """Two consecutive free ports on 127.0.0.1 (another test run on this machine may hold the default's)."""
+    import socket
+
+    for _ in range(50):
+        base = random.randint(20000, 60000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", base))
+                b.bind(("127.0.0.1", base + 1))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _generate(env: Path, *extra: str, base_port: int | None = None) -> Path:
     out = env / "cmds.sh"
     code = cli.main(["plan", "--commands", "--run-id", "r1", "--distributed", "coordinated", "--distributed",
                      "sharded", "--param", 'scenarios=["Offline"]', "--param", "mode=performance",
                      "--mode-param", 'coordinated:user_conf_overrides={"min_duration": 0, "min_query_count": 32}',
                      "--engine-flags", "--quantization fp8 --engine-arg async_scheduling=true",
-                     "--out", str(out), *extra])
+                     "--base-port", str(base_port or _free_base_port()), "--out", str(out), *extra])
     assert code == 0
     return out
 
@@ -97,7 +114,8 @@ def _records(env: Path) -> dict[str, dict]:
 
 
 def test_script_runs_every_planned_run_on_its_gpu_in_the_dags_order(env):
-    script = _generate(env)
+    port = _free_base_port()
+    script = _generate(env, base_port=port)
     proc = _run(script)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     runs = _records(env)
@@ -111,13 +129,13 @@ def test_script_runs_every_planned_run_on_its_gpu_in_the_dags_order(env):
     coordinated = runs["distributed/coordinated/Offline/performance"]
     assert coordinated["gpu"] == ""
     servers = {p.name: json.loads(p.read_text()) for p in (env / "logs").glob("serve-*.json")}
-    assert {name: s["gpu"] for name, s in servers.items()} == {"serve-8100.json": "0", "serve-8101.json": "1"}
+    assert {name: s["gpu"] for name, s in servers.items()} == {f"serve-{port}.json": "0", f"serve-{port + 1}.json": "1"}
     assert all(s["start"] < coordinated["start"] for s in servers.values())
     # the driver talks to both servers, which were started with the engine flags; the driver gets none
     args = coordinated["args"]
     assert args[args.index("--backend") + 1] == "http"
     endpoints = [args[i + 1] for i, a in enumerate(args) if a == "--endpoint"]
-    assert endpoints == ["gpu-a=http://127.0.0.1:8100", "gpu-b=http://127.0.0.1:8101"]
+    assert endpoints == [f"gpu-a=http://127.0.0.1:{port}", f"gpu-b=http://127.0.0.1:{port + 1}"]
     assert "--quantization" not in args and "min_query_count=32" in args
     for path in (env / "logs").glob("serve-*.json"):
         assert "--quantization" in json.loads(path.read_text())["args"]
@@ -165,6 +183,8 @@ def test_bad_input_is_refused_naming_the_field(env, capsys):
     assert "scenario: not a param of the DAG" in capsys.readouterr().err
     assert cli.main(["plan", "--commands", "--gpus", "gpu-a=zero"]) == 2
     assert "MLPERF_LOCAL_GPUS: 'gpu-a=zero' is not NODE=GPU" in capsys.readouterr().err
+    assert cli.main(["plan", "--commands", "--base-port", "80"]) == 2
+    assert "--base-port 80: needs 1024.." in capsys.readouterr().err
     assert cli.main(["plan", "--commands", "--mode-param", "sharded:mode=performance"]) == 2
     assert "--mode-param: sharded is not among the planned modes" in capsys.readouterr().err
 
