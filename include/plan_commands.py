@@ -10,7 +10,7 @@ Order, as in the DAG: the single-GPU runs (one background job per node, each nod
 coordinated branch (a `serve` per node on 127.0.0.1:BASE_PORT+i, --base-port; the LoadGen driver over HTTP once
 every /health answers; the servers stopped whatever happened), then the sharded branch (one job per node at once). A
 failed run does not stop the others (the DAG's sharded and teardown tasks run whatever happened); the script exits 1
-if any failed. Several `distributed` values (e.g. coordinated and sharded) make one plan each with the same run id; their
+if any failed. Several `distributed` values make one plan each with the same run id; their
 runs are merged into one artefacts folder, the single-GPU runs once; `--mode-param` gives one mode's plan params
 of its own (the single-GPU runs keep the common ones).
 
