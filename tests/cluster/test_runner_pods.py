@@ -1,0 +1,192 @@
+"""The kubernetes runner's pods on the real cluster: the project-wide pod factory (include/runners/kubernetes.py),
+the provider's KubernetesPodOperator and the real scheduler, kubelets and containers, acting as the `airflow`
+service account. A single run pinned to each node runs the real SUT (vLLM's CPU build, tiny model); then the faults:
+the pod killed mid-run, an image that does not exist, the pod's deadline. Each leaves nothing of its run behind.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowException
+from kubernetes.client import models as k8s
+
+from include.runners import kubernetes as runner
+from tests.cluster.local import NAMESPACE, NODES, LocalCluster
+from tests.kubernetes.context import task_context
+
+pytestmark = pytest.mark.slow
+
+
+class PodWatch:
+    """Records, from the admin side, every pod of one run and the node the scheduler bound it to."""
+
+    def __init__(self, cluster: LocalCluster, run_id: str) -> None:
+        self.api, self.selector = cluster.api(), f"{runner.LABEL_RUN}={runner.safe_label_value(run_id)}"
+        self.nodes: dict[str, str | None] = {}
+        self.phases: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            for pod in self.api.list_namespaced_pod(NAMESPACE, label_selector=self.selector).items:
+                self.nodes[pod.metadata.name] = pod.spec.node_name or self.nodes.get(pod.metadata.name)
+                self.phases[pod.metadata.name] = pod.status.phase
+            time.sleep(0.3)
+
+    def __enter__(self) -> "PodWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def wait_running(self, timeout_s: float = 180) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            running = [name for name, phase in self.phases.items() if phase == "Running"]
+            if running:
+                return running[0]
+            time.sleep(0.2)
+        raise AssertionError(f"no pod of {self.selector} running after {timeout_s:.0f} s: {self.phases}")
+
+
+def _sut_task(cluster: LocalCluster, task_id: str, node: str, run_id: str, *, samples: int = 16,
+              extra_arguments: tuple[str, ...] = (), **overrides):
+    """The SUT pod for `node` as the DAG makes it, plus the local image's read-only mounts of the SUT environment."""
+    settings = runner.KubernetesSettings.from_env()
+    volumes, mounts = cluster.sut_mounts()
+    out = f"/artifacts/{run_id}/single/{node}/Offline/performance"
+    task = runner.sut_pod(
+        task_id=task_id, node=node, branch="single",
+        volumes=[*runner.sut_volumes(settings), *volumes],
+        volume_mounts=[*runner.sut_volume_mounts(settings), *mounts],
+        # vLLM's CPU build sizes its KV cache from this (GiB); the tiny model needs little.
+        env_vars=[*runner.sut_env(node), k8s.V1EnvVar(name="VLLM_CPU_KVCACHE_SPACE", value="1")],
+        arguments=["run", "--scenario", "Offline", "--mode", "performance", "--model", "/models/tiny-llama",
+                   "--dataset", "/data/cnn_eval.json", "--total-sample-count", str(samples), "--output-dir", out,
+                   "--node", node, "--override", "min_duration=0", "--override", f"min_query_count={samples}",
+                   *extra_arguments],
+        **overrides)
+    task.startup_check_interval_seconds = 1
+    return task
+
+
+def _execute(task, context) -> None:
+    task.render_template_fields(context)
+    task.execute(context)
+
+
+def _run_in_thread(task, context) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _execute(task, context)
+        except BaseException as exc:
+            errors.append(exc)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def _nothing_left(cluster: LocalCluster, run_id: str, timeout_s: float = 60) -> None:
+    selector = f"{runner.LABEL_RUN}={runner.safe_label_value(run_id)}"
+    deadline = time.monotonic() + timeout_s
+    while (left := cluster.objects_labelled(selector)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left == [], f"run {run_id} left {left}"
+
+
+def _failure_text(exc: BaseException) -> str:
+    """The operator's exception and the causes chained beneath it (the provider re-raises from its cleanup)."""
+    parts, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        parts.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(parts)
+
+
+def test_a_single_run_pinned_to_each_node_runs_the_sut_there(local_cluster, volumes, airflow_connection) -> None:
+    run_id = f"cluster-single-{uuid.uuid4().hex[:8]}"
+    with PodWatch(local_cluster, run_id) as watch:
+        threads = {node: _run_in_thread(_sut_task(local_cluster, f"single_{i}", node, run_id),
+                                        task_context(f"single_{i}", run_id=run_id))
+                   for i, node in enumerate(NODES)}
+        for node, (thread, errors) in threads.items():
+            thread.join(timeout=900)
+            assert not thread.is_alive(), f"the run on {node} did not finish"
+            assert not errors, f"the run on {node} failed:\n{_failure_text(errors[0])}"
+    # One pod per node, bound by the scheduler to the node the DAG asked for.
+    placed = sorted(watch.nodes.values())
+    assert placed == sorted(NODES), watch.nodes
+    for node in NODES:
+        run_dir = volumes["artifacts"] / run_id / "single" / node / "Offline/performance"
+        result = json.loads((run_dir / "result.json").read_text())
+        assert result["node"] == node and result["status"] != "failed", result
+        assert "Result is" in (run_dir / "mlperf_log_summary.txt").read_text()
+    _nothing_left(local_cluster, run_id)
+
+
+def test_sut_pod_killed_mid_run_fails_the_task_and_leaves_nothing(local_cluster, volumes,
+                                                                  airflow_connection) -> None:
+    run_id = f"cluster-killed-{uuid.uuid4().hex[:8]}"
+    # A run long enough to be killed in the middle: LoadGen keeps issuing queries for 10 minutes.
+    task = _sut_task(local_cluster, "killed", NODES[1], run_id, retries=0,
+                     extra_arguments=("--override", "min_duration=600000"))
+    with PodWatch(local_cluster, run_id) as watch:
+        thread, errors = _run_in_thread(task, task_context("killed", run_id=run_id))
+        pod = watch.wait_running()
+        time.sleep(3)
+        local_cluster.kubectl("-n", NAMESPACE, "delete", "pod", pod, "--grace-period=0", "--force")
+        thread.join(timeout=300)
+    assert not thread.is_alive(), "the task did not notice its pod was deleted"
+    assert errors, "the task succeeded although its pod was killed"
+    assert watch.nodes[pod] == NODES[1]
+    _nothing_left(local_cluster, run_id)
+
+
+def test_image_that_does_not_exist_fails_fast_with_the_cause(local_cluster, volumes, airflow_connection) -> None:
+    run_id = f"cluster-noimage-{uuid.uuid4().hex[:8]}"
+    image = "localhost:9/mlperf-sut:does-not-exist"
+    task = _sut_task(local_cluster, "no_image", NODES[0], run_id, retries=0, image=image)
+    started = time.monotonic()
+    with pytest.raises(AirflowException) as failure:
+        _execute(task, task_context("no_image", run_id=run_id))
+    text = _failure_text(failure.value)
+    assert image in text or "ErrImagePull" in text or "ImagePullBackOff" in text, text
+    assert time.monotonic() - started < 150, "the missing image was only noticed at the startup timeout"
+    _nothing_left(local_cluster, run_id)
+
+
+def test_pod_past_its_deadline_is_stopped_and_the_timed_out_task_deletes_it(local_cluster, volumes,
+                                                                           airflow_connection) -> None:
+    """Both timeouts of a run: the pod's own deadline (active_deadline_seconds, the runner's bound even when Airflow
+    is gone: Kubernetes kills the containers) and Airflow's execution_timeout, which calls the operator's on_kill.
+
+    Kubelet 1.20 leaves a deadline-killed container's status at "running" (newer kubelets report it terminated), so
+    here the operator only stops following the pod when the Airflow-side timeout fires, as it would in production.
+    """
+    run_id = f"cluster-deadline-{uuid.uuid4().hex[:8]}"
+    task = _sut_task(local_cluster, "deadline", NODES[0], run_id, retries=0, active_deadline_seconds=20,
+                     extra_arguments=("--override", "min_duration=600000"))
+    api = local_cluster.api()
+    with PodWatch(local_cluster, run_id) as watch:
+        thread, errors = _run_in_thread(task, task_context("deadline", run_id=run_id))
+        pod = watch.wait_running()
+        deadline = time.monotonic() + 180
+        while (status := api.read_namespaced_pod(pod, NAMESPACE).status).phase != "Failed":
+            assert time.monotonic() < deadline, f"the pod outlived its deadline: {status.phase}"
+            time.sleep(1)
+        assert status.reason == "DeadlineExceeded", status
+        task.on_kill()                      # what Airflow's execution_timeout does to the running task
+        thread.join(timeout=120)
+    assert not thread.is_alive(), "the task kept following a deleted pod"
+    assert errors, "the timed-out task succeeded"
+    _nothing_left(local_cluster, run_id)
