@@ -6,6 +6,7 @@ the pod killed mid-run, an image that does not exist, the pod's deadline. Each l
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -66,8 +67,10 @@ def _sut_task(cluster: LocalCluster, task_id: str, node: str, run_id: str, *, sa
         task_id=task_id, node=node, branch="single",
         volumes=[*runner.sut_volumes(settings), *volumes],
         volume_mounts=[*runner.sut_volume_mounts(settings), *mounts],
-        # vLLM's CPU build sizes its KV cache from this (GiB); the tiny model needs little.
-        env_vars=[*runner.sut_env(node), k8s.V1EnvVar(name="VLLM_CPU_KVCACHE_SPACE", value="1")],
+        # vLLM's CPU build sizes its KV cache from this (GiB; the tiny model needs little) and binds its compute
+        # thread to one core: a core of its own per node, as two machines would have (the default is core 0 for both).
+        env_vars=[*runner.sut_env(node), k8s.V1EnvVar(name="VLLM_CPU_KVCACHE_SPACE", value="1"),
+                  k8s.V1EnvVar(name="VLLM_CPU_OMP_THREADS_BIND", value=str(NODES.index(node) % (os.cpu_count() or 1)))],
         arguments=["run", "--scenario", "Offline", "--mode", "performance", "--model", "/models/tiny-llama",
                    "--dataset", "/data/cnn_eval.json", "--total-sample-count", str(samples), "--output-dir", out,
                    "--node", node, "--override", "min_duration=0", "--override", f"min_query_count={samples}",
