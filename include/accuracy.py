@@ -186,7 +186,6 @@ ACCURACY_TXT_KEYS = (*rouge.ROUGE_TYPES, "gen_len", "gen_num")
 _TXT_VALUE = re.compile(r"""['"](?P<key>\w+)['"]\s*:\s*(?:np\.\w+\(|numpy\.\w+\()?\s*['"]?"""
                         r"""(?P<value>-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)['"]?\s*\)?""")
 _TXT_HASH = re.compile(r"^hash=(\w+)$", re.MULTILINE)
-QSL_TOTAL_COUNT_KEY = "qsl_reported_total_count"    # LoadGen: samples of the data set the run could draw from
 
 
 @dataclass(frozen=True)
@@ -235,7 +234,7 @@ def read_accuracy_txt(path: Path, dataset_size: int | None = None, accuracy_mean
     if dataset_size is None:
         try:
             detail = loadgen_logs.read_detail(path.parent / loadgen_logs.DETAIL_LOG)
-            dataset_size = next((int(r["value"]) for r in detail if r["key"] == QSL_TOTAL_COUNT_KEY), None)
+            dataset_size = next((int(r["value"]) for r in detail if r["key"] == loadgen_logs.QSL_TOTAL_COUNT_KEY), None)
         except (loadgen_logs.LoadGenLogError, TypeError, ValueError):
             dataset_size = None
     return judge(scores, int(dataset_size or scores["gen_num"]), accuracy_meaningful)

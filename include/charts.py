@@ -145,10 +145,10 @@ def performance_analysis(records: list[RunRecord], scaling: list[ScalingResult],
 
     # 2 and 3: samples and duration per run
     def samples(r: RunRecord) -> int | None:
-        return ((r.result or {}).get("counts") or {}).get("samples_completed")
+        return r.sut.counts.samples_completed if r.sut else (r.loadgen.result_samples if r.loadgen else None)
 
     def duration(r: RunRecord) -> float | None:
-        return ((r.result or {}).get("timing") or {}).get("duration_s")
+        return r.sut.timing.duration_s if r.sut else (r.loadgen.duration_s if r.loadgen else None)
 
     for ax, title, unit, getter in ((ax2, "Samples processed", "samples", samples),
                                     (ax3, "Duration of the timed run", "seconds", duration)):
@@ -164,7 +164,7 @@ def performance_analysis(records: list[RunRecord], scaling: list[ScalingResult],
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in perf:
         if r.branch == "single" and run_state(r) == "VALID" and r.loadgen and r.loadgen.tokens_per_second:
-            acc = ((r.result or {}).get("accelerator") or {}).get("name") or "unknown"
+            acc = r.sut.accelerator.name if r.sut else "unknown"
             groups[(acc, r.scenario)].append(r.loadgen.tokens_per_second)
     if groups:
         keys = sorted(groups, key=lambda k: (scenario_key(k[1]), k[0]))

@@ -22,6 +22,7 @@ from include.mlperf_rules import latency_scenario
 from include.records import LoadGenResult
 
 SUMMARY_LOG = "mlperf_log_summary.txt"
+QSL_TOTAL_COUNT_KEY = "qsl_reported_total_count"    # samples of the data set the run could draw from
 DETAIL_LOG = "mlperf_log_detail.txt"
 _MLLOG = ":::MLLOG "
 
@@ -221,8 +222,9 @@ def parse(run_dir: Path) -> LoadGenResult:
         ttft_ns=_stats(values, "ttft_ns"),
         tpot_ns=_stats(values, "tpot_ns"),
         latency_ns=_stats(values, "latency_ns"),
-        settings={key.removeprefix("effective_"): value for key, value in values.items()
-                  if key.startswith("effective_")},
+        settings={**{key.removeprefix("effective_"): value for key, value in values.items()
+                     if key.startswith("effective_")},
+                  **({QSL_TOTAL_COUNT_KEY: values[QSL_TOTAL_COUNT_KEY]} if QSL_TOTAL_COUNT_KEY in values else {})},
         duration_s=_power_window_s(values),
         result_samples=result_samples,
         loadgen_version=values["loadgen_version"],

@@ -16,8 +16,9 @@ can never reach p < 1/(n+1), i.e. needs 20+ earlier runs for alpha 0.05. With fe
 tails keep the test conservative (df = 2 at the default minimum of 3 runs). History without any spread (e.g. ROUGE
 of greedy decoding, which is deterministic) makes every difference significant: the threshold then decides alone.
 
-Metrics and their good directions come from the catalogue (include/metrics.py, `regression_checked`). INVALID, failed and missing runs are never a baseline and are
-never flagged (they are reported as failures elsewhere); ROUGE of runs with meaningless accuracy (dummy weights) is
+Metrics and their good directions come from the catalogue (include/metrics.py, `regression_checked`). INVALID,
+failed, missing and physically implausible runs are never a baseline and are never flagged (they are reported as
+failures elsewhere); ROUGE of runs with meaningless accuracy (dummy weights) is
 ignored; latency percentiles are not judged in the Offline scenario, where every query is issued at once and the
 percentiles measure queue position, not service (throughput is Offline's figure).
 """

@@ -17,6 +17,7 @@ import jsonschema
 from include import loadgen_logs
 from include.mlperf_rules import LOADGEN_SCENARIO, SCENARIOS
 from include.records import Branch, RunRecord
+from include.sut_result import SutResult
 
 RESULT_FILE = "result.json"
 RUNNER_EXIT_FILE = "runner_exit.json"   # written by the runner when the SUT process ended badly
@@ -67,11 +68,11 @@ def load_result(run_dir: Path, schema_path: Path | None = None) -> dict[str, Any
     return result
 
 
-def _node(result: dict[str, Any], node_label: str) -> str:
+def _node(sut: SutResult, node_label: str) -> str:
     """The node that ran it; for the coordinated distributed run, every endpoint's node joined with '+'."""
-    if node_label == COORDINATED and result["endpoints"]:
-        return "+".join(dict.fromkeys(endpoint["node"] for endpoint in result["endpoints"]))
-    return result["node"]
+    if node_label == COORDINATED and sut.endpoints:
+        return "+".join(sut.endpoint_nodes)
+    return sut.node
 
 
 def write_runner_exit(run_dir: Path, *, exit_code: int | None, log_path: str, reason: str) -> Path:
@@ -141,21 +142,22 @@ def read_run(run_dir: Path, branch: Branch, node: str | None = None) -> RunRecor
         result = load_result(run_dir)
     except ArtifactError as e:
         return RunRecord(**from_layout, **known, status="failed", error=str(e), result=None, loadgen=None)
-    fields = dict(run_dir=str(run_dir), branch=branch, node=_node(result, run_dir.parent.parent.name),
-                  scenario=result["scenario"], mode=result["mode"], result=result, **known)
+    sut = SutResult.from_json(result)
+    fields = dict(run_dir=str(run_dir), branch=branch, node=_node(sut, run_dir.parent.parent.name),
+                  scenario=sut.scenario, mode=sut.mode, result=result, **known)
     try:
         loadgen = loadgen_logs.parse(run_dir)
     except loadgen_logs.LoadGenLogError as e:
-        if result["status"] == "failed":   # the SUT's own error says more than its partial logs
-            return RunRecord(**fields, status="failed", error=result["error"], loadgen=None)
+        if sut.status == "failed":   # the SUT's own error says more than its partial logs
+            return RunRecord(**fields, status="failed", error=sut.error, loadgen=None)
         return RunRecord(**fields, status="failed", error=f"LoadGen logs unreadable: {e}", loadgen=None)
-    if result["status"] == "failed":
-        return RunRecord(**fields, status="failed", error=result["error"], loadgen=loadgen)
+    if sut.status == "failed":
+        return RunRecord(**fields, status="failed", error=sut.error, loadgen=loadgen)
     ran = (loadgen.scenario, loadgen_logs.mode_name(loadgen.mode))
-    if ran != (LOADGEN_SCENARIO.get(result["scenario"], result["scenario"]), result["mode"]):
+    if ran != (LOADGEN_SCENARIO.get(sut.scenario, sut.scenario), sut.mode):
         return RunRecord(**fields, status="failed", loadgen=loadgen,
-                         error=f"{run_dir}: LoadGen ran {' '.join(ran)} but {RESULT_FILE} says"
-                               f" {result['scenario']} {result['mode']}")
+                         error=f"{run_dir}: LoadGen ran {' '.join(ran)} but {RESULT_FILE} says "
+                               f"{sut.scenario} {sut.mode}")
     return RunRecord(**fields, status="completed", error=None, loadgen=loadgen)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from include import mlperf_rules as rules
+from include.loadgen_logs import QSL_TOTAL_COUNT_KEY
 from include.records import PlausibilityCheck, Regression, RunRecord
 
 Compliance = Literal["compliant", "not compliant", "unknown"]
@@ -53,7 +54,7 @@ class RunVerdict:
     plausibility_bound: float | None            # the tightest physical bound, output tokens/s
     plausibility_ratio: float | None            # measured / bound
     plausibility_explanation: str
-    accuracy: str | None                        # pass | fail | not applicable | meaningless | not scored (accuracy runs)
+    accuracy: str | None                        # accuracy runs: pass | fail | not applicable | meaningless | not scored
     accuracy_text: str | None
     comparability: dict[str, Any]
     comparability_hash: str
@@ -238,7 +239,7 @@ def compliance_of(record: RunRecord) -> tuple[str, list[str]]:
     unknown: list[str] = []
     total = sut.dataset.total_sample_count if sut else None
     if total is None and lg is not None:
-        total = lg.settings.get("qsl_reported_total_count") or lg.settings.get("total_sample_count")
+        total = lg.settings.get(QSL_TOTAL_COUNT_KEY)
     if total is None:
         unknown.append("data set size not recorded")
     elif int(total) < rules.DATASET_SAMPLES:
