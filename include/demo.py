@@ -21,7 +21,8 @@ from include.deployment import POOL_PREFIX
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "mlperf_llama31_8b"
-REFERENCE_RUNS = REPO / "reference" / "h200"
+REFERENCE_RUNS = REPO / "reference" / "h200"        # one NVIDIA H200
+REFERENCE_X2_RUNS = REPO / "reference" / "h200x2"   # two NVIDIA H200 of one host: single, sharded, coordinated
 REFERENCE_MODEL = REPO / "benchmarks" / "h200" / "llama-3.1-8b"   # config.json only: the runs used dummy weights
 # The demo's workload: single branch Offline + Server performance and Offline accuracy per node, then the
 # coordinated distributed Offline run over both nodes (each vLLM engine start on a CPU is ~15-20 s).
@@ -90,17 +91,18 @@ def latest_run(artifacts: Path, since: float) -> tuple[str, Path] | None:
     return json.loads(plan.read_text())["run_id"], plan.parent
 
 
-def import_reference(history_url: str, artifacts: Path) -> list[Path]:
-    """The committed H200 reference run (reference/h200/, one folder per configuration): each rendered by the
-    pipeline's report CLI and recorded in the demo's history, so the Benchmarks page shows real GPU figures."""
+def import_reference(history_url: str, artifacts: Path, root: Path = REFERENCE_RUNS) -> list[Path]:
+    """The committed GPU reference runs under `root` (one folder per configuration): each rendered by the
+    pipeline's report CLI and recorded in the demo's history, so the Benchmarks page shows real GPU figures.
+    Runs that failed on the GPU are reported as failed (the CLI's exit status 1 is expected for them)."""
     from include import cli
 
     reports = []
-    for run in sorted(p for p in REFERENCE_RUNS.iterdir() if (p / "single").is_dir()):
-        out = artifacts / "reference-h200" / run.name
+    for run in sorted(p for p in root.iterdir() if (p / "single").is_dir()):
+        out = artifacts / f"reference-{root.name}" / run.name
         out.mkdir(parents=True, exist_ok=True)
         cli.main(["report", str(run), "--out", str(out), "--model", str(REFERENCE_MODEL), "--record",
-                  "--history-url", history_url, "--run-id", f"h200-reference-{run.name}"])
+                  "--history-url", history_url, "--run-id", f"{root.name}-reference-{run.name}"])
         reports.append(out / "report.html")
     return reports
 
@@ -142,9 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print("  no report was written")
     if not args.no_reference:
-        print("\nreference H200 run (reference/h200/), recorded in the same history:")
-        for path in import_reference(env["MLPERF_HISTORY_URL"], artifacts):
-            print(f"  report  {path}")
+        for root in (REFERENCE_RUNS, REFERENCE_X2_RUNS):
+            print(f"\nreference GPU runs ({root.relative_to(REPO)}/), recorded in the same history:")
+            for path in import_reference(env["MLPERF_HISTORY_URL"], artifacts, root):
+                print(f"  report  {path}")
     return 0 if rc == 0 else 1
 
 
