@@ -213,7 +213,7 @@ def context(analysis: "Analysis", chart_paths: dict[str, Path], produced: list[P
     return {
         "run_id": analysis.run_id, "created_utc": analysis.created_utc,
         "threshold_pct": analysis.threshold_pct,
-        "headline": verdict.headline, "status": verdict.status,
+        "headline": verdict.headline, "status": verdict.status, "tone": verdict.tone,
         "summary": {"runs": len(records), "performance": len(states), "valid": states.count("VALID"),
                     "invalid": states.count("INVALID"), "failed": states.count("FAILED") + states.count("MISSING"),
                     "accuracy": sum(1 for r in records if r.mode == "accuracy"),

@@ -171,6 +171,14 @@ class Verdict:
         return out
 
     @property
+    def tone(self) -> str:
+        """How the headline is shown: 'bad' (a run failed, is INVALID or implausible, or regressed), 'warn' (every
+        figure stands, but the run is not submission-grade or not known to be compliant), 'good' (nothing to add)."""
+        if self.status != "success" or self.invalid or self.implausible or self.regressions:
+            return "bad"
+        return "good" if self.compliance == COMPLIANT and self.submission_grade else "warn"
+
+    @property
     def headline(self) -> str:
         """What a person reads first: FAILED / INVALID / VALID, and every reason not to trust the figures."""
         if not self.runs:
@@ -183,7 +191,7 @@ class Verdict:
         if self.invalid:
             parts.append(f"INVALID: {len(self.invalid)} of {len(perf)} performance runs")
         elif perf and not self.failed:
-            parts.append(f"VALID: all {len(perf)} performance runs")
+            parts.append("VALID: the performance run" if len(perf) == 1 else f"VALID: all {len(perf)} performance runs")
         if self.implausible:
             parts.append(f"IMPLAUSIBLE: {', '.join(r.name for r in self.implausible)}")
         if self.loadgen_errors:
@@ -198,7 +206,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "runs": [r.to_dict() for r in self.runs], "regressions": list(self.regressions),
                 "status": self.status, "compliance": self.compliance, "compliance_reasons": self.compliance_reasons,
-                "submission_grade": self.submission_grade, "headline": self.headline}
+                "submission_grade": self.submission_grade, "tone": self.tone, "headline": self.headline}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Verdict":

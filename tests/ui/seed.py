@@ -11,8 +11,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from include.history import HistoryStore, RunMeta
-from include.verdict import judge
 from include.records import AccuracyResult, LoadGenResult, Regression, RunRecord, ScalingResult
+from include.verdict import judge
+from tests.history.factory import result_json
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
 XSS = "<script>alert(1)</script>"
@@ -54,9 +55,9 @@ def perf_record(root: Path, run_id: str, node: str, scenario: str, tps: float, *
         tpot_ns=_percentiles(18e6 * noise, (41e6 if valid else 131e6) * noise),
         latency_ns=_percentiles(2.2e9, 4.8e9), settings={},
         duration_s=612.0, result_samples=13368, loadgen_version="6.0.17", warnings=[], errors=[])
-    result = {"config_hash": CONFIG, "accelerator": {"name": "NVIDIA H200"}, "versions": VERSIONS,
-              "counts": {"output_tokens": int(tps * 612), "samples_completed": 13368},
-              "timing": {"duration_s": 612.0}, "accuracy_meaningful": False}
+    result = {**result_json(node=node, scenario=scenario, mode="performance", config_hash=CONFIG,
+                            output_tokens=int(tps * 612)), "versions": VERSIONS, "accuracy_meaningful": False,
+              "timing": {"start_utc": None, "end_utc": None, "duration_s": 612.0}}
     return RunRecord(run_dir=run_dir, branch=branch, node=node, scenario=scenario, mode="performance",
                      status="completed", error=None, result=result, loadgen=loadgen)
 
@@ -65,8 +66,8 @@ def accuracy_record(root: Path, run_id: str, node: str, rouge_l: float) -> RunRe
     acc = AccuracyResult(rouge1=38.9 + rouge_l - 24.5, rouge2=15.95, rougeL=rouge_l, rougeLsum=35.8,
                          gen_len=8_100_000, gen_num=13368, full_dataset=True, target_set="datacenter",
                          passed=rouge_l >= 24.2506, verdict="compared with datacenter targets")
-    result = {"config_hash": CONFIG, "accelerator": {"name": "NVIDIA H200"}, "versions": VERSIONS,
-              "counts": {"output_tokens": 1_700_000}, "timing": {}, "accuracy_meaningful": True}
+    result = {**result_json(node=node, scenario="Offline", mode="accuracy", config_hash=CONFIG,
+                            output_tokens=1_700_000), "versions": VERSIONS}
     return RunRecord(run_dir=str(root / run_id / "single" / node / "Offline" / "accuracy"), branch="single",
                      node=node, scenario="Offline", mode="accuracy", status="completed", error=None, result=result,
                      loadgen=None, accuracy=acc)
