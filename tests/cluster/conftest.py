@@ -15,8 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import urllib3
 
 from tests.cluster.local import REPO, LocalCluster
+
+# The local API server's certificate is self-signed and not verified (127.0.0.1 only; see the README's table).
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 UP_TIMEOUT_S = 45 * 60          # a cold build of Kubernetes on 2 busy cores; warm: about a minute
 
