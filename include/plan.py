@@ -1,9 +1,13 @@
 """Trigger params -> a validated BenchmarkPlan: which SUT runs happen on which node, with which arguments, where.
 
-Two layers of checks, both before any pod starts:
-* `trigger_params(deployment)`: each param as a JSON schema (type, enum, minimum, description). Airflow builds the
-  trigger form from it and refuses a bad value when the run is triggered (a bad scenario, a negative sample count,
-  a node this installation does not have).
+Three layers of checks, all before any pod starts:
+* `trigger_params(deployment)`: each param as a JSON schema (type, enum, bounds, description); the LoadGen keys of
+  `user_conf_overrides` and their bounds come from the SUT's user_conf.schema.json. Airflow builds the trigger form
+  from it and refuses a bad value when the run is triggered (a bad scenario, a negative sample count, a node this
+  installation does not have, min_duration -100).
+* `check_at_the_door(conf, deployment)`: what a param schema cannot say: a conf key that is no param (named, with
+  the nearest valid name) and a LoadGen schedule too large for memory (with the figure). The api-server runs it on
+  every trigger of the DAG (include/trigger_guard.py), before a run exists; make_plan runs it again.
 * `make_plan(...)`: the checks that need more than one field or a file (sample count <= data set size, overrides
   that contradict another param, ...). A failure raises PlanError whose message starts with the param's name.
 

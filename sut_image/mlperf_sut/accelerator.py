@@ -57,3 +57,43 @@ def _memory_gib() -> float | None:
             if line.startswith("MemTotal:"):
                 return round(int(line.split()[1]) / 2**20, 1)
     return None
+
+
+def device_problem(device_type: str, visible: int, tensor_parallel_size: int,
+                   cuda_visible_devices: str | None) -> str | None:
+    """Why this engine cannot start on the devices this process sees, or None. A device problem is bad input (exit
+    2): retrying on the same node fails the same way."""
+    if tensor_parallel_size < 1:
+        return f"--tensor-parallel-size {tensor_parallel_size}: must be at least 1"
+    if device_type != "cuda":
+        return None           # a CPU build runs on the cores it has
+    where = (f"CUDA_VISIBLE_DEVICES={cuda_visible_devices!r}" if cuda_visible_devices is not None
+             else "CUDA_VISIBLE_DEVICES unset")
+    if visible == 0:
+        return (f"no GPU visible to this process ({where}): check the node has one, its driver works (nvidia-smi) "
+                "and the pod requests nvidia.com/gpu")
+    if visible < tensor_parallel_size:
+        return (f"--tensor-parallel-size {tensor_parallel_size}: only {visible} GPU(s) visible ({where}); "
+                "lower it or give the process more GPUs")
+    return None
+
+
+def check_devices(tensor_parallel_size: int, gpu_memory_utilization: float | None) -> None:
+    """Raise InputError (exit 2, one line) when the vLLM engine cannot start on this process's devices."""
+    from mlperf_sut.errors import InputError
+
+    if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
+        raise InputError(f"--gpu-memory-utilization {gpu_memory_utilization}: a fraction of the GPU's memory, "
+                         "0 < f <= 1 (e.g. 0.9)")
+    device_type, visible = "cpu", 0
+    if tensor_parallel_size >= 1:
+        from vllm.platforms import current_platform
+
+        device_type = current_platform.device_type
+        if device_type == "cuda":
+            import torch
+
+            visible = torch.cuda.device_count()
+    problem = device_problem(device_type, visible, tensor_parallel_size, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if problem:
+        raise InputError(problem)

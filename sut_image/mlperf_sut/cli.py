@@ -1,7 +1,9 @@
-"""Command line: `run` (one LoadGen test), `build-tiny-model`, `build-dataset`, and the hook for `serve`.
+"""Command line: `run` (one LoadGen test), `search-qps`, `build-tiny-model`, `build-dataset`, and the hook for `serve`.
 
-Exit codes: 0 the run completed (VALID or INVALID alike: judging validity is the pipeline's job), 2 bad input
-(the message names the file, field or flag and the fix), 1 runtime failure (result.json says "failed" and why).
+Exit codes (also in --help): 0 the run completed (VALID or INVALID alike: judging validity is the pipeline's job);
+1 runtime failure, worth retrying (the engine or an endpoint failed or died; result.json says "failed" and why);
+2 bad input, not worth retrying until it is fixed (a flag, file, path, permission or device problem; one line
+naming it and the fix). Failures print one line on stderr; --debug adds the traceback.
 """
 from __future__ import annotations
 
@@ -15,10 +17,16 @@ from mlperf_sut.errors import InputError
 from mlperf_sut.settings import Mode, Scenario
 
 EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
+EXIT_CODES = """exit codes:
+  0  the run completed, VALID or INVALID alike (result.json and LoadGen's summary say which)
+  1  runtime failure, worth retrying: the engine or an endpoint failed or died (result.json: "failed", why)
+  2  bad input, not retryable until fixed: a flag, file, path, permission or device problem
+failures print one line on stderr naming the problem and where to look; --debug adds the traceback"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mlperf_sut", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mlperf_sut", description=__doc__.splitlines()[0],
+                                     epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run(commands)
 
@@ -35,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="random token-id prompts with CNN/DailyMail lengths (dummy weights, no tokenizer)")
     data.add_argument("--vocab-size", type=int, help="model vocabulary size (with --synthetic-token-ids)")
 
-    search = commands.add_parser("search-qps", help="highest VALID Server/Interactive target QPS, on one engine")
+    search = commands.add_parser("search-qps", help="highest VALID Server/Interactive target QPS, on one engine",
+                                 epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_arguments(search, with_scenario=False)
     from mlperf_sut.qps_search import add_arguments as add_search_arguments
 
@@ -48,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run(commands) -> None:
-    run = commands.add_parser("run", help="run one LoadGen test and write its logs and result.json")
+    run = commands.add_parser("run", help="run one LoadGen test and write its logs and result.json",
+                              epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_arguments(run, with_scenario=True)
 
 
@@ -77,6 +87,7 @@ def _add_run_arguments(run: argparse.ArgumentParser, with_scenario: bool) -> Non
     run.add_argument("--shard-count", type=int, help="number of contiguous shards the samples are split into")
     run.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",
                      help="seconds between progress lines on stdout (0: none; default 10)")
+    run.add_argument("--debug", action="store_true", help="print the traceback of a failure, not only its line")
     add_engine_arguments(run.add_argument_group("vLLM engine (vllm backend)"))
 
 
@@ -105,6 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT
+    except OSError as error:
+        if error.filename is None:      # not a path (a socket, a pipe): a runtime failure, shown in full
+            raise
+        # A path that cannot be read, written or created, outside a measured run: the input is wrong.
+        if getattr(args, "debug", False):
+            traceback.print_exception(error, file=sys.stderr)
+        print(f"error: {path_problem(error)}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def path_problem(error: OSError) -> str:
+    """One line for a path that cannot be used: which path, why, what to do."""
+    where = error.filename if error.filename2 is None else f"{error.filename} -> {error.filename2}"
+    return f"{where}: {error.strerror or error} (check the path exists, is a directory where one is needed, and " \
+           "is writable by this user)"
 
 
 def _build_dataset(args) -> int:
@@ -120,8 +146,11 @@ def _build_dataset(args) -> int:
     return EXIT_OK
 
 
-def print_failure(error: BaseException) -> None:
-    """A runtime failure: the traceback for the pod log, then one last line that says what failed."""
-    traceback.print_exception(error, file=sys.stderr)
-    summary = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-    print(f"error: run failed: {summary}", file=sys.stderr, flush=True)
+def print_failure(error: BaseException, debug: bool = False, where: str = "", note: str = "") -> None:
+    """A runtime failure: one line that says what failed and where to look (the traceback only with --debug)."""
+    if debug:
+        traceback.print_exception(error, file=sys.stderr)
+    summary = "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+    look = f"look at {where}" if where else ""
+    hint = "; ".join(filter(None, [note, look, "" if debug else "--debug prints the traceback"]))
+    print(f"error: run failed: {summary} ({hint})", file=sys.stderr, flush=True)

@@ -41,6 +41,11 @@ class EngineOptions:
         if not (model / "config.json").is_file():
             raise InputError(f"--model {model}: no config.json there (a Hugging Face model directory is needed; "
                              "python -m mlperf_sut build-tiny-model --output DIR builds a small one)")
+        try:
+            json.loads((model / "config.json").read_bytes())
+        except (OSError, ValueError) as error:
+            raise InputError(f"--model {model}: config.json cannot be read as JSON "
+                             f"({getattr(error, 'strerror', None) or error})") from None
         has_tokenizer = any((model / name).is_file() for name in TOKENIZER_FILES)
         return cls(model=model, skip_tokenizer_init=skip_tokenizer_init or not has_tokenizer, **options)
 

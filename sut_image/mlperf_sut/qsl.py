@@ -46,7 +46,10 @@ class QuerySampleLibrary:
         """Read `path`; keep the first `total_sample_count` samples, then this `shard` of them."""
         if not path.is_file():
             raise InputError(f"--dataset {path}: no such file (build one with: python -m mlperf_sut build-dataset ...)")
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise InputError(f"--dataset {path}: cannot read it ({error.strerror or error})") from None
         try:
             records = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:

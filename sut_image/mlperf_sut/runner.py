@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +55,16 @@ class Job:
 def prepare(args: argparse.Namespace) -> Job:
     """Check every input (InputError, exit 2) and build the backend, without starting it."""
     scenario, mode = Scenario.parse(args.scenario), Mode.parse(args.mode)
+    writable_dir(args.output_dir, "--output-dir")
     overrides = [Override.parse(text) for text in args.override]
     user_conf = args.user_conf or default_user_conf()
     check_user_conf(user_conf)
     shard = _shard(args)
     qsl = QuerySampleLibrary.load(args.dataset, args.total_sample_count, shard)
     endpoints = [Endpoint.parse(text, args.node) for text in args.endpoint]
+    # LoadGen's settings (and the schedule they make) are checked before vLLM is imported: bad input stays one line.
+    with tempfile.TemporaryDirectory() as scratch:
+        build_settings(scenario, mode, user_conf, overrides, len(qsl), Path(scratch, EFFECTIVE_USER_CONF))
     backend, options = _backend(args, scenario, endpoints)
     return Job(args, scenario, mode, qsl, backend, options, user_conf, overrides, endpoints, shard)
 
@@ -83,7 +87,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
     from mlperf_sut.result import RunResult
 
     args, scenario = job.args, scenario or job.scenario
-    output_dir.mkdir(parents=True, exist_ok=True)
+    writable_dir(output_dir, "--output-dir")
     overrides = [*job.overrides, *(Override.parse(text) for text in extra_overrides)]
     settings = build_settings(scenario, job.mode, job.user_conf, overrides, len(job.qsl),
                               output_dir / EFFECTIVE_USER_CONF)
@@ -106,8 +110,8 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
     def abort(error: BaseException) -> None:
         """LoadGen would run out its min_duration after the failure: record it and leave now (LoadGen's logs of
         this run stay partial)."""
-        print_failure(error)
-        print("error: LoadGen is still running after the failure; stopping the run now", file=sys.stderr, flush=True)
+        print_failure(error, args.debug, where_to_look(job, output_dir, error),
+                      note="LoadGen was still running after it; the run was stopped")
         result.status, result.error = "failed", f"{type(error).__name__}: {error}"
         result.write(output_dir)
         os._exit(EXIT_RUNTIME)
@@ -118,7 +122,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
         result.engine = job.backend.engine_info() or result.engine
         outcome = harness.run(settings.test_settings, output_dir)
     except Exception as error:  # noqa: BLE001 - every runtime failure is recorded in result.json, then exit 1
-        print_failure(error)
+        print_failure(error, args.debug, where_to_look(job, output_dir, error))
         result.status, result.error = "failed", f"{type(error).__name__}: {error}"
         result.write(output_dir)
         return EXIT_RUNTIME
@@ -133,6 +137,31 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
     print(f"result: {path} ({outcome.samples_completed} samples, {outcome.output_tokens} output tokens, "
           f"{outcome.duration_s:.1f} s)", flush=True)
     return EXIT_OK
+
+
+def writable_dir(path: Path, flag: str) -> None:
+    """Create `path` and prove it writable before any engine starts: a bad output path is bad input (exit 2), not a
+    runtime failure to retry."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".mlperf_sut-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise InputError(f"{flag} {path}: cannot write there ({error.strerror or error}"
+                         f"{'' if error.filename in (None, str(path)) else ': ' + str(error.filename)}); "
+                         "give a writable directory") from None
+
+
+def where_to_look(job: Job, output_dir: Path, error: BaseException) -> str:
+    """Where a runtime failure's details are: the server logs of the endpoints the error names (else of all, for
+    the http backend) and the run's result.json."""
+    result = output_dir / "result.json"
+    if job.endpoints:
+        named = [e for e in job.endpoints if e.url in str(error)] or job.endpoints
+        servers = ", ".join(f"{e.node} ({e.url})" for e in named)
+        return f"the vLLM server log of {servers} (`python -m mlperf_sut serve` output on that node) and {result}"
+    return str(result)
 
 
 def _shard(args: argparse.Namespace) -> Shard | None:
@@ -154,7 +183,10 @@ def _backend(args: argparse.Namespace, scenario: Scenario, endpoints: list[Endpo
         raise InputError("--endpoint is only for --backend http")
     from mlperf_sut.backends import create_vllm_backend
 
+    from mlperf_sut.accelerator import check_devices
+
     options = EngineOptions.from_args(args)
+    check_devices(options.tensor_parallel_size, options.gpu_memory_utilization)
     return create_vllm_backend(scenario, options, BENCHMARK_GENERATION), options
 
 

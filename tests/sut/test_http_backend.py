@@ -107,6 +107,7 @@ def test_unreachable_endpoint_fails_fast_at_start(tiny_model, tiny_dataset, serv
     assert time.monotonic() - started < FAILURE_BOUND_S
     message = done.stderr.strip().splitlines()[-1]
     assert message.startswith("error: run failed:") and dead in message and "Cannot connect" in message, message
+    assert "Traceback" not in done.stderr and f"vLLM server log of gone ({dead})" in message   # where to look
     result = read_result(tmp_path)
     assert result["status"] == "failed"
     assert dead in result["error"] and servers["a"].url not in result["error"]
@@ -162,6 +163,7 @@ def test_endpoint_killed_mid_run_ends_the_run_naming_it(tiny_model, tiny_dataset
     message = stderr_log.read_text().strip().splitlines()[-1]
     assert run.returncode == 1, message
     assert message.startswith("error: run failed:") and f"endpoint {servers['b'].url}" in message, message
+    assert "Traceback" not in stderr_log.read_text() and "vLLM server log of" in message
     result = read_result(tmp_path)
     assert result["status"] == "failed" and servers["b"].url in result["error"]
 

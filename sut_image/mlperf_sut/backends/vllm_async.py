@@ -71,10 +71,37 @@ class VllmAsyncBackend(Backend):
 
     def stop(self) -> None:
         if self._engine is not None:
-            self._engine.shutdown()
+            if self._thread.is_alive():
+                self.run(self._shutdown_engine())
+            else:
+                self._engine.shutdown()
+            self._engine = None
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
+        if not self._loop.is_closed():
+            self._loop.close()
+
+    async def _shutdown_engine(self) -> None:
+        """AsyncLLM.shutdown, in the order its tasks expect, on the loop that runs them.
+
+        AsyncLLM.shutdown stops the engine-core process first and only then asks (thread-safely) for its output
+        handler to be cancelled. Called from another thread and followed at once by stopping the loop, the handler
+        first reads from the dead core (EngineDeadError, logged as "AsyncLLM output_handler failed." with a
+        traceback) and the cancellations of it and of the client's output-socket task are never run ("Task was
+        destroyed but it is pending!" at exit). So: cancel the handler and wait for it, shut the engine down on
+        this loop (its socket task is cancelled here, at once), then wait for every task left on the loop.
+        """
+        handler = getattr(self._engine, "output_handler", None)
+        if handler is not None and not handler.done():
+            handler.cancel()
+            await asyncio.gather(handler, return_exceptions=True)
+        self._engine.shutdown()
+        current = asyncio.current_task()
+        left = [task for task in asyncio.all_tasks() if task is not current]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
 
     def engine_info(self) -> dict:
         return effective_engine(self._engine.vllm_config, self._options) if self._engine is not None else {}
