@@ -64,8 +64,8 @@ test-pipeline: $(VENV)/.installed system-packages tiny
 	$(VENV)/bin/python -m pytest tests --ignore=tests/sut --ignore=tests/cluster -o asyncio_default_fixture_loop_scope=function
 
 # A local two-node Kubernetes cluster on 127.0.0.1 (deploy/local-cluster/, as root): Kubernetes is built once into
-# MLPERF_CLUSTER_CACHE, outside the clone so that a fresh clone on the same machine starts warm (~1 min) instead of
-# cold (~10-25 min); the cluster's state (etcd, nodes, volumes, logs) lives in .cache/cluster.
+# MLPERF_CLUSTER_CACHE, outside the clone so that a fresh clone on the same machine starts warm (~1.5 min) instead of
+# cold (43 min measured on 2 busy cores); the cluster's state (etcd, nodes, volumes, logs) lives in .cache/cluster.
 export MLPERF_CLUSTER_CACHE ?= /var/cache/mlperf-k8s
 cluster: $(SUT_VENV)/.installed tiny
 	deploy/local-cluster/up.sh

@@ -193,3 +193,23 @@ def test_pod_past_its_deadline_is_stopped_and_the_timed_out_task_deletes_it(loca
     assert not thread.is_alive(), "the task kept following a deleted pod"
     assert errors, "the timed-out task succeeded"
     _nothing_left(local_cluster, run_id)
+
+
+def test_retry_after_the_worker_died_reattaches_to_the_running_pod(local_cluster, volumes,
+                                                                   airflow_connection) -> None:
+    """The Airflow task process dies mid-run (try 1 created its pod, nothing cleaned up): try 2 must follow that
+    still-running pod to its end, not start a second SUT on the same GPU."""
+    run_id = f"cluster-reattach-{uuid.uuid4().hex[:8]}"
+    with PodWatch(local_cluster, run_id) as watch:
+        first = _sut_task(local_cluster, "reattach", NODES[0], run_id)
+        context1 = task_context("reattach", run_id=run_id, try_number=1)
+        first.render_template_fields(context1)
+        first.get_or_create_pod(first.build_pod_request_obj(context1), context1)
+        orphan = watch.wait_running()
+
+        _execute(_sut_task(local_cluster, "reattach", NODES[0], run_id),
+                 task_context("reattach", run_id=run_id, try_number=2))
+    assert list(watch.nodes) == [orphan], f"a second pod was started: {watch.nodes}"
+    result = volumes["artifacts"] / run_id / "single" / NODES[0] / "Offline/performance/result.json"
+    assert json.loads(result.read_text())["node"] == NODES[0]
+    _nothing_left(local_cluster, run_id)
