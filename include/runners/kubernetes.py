@@ -84,11 +84,15 @@ class KubernetesSettings:
 
     @classmethod
     def from_env(cls) -> "KubernetesSettings":
-        d = cls()
+        """The kubernetes runner's own variables; the image, artefacts root and timeouts are the deployment's
+        (include/deployment.py defines them once, with the embedded profile's shorter timeouts)."""
+        from include import deployment
+
+        d, dep = cls(), deployment.load()
         return cls(
             namespace=_env("MLPERF_NAMESPACE", d.namespace),
             conn_id=_env("MLPERF_KUBERNETES_CONN_ID", d.conn_id),
-            image=_env("MLPERF_SUT_IMAGE", d.image),
+            image=dep.sut_image,
             image_pull_policy=_env("MLPERF_IMAGE_PULL_POLICY", d.image_pull_policy),
             service_account=_env("MLPERF_SUT_SERVICE_ACCOUNT", d.service_account),
             node_label_key=_env("MLPERF_NODE_LABEL_KEY", d.node_label_key),
@@ -97,11 +101,11 @@ class KubernetesSettings:
             artifacts_pvc=_env("MLPERF_ARTIFACTS_PVC", d.artifacts_pvc),
             model_mount=_env("MLPERF_MODEL_MOUNT", d.model_mount),
             dataset_mount=_env("MLPERF_DATASET_MOUNT", d.dataset_mount),
-            artifacts_root=_env("MLPERF_ARTIFACTS_DIR", d.artifacts_root),
+            artifacts_root=str(dep.artifacts_dir),
             shm_size=_env("MLPERF_SHM_SIZE", d.shm_size),
             startup_timeout_s=int(_env("MLPERF_POD_STARTUP_TIMEOUT_S", str(d.startup_timeout_s))),
-            run_timeout_s=int(_env("MLPERF_RUN_TIMEOUT_S", str(d.run_timeout_s))),
-            server_ready_timeout_s=int(_env("MLPERF_SERVER_START_TIMEOUT_S", str(d.server_ready_timeout_s))),
+            run_timeout_s=dep.run_timeout_s,
+            server_ready_timeout_s=dep.server_start_timeout_s,
             server_lifetime_s=int(_env("MLPERF_SERVER_LIFETIME_S", str(d.server_lifetime_s))),
         )
 
