@@ -15,14 +15,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import urllib3
 
 from tests.cluster.local import REPO, LocalCluster
 
-# The local API server's certificate is self-signed and not verified (127.0.0.1 only; see the README's table).
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+UP_TIMEOUT_S = 45 * 60          # a cold build of Kubernetes (43 min measured on 2 busy cores); warm: ~1.5 min
 
-UP_TIMEOUT_S = 45 * 60          # a cold build of Kubernetes on 2 busy cores; warm: about a minute
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The local API server's certificate is self-signed and not verified (127.0.0.1 only; see the README's table).
+    config.addinivalue_line("filterwarnings", "ignore::urllib3.exceptions.InsecureRequestWarning")
 
 
 def _in_ci() -> bool:
