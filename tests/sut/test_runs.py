@@ -97,6 +97,15 @@ def test_loadgen_logs_and_complete_result(runs, scenario, mode):
     assert result["dataset"]["total_sample_count"] == SAMPLES and result["generation"]["max_tokens"] == 128
     assert result["loadgen_settings"]["performance_sample_count_override"] == SAMPLES
     assert "result.json" in result["files"] and "mlperf_log_detail.txt" in result["files"]
+    assert "No errors encountered" in (out / "mlperf_log_summary.txt").read_text()
+
+
+@pytest.mark.parametrize("scenario, mode", list(RUNS))
+def test_a_normal_run_prints_no_traceback_or_shutdown_noise(runs, scenario, mode):
+    out, done = runs[0][(scenario, mode)]
+    output = done.stdout + done.stderr
+    for noise in ("Traceback", "Task was destroyed but it is pending", "output_handler failed", "EngineDeadError"):
+        assert noise not in output, f"{noise!r} in the output of {scenario}/{mode}:\n{output[-4000:]}"
 
 
 def test_offline_performance_summary_is_valid(runs):
