@@ -155,8 +155,8 @@ def _check_key_value(key: str, value: str, where: str) -> None:
     integer = spec["type"] == "integer"
     if not (_INTEGER if integer else _NUMBER).fullmatch(value):
         kind = "a whole number without sign, point or exponent" if integer else "a non-negative decimal number"
-        raise InputError(f"{where}: value {shown(value)} of {key!r} must be {kind} (LoadGen reads "
-                         f"{'it with strtoull: 1.5 and 1e3 would be 1, 010 would be 8' if integer else 'it with strtod'})")
+        how = "it with strtoull: 1.5 and 1e3 would be 1, 010 would be 8" if integer else "it with strtod"
+        raise InputError(f"{where}: value {shown(value)} of {key!r} must be {kind} (LoadGen reads {how})")
     number = int(value) if integer else float(value)
     problem = _out_of_bounds(spec, number)
     if problem:
@@ -207,9 +207,9 @@ def check_schedule(settings, scenario: Scenario, mode: Mode) -> None:
                 }.get(scenario, f"target_qps {settings.server_target_qps:g}/s")
         raise InputError(
             f"{scenario.label}: {rate} x min_duration {settings.min_duration_ms / 1000:g} s = {count:,} samples, "
-            f"which LoadGen schedules in memory before the first query (~{count * limits['bytes_per_sample'] / 1e9:,.1f}"
-            f" GB at {limits['bytes_per_sample']} bytes each); the limit is {limits['max_samples']:,}: lower "
-            "target_qps or min_duration")
+            "which LoadGen schedules in memory before the first query "
+            f"(~{count * limits['bytes_per_sample'] / 1e9:,.1f} GB at {limits['bytes_per_sample']} bytes each); "
+            f"the limit is {limits['max_samples']:,}: lower target_qps or min_duration")
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,8 +67,9 @@ def test_bad_user_conf_names_file_and_line(tmp_path, line, expected):
     assert f"{conf}:3" in str(error.value) and expected in str(error.value)
 
 
-@pytest.mark.parametrize("text", ["min_duration", "=3", "bogus=1", "target_qps=-2", "min_duration=0\n*.Offline.target_qps = 1",
-                                  "min_query_count=1e300", "target_qps=inf", "target_qps=nan"])
+@pytest.mark.parametrize("text", ["min_duration", "=3", "bogus=1", "target_qps=-2",
+                                  "min_duration=0\n*.Offline.target_qps = 1", "min_query_count=1e300",
+                                  "target_qps=inf", "target_qps=nan"])
 def test_bad_override(text):
     with pytest.raises(InputError, match="--override"):
         Override.parse(text)
@@ -130,7 +131,8 @@ def test_settings_equal_loadgens_own_user_conf_load_in_a_fresh_process(tmp_path)
     import sys
 
     conf = tmp_path / "user.conf"
-    conf.write_text("*.Server.target_qps = 7\n*.*.min_duration = 1234\nllama3_1-8b-interactive.Server.min_query_count = 9\n")
+    conf.write_text("*.Server.target_qps = 7\n*.*.min_duration = 1234\n"
+                    "llama3_1-8b-interactive.Server.min_query_count = 9\n")
     ours = {}
     for scenario in (Scenario.OFFLINE, Scenario.SERVER, Scenario.INTERACTIVE):
         ours[scenario.label] = {k: v for k, v in _settings(tmp_path, scenario, conf.read_text()).effective().items()

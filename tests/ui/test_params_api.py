@@ -93,7 +93,8 @@ def _runs(api) -> int:
 
 @pytest.mark.parametrize("conf, expected", [
     # unknown keys: Airflow alone would run the defaults (13,368 samples on the full profile), nobody told
-    ({"total_samples_count": 5}, ["total_samples_count: not a param of this DAG", "did you mean 'total_sample_count'?"]),
+    ({"total_samples_count": 5},
+     ["total_samples_count: not a param of this DAG", "did you mean 'total_sample_count'?"]),
     ({"foo": 1}, ["foo: not a param of this DAG", "params: scenarios, mode,"]),
     ({"user_conf_overrides": {"min_durration": 0}},
      ["user_conf_overrides: 'min_durration' is not a LoadGen user.conf key; did you mean 'min_duration'?"]),
