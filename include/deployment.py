@@ -32,13 +32,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from include.mlperf_rules import DATASET_SAMPLES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNNERS = ("kubernetes", "local")
 PROFILES = ("full", "embedded")
 POOL_PREFIX = "mlperf_gpu_"
-FULL_DATASET_SIZE = DATASET_SAMPLES      # CNN/DailyMail validation as MLPerf uses it (include/mlperf_rules.py)
 NODE_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")   # a Kubernetes node name (RFC 1123)
 
 

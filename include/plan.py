@@ -28,8 +28,8 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from include.deployment import FULL_DATASET_SIZE, Deployment, count_dataset
-from include.mlperf_rules import MIN_DURATION_S
+from include.deployment import Deployment, count_dataset
+from include.mlperf_rules import DATASET_SAMPLES, MIN_DURATION_S
 
 SCENARIOS = ["Offline", "Server", "Interactive", "SingleStream"]
 MODES = ["performance", "accuracy", "both"]
@@ -85,7 +85,7 @@ def _key_schema(key: str) -> dict[str, Any]:
 def trigger_params(dep: Deployment) -> dict[str, Param]:
     """The DAG's params, with defaults from the deployment's profile (full: MLPerf-compliant; embedded: small)."""
     emb = dep.embedded
-    samples = EMBEDDED_SAMPLES if emb else (dep.dataset_size or FULL_DATASET_SIZE)
+    samples = EMBEDDED_SAMPLES if emb else (dep.dataset_size or DATASET_SAMPLES)
     scenario_list = {"type": "array", "items": {"type": "string", "enum": SCENARIOS}, "uniqueItems": True}
     schema = user_conf_schema()
     max_samples = schema["x-schedule"]["max_samples"]
@@ -98,7 +98,8 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
         "accuracy_scenarios": Param(["Offline"] if emb else ["Offline", "Server"], **scenario_list,
                                     description="Scenarios that also get an accuracy run when mode is accuracy/both."),
         "total_sample_count": Param(samples, type="integer", minimum=1, maximum=max_samples,
-                                    description="Samples LoadGen may draw from the data set (MLPerf: all 13,368). "
+                                    description=f"Samples LoadGen may draw from the data set (MLPerf: all "
+                                                f"{DATASET_SAMPLES:,}). "
                                                 "At most LoadGen's schedule limit (user_conf.schema.json)."),
         "nodes": Param(list(dep.nodes), type="array", items={"type": "string", "enum": list(dep.nodes)},
                        minItems=1, uniqueItems=True, description="GPU nodes that run (from MLPERF_NODES)."),
@@ -332,7 +333,7 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
     dataset_size = count_dataset(p["dataset_path"]) or dep.dataset_size
     if dataset_size is None and dep.runner == "local":
         raise _fail("dataset_path", f"{p['dataset_path']} is not a readable JSON list of samples")
-    dataset_size = dataset_size or (FULL_DATASET_SIZE if dep.runner != "local" else None)
+    dataset_size = dataset_size or (DATASET_SAMPLES if dep.runner != "local" else None)
     if dataset_size is not None and p["total_sample_count"] > dataset_size:
         raise _fail("total_sample_count", f"{p['total_sample_count']} exceeds the {dataset_size} samples of "
                                           f"{p['dataset_path']}")
@@ -349,13 +350,14 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
         raise _fail("total_sample_count", f"{p['total_sample_count']} samples cannot be sharded over {len(nodes)} nodes")
     modes = {"both": ["performance", "accuracy"]}.get(p["mode"], [p["mode"]])
 
-    compliant = (not dep.embedded and p["total_sample_count"] == FULL_DATASET_SIZE
+    compliant = (not dep.embedded and p["total_sample_count"] == DATASET_SAMPLES
                  and not {"min_duration", "min_query_count", "max_duration", "max_query_count"}
                  & set(p["user_conf_overrides"]))
     notes = [] if compliant else [
         NON_COMPLIANT_NOTE.format(n=p["total_sample_count"]) if dep.embedded else
         f"Not MLPerf-compliant: {p['total_sample_count']} samples and user.conf overrides "
-        f"{p['user_conf_overrides'] or 'none'} (MLPerf needs 13,368 samples and LoadGen's minimum durations)."]
+        f"{p['user_conf_overrides'] or 'none'} (MLPerf needs {DATASET_SAMPLES:,} samples and LoadGen's minimum "
+        "durations)."]
     if dep.load_format == "dummy":
         notes.append("Weights are random (load_format=dummy): accuracy figures mean nothing.")
 

@@ -6,15 +6,19 @@ before anything of Airflow is imported by these tests, and restores the environm
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import secrets
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,6 +27,46 @@ PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 USERS = {"admin": "admin", "viewer": "viewer"}           # username -> SimpleAuthManager role
 PASSWORDS = {"admin": "admin-pass-4711", "viewer": "viewer-pass-4711"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_api_server(env: dict[str, str], log_path: Path, timeout_s: float = 180):
+    """A real `airflow api-server` on a free loopback port, in its own process group; yields its base URL once it
+    answers /api/v2/monitor/health, and stops it (and its workers) whatever the test did."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([airflow_bin(), "api-server", "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"api-server did not answer in {timeout_s:.0f} s:\n{log_path.read_text()[-4000:]}")
+            time.sleep(1)
+        yield base
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
 
 
 def airflow_bin() -> str:

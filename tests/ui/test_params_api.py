@@ -6,26 +6,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 
 import httpx
 import pytest
 
-from tests.ui.conftest import PASSWORDS, REPO, airflow_bin
+from tests.ui.conftest import PASSWORDS, REPO, airflow_bin, running_api_server
 
 pytestmark = pytest.mark.slow
 
 DAG_ID = "mlperf_llama31_8b"
 TRIGGER = f"/api/v2/dags/{DAG_ID}/dagRuns"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,26 +37,7 @@ def api(airflow_home, tmp_path_factory):
     done = subprocess.run([airflow_bin(), "dags", "reserialize"], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    port = _free_port()
-    log_path = work / "api-server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([airflow_bin(), "api-server", "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"api-server did not answer in 180 s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(1)
+    with running_api_server(env, work / "api-server.log") as base:
         token = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": PASSWORDS["admin"]},
                            timeout=30)
         assert token.status_code == 201, token.text
@@ -75,14 +47,6 @@ def api(airflow_home, tmp_path_factory):
         assert dag.status_code == 200, f"{dag.text}\n{done.stdout[-2000:]}"
         yield client
         client.close()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 def _runs(api) -> int:

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.ui.conftest import PASSWORDS, REPO, airflow_bin
+from tests.ui.conftest import PASSWORDS, REPO, airflow_bin, running_api_server
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +34,6 @@ with DAG("ui_probe", schedule=None):
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(airflow_home, tmp_path_factory):
     from tests.ui.seed import seed_history
@@ -50,42 +41,15 @@ def server(airflow_home, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("ui-history")
     history_url = f"sqlite:///{data_dir / 'history.sqlite'}"
     seeded = seed_history(history_url, data_dir / "artifacts")
-    port = free_port()
-    log_path = data_dir / "api-server.log"
     env = {**os.environ, **airflow_home["env"], "PYTHONPATH": airflow_home["pythonpath"],
            "MLPERF_HISTORY_URL": history_url, "MLPERF_ARTIFACTS_DIR": str(data_dir / "artifacts")}
     # A DAG whose runs get the plugin's "Benchmark report" tab (the tab shows on every DAG run).
     (airflow_home["home"] / "dags" / "ui_probe.py").write_text(PROBE_DAG)
     subprocess.run([airflow_bin(), "dags", "reserialize"], env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=300)
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([airflow_bin(), "api-server", "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"api-server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"api-server did not answer in 180 s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(1)
+    log_path = data_dir / "api-server.log"
+    with running_api_server(env, log_path) as base:
         yield {"base": base, "seeded": seeded, "log": log_path}
-    finally:
-        # Stop the server and its workers (its own process group, started above).
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
