@@ -319,10 +319,10 @@ def report_task(plan: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any
 
 def record_task(history_url: str, plan: dict[str, Any], analysis: dict[str, Any], paths: dict[str, Any] | None, *,
                 dag_id: str, run_type: str, logical_date: Any) -> dict[str, Any]:
-    meta = run_meta(Analysis.from_dict(analysis), dag_id=dag_id,
-                    trigger="scheduled" if "scheduled" in str(run_type) else "manual", logical_date=logical_date,
-                    params=plan["params"], report_path=(paths or {}).get("html"))
-    return record(history_url, Analysis.from_dict(analysis), meta)
+    result = Analysis.from_dict(analysis)
+    meta = run_meta(result, dag_id=dag_id, trigger="scheduled" if "scheduled" in str(run_type) else "manual",
+                    logical_date=logical_date, params=plan["params"], report_path=(paths or {}).get("html"))
+    return record(history_url, result, meta)
 
 
 __all__ = ["Analysis", "ANALYSIS_JSON", "ReportPaths", "analyse", "parse", "parse_folder", "parse_plan", "score",
