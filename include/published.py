@@ -1,0 +1,150 @@
+"""Published MLPerf Inference results for llama3.1-8b: the reference a nightly run is seen against.
+
+The data is `include/data/mlperf_published_llama3.1-8b.csv`, one row per (round, system, scenario) of MLCommons'
+results table, each with the URL of the LoadGen summary it was checked against (include/data/README.md says how the
+file was built and how to refresh it). A run is matched to published rows through its accelerator key
+(`include.accelerators.lookup(name).key`) and its scenario.
+
+The loader refuses a broken file with the row and the field, so a bad refresh fails the tests, not the page.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from include import accelerators
+from include import mlperf_rules as rules
+from include.metrics import METRICS
+
+DEFAULT_PATH = Path(__file__).resolve().parent / "data" / f"mlperf_published_{rules.BENCHMARK}.csv"
+DIVISIONS = ("closed", "open")
+AVAILABILITIES = ("available", "preview", "rdi")         # MLCommons' availability categories
+SOURCE_PREFIX = "https://github.com/mlcommons/"
+# The per-accelerator figure is stored rounded to 0.1 tokens/s; a stored figure further than this from
+# tokens_per_s / accelerator_count is an error in the file.
+PER_ACCELERATOR_TOLERANCE = 0.051
+TOKENS_UNIT = METRICS["tokens_per_second"].unit
+
+
+@dataclass(frozen=True)
+class PublishedResult:
+    """One published result: a system in one scenario of one MLPerf round.
+
+    `accelerator` is the key of include/accelerators.py where that table knows the chip ("H200", "B200", "CPU"
+    for a CPU-only system), else the name as MLCommons publishes it. `accelerator_count` and
+    `tokens_per_s_per_accelerator` are None for CPU-only systems: there is no accelerator to divide by.
+    """
+
+    round: str                          # "v5.1"
+    division: str                       # closed | open
+    availability: str                   # available | preview | rdi
+    submitter: str
+    system: str                         # the system name as the results table gives it
+    accelerator: str
+    accelerator_count: int | None       # accelerators in the whole system (all nodes)
+    engine: str                         # TensorRT-LLM, vLLM, PyTorch...
+    scenario: str                       # one of include.mlperf_rules.SCENARIOS
+    tokens_per_s: float                 # the results table's figure (Offline: tokens/s; Server, Interactive:
+    #                                     completed tokens/s)
+    tokens_per_s_per_accelerator: float | None
+    source_url: str                     # the mlperf_log_summary.txt the figure was checked against
+    software: str = ""                  # the software stack as published, unchanged
+
+    def label(self) -> str:
+        """The line a chart prints beside the reference: "MLPerf v5.1, 8x H200 TensorRT-LLM: 7,288 tokens/s per
+        accelerator"."""
+        if self.tokens_per_s_per_accelerator is None:
+            return f"MLPerf {self.round}, {self.system} {self.engine}: {self.tokens_per_s:,.0f} {TOKENS_UNIT}"
+        return (f"MLPerf {self.round}, {self.accelerator_count}x {self.accelerator} {self.engine}: "
+                f"{self.tokens_per_s_per_accelerator:,.0f} {TOKENS_UNIT} per accelerator")
+
+
+class PublishedDataError(ValueError):
+    """The published-results file is broken: the message names the file, the row and the field."""
+
+
+COLUMNS = tuple(f.name for f in fields(PublishedResult))
+
+
+def load_published(path: str | Path | None = None) -> list[PublishedResult]:
+    """Every row of the published-results file (the committed one by default), validated."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise PublishedDataError(f"{path}: missing column(s) {', '.join(missing)}; the header must be "
+                                     f"{','.join(COLUMNS)}")
+        # Row numbers as a spreadsheet or an editor shows them: the header is line 1.
+        return [_parse_row(path, line, row) for line, row in enumerate(reader, start=2)]
+
+
+def best_per_accelerator(results: list[PublishedResult], accelerator: str, scenario: str,
+                         round: str | None = None) -> PublishedResult | None:
+    """The published system with the most tokens/s per accelerator for one accelerator key and scenario (and
+    round, when given); None when nothing was published for it."""
+    candidates = [r for r in results
+                  if r.accelerator == accelerator and r.scenario == scenario
+                  and r.tokens_per_s_per_accelerator is not None and (round is None or r.round == round)]
+    return max(candidates, key=lambda r: r.tokens_per_s_per_accelerator, default=None)
+
+
+def normalise_accelerator(published_name: str) -> str:
+    """Our accelerator key for a name as MLCommons publishes it ("NVIDIA H200-SXM-141GB" -> "H200"); an empty name
+    is a CPU-only system; a chip include/accelerators.py does not know keeps its published name."""
+    if not published_name.strip():
+        return accelerators.ACCELERATORS["CPU"].key
+    known = accelerators.lookup(published_name)
+    return known.key if known else published_name.strip()
+
+
+def _parse_row(path: Path, line: int, row: dict[str, str]) -> PublishedResult:
+    def fail(field: str, problem: str) -> PublishedDataError:
+        return PublishedDataError(f"{path}, row {line} ({row.get('submitter', '?')} {row.get('system', '?')} "
+                                  f"{row.get('scenario', '?')}): field {field!r} {problem}")
+
+    def text(field: str, allowed: tuple[str, ...] | None = None) -> str:
+        value = (row.get(field) or "").strip()
+        if not value:
+            raise fail(field, "is empty")
+        if allowed is not None and value not in allowed:
+            raise fail(field, f"is {value!r}; expected one of {', '.join(allowed)}")
+        return value
+
+    def number(field: str, cast: type) -> float | int | None:
+        value = (row.get(field) or "").strip()
+        if not value:
+            return None
+        try:
+            parsed = cast(value)
+        except ValueError:
+            raise fail(field, f"is {value!r}, not a {'whole ' if cast is int else ''}number") from None
+        if not (math.isfinite(parsed) and parsed > 0):
+            raise fail(field, f"is {value!r}; it must be greater than 0")
+        return parsed
+
+    accelerator = text("accelerator")
+    count = number("accelerator_count", int)
+    tokens = number("tokens_per_s", float)
+    if tokens is None:
+        raise fail("tokens_per_s", "is empty")
+    per_accelerator = number("tokens_per_s_per_accelerator", float)
+    if count is None:
+        if accelerator != accelerators.ACCELERATORS["CPU"].key:
+            raise fail("accelerator_count", f"is empty for accelerator {accelerator!r}; only CPU-only systems "
+                                            "have none")
+        if per_accelerator is not None:
+            raise fail("tokens_per_s_per_accelerator", "is set on a system without accelerators; leave it empty")
+    elif per_accelerator is None or abs(per_accelerator - tokens / count) > PER_ACCELERATOR_TOLERANCE:
+        raise fail("tokens_per_s_per_accelerator", f"is {row.get('tokens_per_s_per_accelerator')!r}; "
+                                                   f"tokens_per_s / accelerator_count = {tokens / count:.1f}")
+    source = text("source_url")
+    if not source.startswith(SOURCE_PREFIX):
+        raise fail("source_url", f"is {source!r}; it must be a file of MLCommons' results ({SOURCE_PREFIX}...)")
+    return PublishedResult(
+        round=text("round"), division=text("division", DIVISIONS), availability=text("availability", AVAILABILITIES),
+        submitter=text("submitter"), system=text("system"), accelerator=accelerator, accelerator_count=count,
+        engine=text("engine"), scenario=text("scenario", rules.SCENARIOS), tokens_per_s=tokens,
+        tokens_per_s_per_accelerator=per_accelerator, source_url=source, software=(row.get("software") or "").strip())

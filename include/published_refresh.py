@@ -1,0 +1,104 @@
+"""Rebuild the published-results file from a checkout of an MLCommons results repository, for a new round.
+
+    git clone --depth 1 https://github.com/mlcommons/inference_results_v6.0 /tmp/v6.0
+    PYTHONPATH=. python -m include.published_refresh /tmp/v6.0 --round v6.0 --commit $(git -C /tmp/v6.0 rev-parse HEAD)
+
+Reads the round's results table (`summary_results.json`), keeps the closed-division datacenter llama3.1-8b rows,
+checks each figure against the LoadGen summary it came from (the figure, and that LoadGen called the run VALID), and
+replaces that round's rows in the CSV; other rounds' rows are kept. Any disagreement stops the refresh.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from include import loadgen_logs
+from include import mlperf_rules as rules
+from include.published import COLUMNS, DEFAULT_PATH, PublishedResult, load_published, normalise_accelerator
+
+SUMMARY_TABLE = "summary_results.json"
+RUN_SUMMARY = "performance/run_1/mlperf_log_summary.txt"
+# The table's figures carry six significant digits, the LoadGen summary two decimals: a figure agrees when it is
+# within both roundings.
+RELATIVE_TOLERANCE = 1e-5
+SUMMARY_ROUNDING = 0.005
+# The engine a software string names. NVIDIA's table entries say "TensorRT x.y", but their llama3.1-8b harness runs
+# TensorRT-LLM (closed/NVIDIA/README.md: "Using TRTLLM serve (used for Deepseek-R1 and Llama3.1-8b)"). First match
+# wins: "vLLM 0.9.0, PyTorch 2.7.0" is vLLM.
+ENGINES = (("sglang", "SGLang"), ("vllm", "vLLM"), ("tensorrt", "TensorRT-LLM"), ("pytorch", "PyTorch"))
+
+
+def engine_of(software: str) -> str:
+    lowered = software.lower()
+    return next((engine for needle, engine in ENGINES if needle in lowered), software)
+
+
+def measured_tokens_per_s(summary: Path, scenario: str) -> float:
+    """The tokens/s LoadGen printed in a run's summary; refuses a run LoadGen did not call VALID."""
+    fields = loadgen_logs.read_summary(summary)
+    if fields.get("Result is") != "VALID":
+        raise ValueError(f"{summary}: 'Result is' is {fields.get('Result is')!r}, not VALID")
+    key = rules.SUMMARY_TOKENS_KEY[rules.LOADGEN_SCENARIO.get(scenario, scenario)]
+    return float(fields[key])
+
+
+def results_from_checkout(checkout: Path, round_name: str, commit: str) -> list[PublishedResult]:
+    table = json.loads((checkout / SUMMARY_TABLE).read_text(encoding="utf-8"))
+    out = []
+    for entry in table:
+        if (entry["Model"], entry["Category"], entry["Suite"]) != (rules.BENCHMARK, "closed", "datacenter"):
+            continue
+        scenario, published = entry["Scenario"], float(entry["Performance_Result"])
+        # v5.1 locates a result by its scenario folder, v6.0 by "./<scenario folder>/performance/run_1".
+        scenario_dir = entry["Location"].removeprefix("./").removesuffix("/" + str(Path(RUN_SUMMARY).parent))
+        summary_path = f"{scenario_dir}/{RUN_SUMMARY}"
+        measured = measured_tokens_per_s(checkout / summary_path, scenario)
+        if abs(measured - published) > RELATIVE_TOLERANCE * measured + SUMMARY_ROUNDING:
+            raise ValueError(f"{summary_path}: LoadGen printed {measured} tokens/s, the results table {published}")
+        # "Total Accelerators" since v6.0; before, a# is per node.
+        count = entry.get("Total Accelerators") or (entry["a#"] and int(entry["a#"]) * int(entry["Nodes"]))
+        count = int(count) if count else None
+        out.append(PublishedResult(
+            round=round_name, division=entry["Category"], availability=entry["Availability"],
+            submitter=entry["Submitter"], system=entry["System"],
+            accelerator=normalise_accelerator(entry["Accelerator"] if count else ""), accelerator_count=count,
+            engine=engine_of(entry["Software"]), scenario=scenario, tokens_per_s=published,
+            tokens_per_s_per_accelerator=round_per_accelerator(published, count),
+            source_url=f"https://github.com/mlcommons/inference_results_{round_name}/blob/{commit}/{summary_path}",
+            software=entry["Software"]))
+    return out
+
+
+def round_per_accelerator(tokens_per_s: float, count: int | None) -> float | None:
+    return None if count is None else round(tokens_per_s / count, 1)
+
+
+def write(path: Path, results: list[PublishedResult]) -> None:
+    results = sorted(results, key=lambda r: (r.round, r.accelerator, r.scenario, -r.tokens_per_s, r.submitter))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for r in results:
+            writer.writerow(["" if getattr(r, c) is None else getattr(r, c) for c in COLUMNS])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkout", type=Path, help="a checkout of mlcommons/inference_results_<round>")
+    parser.add_argument("--round", required=True, help="the round as MLCommons names it, e.g. v6.0")
+    parser.add_argument("--commit", required=True, help="the checkout's commit, pinned in every source URL")
+    parser.add_argument("--out", type=Path, default=DEFAULT_PATH)
+    args = parser.parse_args(argv)
+    new = results_from_checkout(args.checkout, args.round, args.commit)
+    kept = [r for r in load_published(args.out) if r.round != args.round] if args.out.exists() else []
+    write(args.out, kept + new)
+    load_published(args.out)
+    print(f"{args.out}: {len(new)} {args.round} rows, {len(kept)} rows of other rounds kept")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
