@@ -32,9 +32,8 @@ TOKENS_UNIT = METRICS["tokens_per_second"].unit
 class PublishedResult:
     """One published result: a system in one scenario of one MLPerf round.
 
-    `accelerator` is the key of include/accelerators.py where that table knows the chip ("H200", "B200", "CPU"
-    for a CPU-only system), else the name as MLCommons publishes it. `accelerator_count` and
-    `tokens_per_s_per_accelerator` are None for CPU-only systems: there is no accelerator to divide by.
+    `accelerator` is the key of include/accelerators.py where that table knows the chip ("H200", "B200"), else the
+    name as MLCommons publishes it. CPU-only systems are not in the file: they have no accelerator to divide by.
     """
 
     round: str                          # "v5.1"
@@ -43,20 +42,18 @@ class PublishedResult:
     submitter: str
     system: str                         # the system name as the results table gives it
     accelerator: str
-    accelerator_count: int | None       # accelerators in the whole system (all nodes)
+    accelerator_count: int              # accelerators in the whole system (all nodes)
     engine: str                         # TensorRT-LLM, vLLM, PyTorch...
     scenario: str                       # one of include.mlperf_rules.SCENARIOS
     tokens_per_s: float                 # the results table's figure (Offline: tokens/s; Server, Interactive:
     #                                     completed tokens/s)
-    tokens_per_s_per_accelerator: float | None
+    tokens_per_s_per_accelerator: float
     source_url: str                     # the mlperf_log_summary.txt the figure was checked against
     software: str = ""                  # the software stack as published, unchanged
 
     def label(self) -> str:
         """The line a chart prints beside the reference: "MLPerf v5.1, 8x H200 TensorRT-LLM: 7,288 tokens/s per
         accelerator"."""
-        if self.tokens_per_s_per_accelerator is None:
-            return f"MLPerf {self.round}, {self.system} {self.engine}: {self.tokens_per_s:,.0f} {TOKENS_UNIT}"
         return (f"MLPerf {self.round}, {self.accelerator_count}x {self.accelerator} {self.engine}: "
                 f"{self.tokens_per_s_per_accelerator:,.0f} {TOKENS_UNIT} per accelerator")
 
@@ -85,17 +82,14 @@ def best_per_accelerator(results: list[PublishedResult], accelerator: str, scena
                          round: str | None = None) -> PublishedResult | None:
     """The published system with the most tokens/s per accelerator for one accelerator key and scenario (and
     round, when given); None when nothing was published for it."""
-    candidates = [r for r in results
-                  if r.accelerator == accelerator and r.scenario == scenario
-                  and r.tokens_per_s_per_accelerator is not None and (round is None or r.round == round)]
+    candidates = [r for r in results if r.accelerator == accelerator and r.scenario == scenario
+                  and (round is None or r.round == round)]
     return max(candidates, key=lambda r: r.tokens_per_s_per_accelerator, default=None)
 
 
 def normalise_accelerator(published_name: str) -> str:
-    """Our accelerator key for a name as MLCommons publishes it ("NVIDIA H200-SXM-141GB" -> "H200"); an empty name
-    is a CPU-only system; a chip include/accelerators.py does not know keeps its published name."""
-    if not published_name.strip():
-        return accelerators.ACCELERATORS["CPU"].key
+    """Our accelerator key for a name as MLCommons publishes it ("NVIDIA H200-SXM-141GB" -> "H200"); a chip
+    include/accelerators.py does not know keeps its published name."""
     known = accelerators.lookup(published_name)
     return known.key if known else published_name.strip()
 
@@ -113,10 +107,10 @@ def _parse_row(path: Path, line: int, row: dict[str, str]) -> PublishedResult:
             raise fail(field, f"is {value!r}; expected one of {', '.join(allowed)}")
         return value
 
-    def number(field: str, cast: type) -> float | int | None:
+    def number(field: str, cast: type) -> float | int:
         value = (row.get(field) or "").strip()
         if not value:
-            return None
+            raise fail(field, "is empty")
         try:
             parsed = cast(value)
         except ValueError:
@@ -128,16 +122,8 @@ def _parse_row(path: Path, line: int, row: dict[str, str]) -> PublishedResult:
     accelerator = text("accelerator")
     count = number("accelerator_count", int)
     tokens = number("tokens_per_s", float)
-    if tokens is None:
-        raise fail("tokens_per_s", "is empty")
     per_accelerator = number("tokens_per_s_per_accelerator", float)
-    if count is None:
-        if accelerator != accelerators.ACCELERATORS["CPU"].key:
-            raise fail("accelerator_count", f"is empty for accelerator {accelerator!r}; only CPU-only systems "
-                                            "have none")
-        if per_accelerator is not None:
-            raise fail("tokens_per_s_per_accelerator", "is set on a system without accelerators; leave it empty")
-    elif per_accelerator is None or abs(per_accelerator - tokens / count) > PER_ACCELERATOR_TOLERANCE:
+    if abs(per_accelerator - tokens / count) > PER_ACCELERATOR_TOLERANCE:
         raise fail("tokens_per_s_per_accelerator", f"is {row.get('tokens_per_s_per_accelerator')!r}; "
                                                    f"tokens_per_s / accelerator_count = {tokens / count:.1f}")
     source = text("source_url")

@@ -3,9 +3,10 @@
     git clone --depth 1 https://github.com/mlcommons/inference_results_v6.0 /tmp/v6.0
     PYTHONPATH=. python -m include.published_refresh /tmp/v6.0 --round v6.0 --commit $(git -C /tmp/v6.0 rev-parse HEAD)
 
-Reads the round's results table (`summary_results.json`), keeps the closed-division datacenter llama3.1-8b rows,
-checks each figure against the LoadGen summary it came from (the figure, and that LoadGen called the run VALID), and
-replaces that round's rows in the CSV; other rounds' rows are kept. Any disagreement stops the refresh.
+Reads the round's results table (`summary_results.json`), keeps the closed-division datacenter llama3.1-8b rows
+of systems with accelerators (a CPU-only system has no per-accelerator figure to set a run against), checks each
+figure against the LoadGen summary it came from (the figure, and that LoadGen called the run VALID), and replaces
+that round's rows in the CSV; other rounds' rows are kept. Any disagreement stops the refresh.
 """
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ def results_from_checkout(checkout: Path, round_name: str, commit: str) -> list[
     for entry in table:
         if (entry["Model"], entry["Category"], entry["Suite"]) != (rules.BENCHMARK, "closed", "datacenter"):
             continue
+        # "Total Accelerators" since v6.0; before, a# is per node. Empty for a CPU-only system.
+        count = entry.get("Total Accelerators") or (entry["a#"] and int(entry["a#"]) * int(entry["Nodes"]))
+        if not count:
+            continue
         scenario, published = entry["Scenario"], float(entry["Performance_Result"])
         # v5.1 locates a result by its scenario folder, v6.0 by "./<scenario folder>/performance/run_1".
         scenario_dir = entry["Location"].removeprefix("./").removesuffix("/" + str(Path(RUN_SUMMARY).parent))
@@ -58,22 +63,15 @@ def results_from_checkout(checkout: Path, round_name: str, commit: str) -> list[
         measured = measured_tokens_per_s(checkout / summary_path, scenario)
         if abs(measured - published) > RELATIVE_TOLERANCE * measured + SUMMARY_ROUNDING:
             raise ValueError(f"{summary_path}: LoadGen printed {measured} tokens/s, the results table {published}")
-        # "Total Accelerators" since v6.0; before, a# is per node.
-        count = entry.get("Total Accelerators") or (entry["a#"] and int(entry["a#"]) * int(entry["Nodes"]))
-        count = int(count) if count else None
         out.append(PublishedResult(
             round=round_name, division=entry["Category"], availability=entry["Availability"],
             submitter=entry["Submitter"], system=entry["System"],
-            accelerator=normalise_accelerator(entry["Accelerator"] if count else ""), accelerator_count=count,
+            accelerator=normalise_accelerator(entry["Accelerator"]), accelerator_count=int(count),
             engine=engine_of(entry["Software"]), scenario=scenario, tokens_per_s=published,
-            tokens_per_s_per_accelerator=round_per_accelerator(published, count),
+            tokens_per_s_per_accelerator=round(published / int(count), 1),
             source_url=f"https://github.com/mlcommons/inference_results_{round_name}/blob/{commit}/{summary_path}",
             software=entry["Software"]))
     return out
-
-
-def round_per_accelerator(tokens_per_s: float, count: int | None) -> float | None:
-    return None if count is None else round(tokens_per_s / count, 1)
 
 
 def write(path: Path, results: list[PublishedResult]) -> None:
@@ -82,7 +80,7 @@ def write(path: Path, results: list[PublishedResult]) -> None:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(COLUMNS)
         for r in results:
-            writer.writerow(["" if getattr(r, c) is None else getattr(r, c) for c in COLUMNS])
+            writer.writerow([getattr(r, c) for c in COLUMNS])
 
 
 def main(argv: list[str] | None = None) -> int:

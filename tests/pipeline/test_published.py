@@ -45,10 +45,7 @@ def test_every_row_cites_the_loadgen_summary_of_its_round_and_scenario(results) 
 
 def test_per_accelerator_figure_is_result_over_count(results) -> None:
     for r in results:
-        if r.accelerator == "CPU":
-            assert r.accelerator_count is None and r.tokens_per_s_per_accelerator is None
-        else:
-            assert r.tokens_per_s_per_accelerator == round(r.tokens_per_s / r.accelerator_count, 1), r
+        assert r.tokens_per_s_per_accelerator == round(r.tokens_per_s / r.accelerator_count, 1), r
 
 
 def test_best_v51_h200_offline_per_gpu_is_hpes_xd670(results) -> None:
@@ -75,7 +72,6 @@ def test_published_names_map_to_our_accelerator_keys() -> None:
     assert normalise_accelerator("NVIDIA H200-NVL-141GB") == "H200-NVL"
     assert normalise_accelerator("NVIDIA H100-SXM-80GB") == "H100-SXM"
     assert normalise_accelerator("NVIDIA B200-SXM-180GB") == "B200"
-    assert normalise_accelerator("") == "CPU"
     assert normalise_accelerator("NVIDIA B300-SXM-270GB") == "NVIDIA B300-SXM-270GB"
 
 
@@ -97,7 +93,8 @@ def _copy_with(tmp_path: Path, field: str, value: str, row_index: int = 3) -> Pa
     ("scenario", "offline", "expected one of Offline, Server"),
     ("tokens_per_s", "fast", "not a number"),
     ("tokens_per_s", "-3", "greater than 0"),
-    ("accelerator_count", "", "only CPU-only systems have none"),
+    ("accelerator_count", "", "is empty"),
+    ("accelerator_count", "8.5", "not a whole number"),
     ("source_url", "https://example.com/x", "MLCommons' results"),
     ("division", "", "is empty"),
 ])
