@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -22,6 +23,7 @@ DEFAULT_PATH = Path(__file__).resolve().parent / "data" / f"mlperf_published_{ru
 DIVISIONS = ("closed", "open")
 AVAILABILITIES = ("available", "preview", "rdi")         # MLCommons' availability categories
 SOURCE_PREFIX = "https://github.com/mlcommons/"
+ROUND = re.compile(r"v\d+\.\d+")                          # MLCommons' round names: v5.1, v6.0
 # The per-accelerator figure is stored rounded to 0.1 tokens/s; a stored figure further than this from
 # tokens_per_s / accelerator_count is an error in the file.
 PER_ACCELERATOR_TOLERANCE = 0.051
@@ -68,6 +70,8 @@ COLUMNS = tuple(f.name for f in fields(PublishedResult))
 def load_published(path: str | Path | None = None) -> list[PublishedResult]:
     """Every row of the published-results file (the committed one by default), validated."""
     path = Path(path) if path is not None else DEFAULT_PATH
+    if not path.is_file():
+        raise PublishedDataError(f"{path}: no such file; the committed one is {DEFAULT_PATH}")
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
@@ -75,7 +79,16 @@ def load_published(path: str | Path | None = None) -> list[PublishedResult]:
             raise PublishedDataError(f"{path}: missing column(s) {', '.join(missing)}; the header must be "
                                      f"{','.join(COLUMNS)}")
         # Row numbers as a spreadsheet or an editor shows them: the header is line 1.
-        return [_parse_row(path, line, row) for line, row in enumerate(reader, start=2)]
+        results = [_parse_row(path, line, row) for line, row in enumerate(reader, start=2)]
+    # One row per result: a system name may appear twice in a round (HPE's v6.0 DL385 with two TensorRT versions),
+    # a result file only once.
+    seen: dict[str, int] = {}
+    for line, r in enumerate(results, start=2):
+        if r.source_url in seen:
+            raise PublishedDataError(f"{path}, row {line}: the result {r.source_url} is already row "
+                                     f"{seen[r.source_url]}; one row per result")
+        seen[r.source_url] = line
+    return results
 
 
 def best_per_accelerator(results: list[PublishedResult], accelerator: str, scenario: str,
@@ -129,8 +142,11 @@ def _parse_row(path: Path, line: int, row: dict[str, str]) -> PublishedResult:
     source = text("source_url")
     if not source.startswith(SOURCE_PREFIX):
         raise fail("source_url", f"is {source!r}; it must be a file of MLCommons' results ({SOURCE_PREFIX}...)")
+    round_name = text("round")
+    if not ROUND.fullmatch(round_name):
+        raise fail("round", f"is {round_name!r}; MLCommons names rounds like v5.1")
     return PublishedResult(
-        round=text("round"), division=text("division", DIVISIONS), availability=text("availability", AVAILABILITIES),
+        round=round_name, division=text("division", DIVISIONS), availability=text("availability", AVAILABILITIES),
         submitter=text("submitter"), system=text("system"), accelerator=accelerator, accelerator_count=count,
         engine=text("engine"), scenario=text("scenario", rules.SCENARIOS), tokens_per_s=tokens,
         tokens_per_s_per_accelerator=per_accelerator, source_url=source, software=(row.get("software") or "").strip())

@@ -97,6 +97,7 @@ def _copy_with(tmp_path: Path, field: str, value: str, row_index: int = 3) -> Pa
     ("accelerator_count", "8.5", "not a whole number"),
     ("source_url", "https://example.com/x", "MLCommons' results"),
     ("division", "", "is empty"),
+    ("round", "5.1", "like v5.1"),
 ])
 def test_a_broken_row_is_named_with_its_field(tmp_path: Path, field: str, value: str, says: str | None) -> None:
     path = _copy_with(tmp_path, field, value)
@@ -115,6 +116,16 @@ def test_a_missing_column_is_named(tmp_path: Path) -> None:
     path.write_text(",".join(c for c in COLUMNS if c != "source_url") + "\n", encoding="utf-8")
     with pytest.raises(PublishedDataError, match="missing column.s. source_url"):
         load_published(path)
+
+
+def test_a_duplicate_row_and_a_missing_file_are_named(tmp_path: Path) -> None:
+    lines = DEFAULT_PATH.read_text(encoding="utf-8").splitlines(keepends=True)
+    path = tmp_path / "published.csv"
+    path.write_text("".join(lines[:3] + [lines[2]]), encoding="utf-8")
+    with pytest.raises(PublishedDataError, match=r", row 4: the result https://.* is already row 3; one row per"):
+        load_published(path)
+    with pytest.raises(PublishedDataError, match="no such file"):
+        load_published(tmp_path / "absent.csv")
 
 
 def _checkout(tmp_path: Path, published_fixtures: Path, figure: float) -> Path:
