@@ -6,6 +6,9 @@
 ARTIFACTS_DIR is one pipeline run's folder (<branch>/<node>/<scenario>/<mode>/) or any folder of LoadGen logs (an
 MLPerf submission's <scenario>/performance/run_1/, another harness's output). The same pipeline as the DAG's.
 
+    python -m include submission RUN_DIR --out DIR [--model DIR --dataset FILE]   (the MLPerf submission tree)
+    python -m include submission --check DIR                                      (our check of a tree)
+
 Exit status of `report`: 0 every run completed (VALID or INVALID: LoadGen's verdict is in the report),
 1 a run failed or is missing, 2 bad usage, 3 no run was readable. The report is written in cases 0, 1 and 3.
 """
@@ -35,6 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--threshold-pct", type=float, default=pipeline.DEFAULT_THRESHOLD_PCT,
                         help="smallest change counted as a regression, in percent (default %(default)s)")
     report.add_argument("--record", action="store_true", help="also record the run in the history store")
+    submission = sub.add_parser(
+        "submission", help="lay out one pipeline run as an MLPerf submission tree, or check a tree",
+        description="Deploy-time fields (division, submitter, status, system description file) come from "
+                    "MLPERF_SUBMISSION_DIVISION, MLPERF_SUBMITTER, MLPERF_SYSTEM_STATUS and MLPERF_SYSTEM_DESCRIPTION. "
+                    "Exit status: 0 the tree passes the check, 1 it has problems (each printed with the rule and "
+                    "the file), 2 bad usage, 3 no completed run to lay out.")
+    submission.add_argument("artifacts_dir", type=Path, nargs="?", help="one pipeline run's artefacts folder")
+    submission.add_argument("--out", type=Path, help="folder to write the tree into (<out>/<division>/<submitter>/)")
+    submission.add_argument("--check", type=Path, metavar="DIR", help="only check the tree under DIR")
+    submission.add_argument("--model", help="model directory: scores unscored accuracy runs, TEST06's EOS token")
+    submission.add_argument("--dataset", help="the data set JSON (references for scoring accuracy runs)")
     from include import plan_commands
     plan_commands.add_parser(sub)      # python -m include plan [--commands]: the DAG's plan, or its commands
     return parser
@@ -78,10 +92,55 @@ def report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def submission(args: argparse.Namespace) -> int:
+    from include import deployment
+    from include.submission import checker, run
+
+    if args.check is not None:
+        if args.artifacts_dir is not None or args.out is not None:
+            print("error: --check DIR takes no run folder and no --out", file=sys.stderr)
+            return EXIT_USAGE
+        if not args.check.is_dir():
+            print(f"error: --check {args.check}: not a directory", file=sys.stderr)
+            return EXIT_USAGE
+        result = run.check_result(args.check, checker.check(args.check))
+    else:
+        if args.artifacts_dir is None or args.out is None:
+            print("error: give a run folder and --out DIR, or --check DIR", file=sys.stderr)
+            return EXIT_USAGE
+        if not args.artifacts_dir.is_dir():
+            print(f"error: {args.artifacts_dir} is not a directory", file=sys.stderr)
+            return EXIT_USAGE
+        records = pipeline.parse_folder(args.artifacts_dir)
+        if args.model and args.dataset:
+            records = pipeline.score(records, args.model, args.dataset)
+        if not any(r.status == "completed" and r.sut is not None for r in records):
+            print(f"error: no completed run with result.json under {args.artifacts_dir}", file=sys.stderr)
+            return EXIT_NOTHING_READABLE
+        try:
+            result = run.make(records, args.out, run.deploy_fields(deployment.load()), args.model)
+        except (deployment.DeploymentError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        for system in result["systems"]:
+            print(f"system {system['system_id']}: {', '.join(system['scenarios'])}"
+                  + (f"; fields nobody recorded: {', '.join(system['missing_fields'])}" if system["missing_fields"]
+                     else ""))
+        for line in result["skipped"]:
+            print(f"not laid out: {line}")
+        print(f"tree: {args.out}")
+    for line in result["problems"]:
+        print(f"FAIL {line}")
+    print(result["line"])
+    return EXIT_OK if result["passed"] else EXIT_RUN_FAILED
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "report":
         return report(args)
+    if args.command == "submission":
+        return submission(args)
     if args.command == "plan":
         from include import plan_commands
         return plan_commands.main(args)

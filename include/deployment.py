@@ -23,6 +23,10 @@ static), where artefacts, weights and the data set are, and the profile that cho
 | MLPERF_RETRIES | 1 | Airflow retries of every task (bad input, SUT exit 2, is never retried) |
 | MLPERF_RETRY_DELAY_S | 300 | delay between retries |
 | MLPERF_NOTIFY_WEBHOOK | (none) | URL that receives the run summary as JSON (a secret: never logged) |
+| MLPERF_SUBMISSION_DIVISION | open | MLPerf division of the submission tree: closed, open or network |
+| MLPERF_SUBMITTER | (none) | the organisation's name as MLCommons knows it (the tree's folder and systems' `submitter`) |
+| MLPERF_SYSTEM_STATUS | (none) | availability of the systems: available, preview or rdi |
+| MLPERF_SYSTEM_DESCRIPTION | (none) | JSON file of the system fields only a person knows (cooling, storage, networking, ...) |
 """
 from __future__ import annotations
 
@@ -31,6 +35,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from include import mlperf_rules
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +69,10 @@ class Deployment:
     retries: int = 1
     retry_delay_s: int = 300
     notify_webhook: str | None = field(default=None, repr=False)   # a secret
+    division: str = "open"
+    submitter: str | None = None
+    system_status: str | None = None
+    system_description: str | None = None          # path of a JSON file of hand-written system fields
 
     def pool(self, node: str) -> str:
         """One pool of one slot per GPU node: two benchmarks never share a GPU."""
@@ -97,6 +107,10 @@ def _choice(env: dict, name: str, default: str, choices: tuple[str, ...]) -> str
     if value not in choices:
         raise DeploymentError(f"{name}={value!r}: expected one of {', '.join(choices)}")
     return value
+
+
+def _optional_choice(env: dict, name: str, choices: tuple[str, ...]) -> str | None:
+    return _choice(env, name, choices[0], choices) if env.get(name, "").strip() else None
 
 
 def count_dataset(path: str) -> int | None:
@@ -155,6 +169,10 @@ def load(env: dict | None = None) -> Deployment:
         retries=_int(env, "MLPERF_RETRIES", 1),
         retry_delay_s=_int(env, "MLPERF_RETRY_DELAY_S", 300),
         notify_webhook=env.get("MLPERF_NOTIFY_WEBHOOK") or None,
+        division=_choice(env, "MLPERF_SUBMISSION_DIVISION", "open", mlperf_rules.DIVISIONS),
+        submitter=env.get("MLPERF_SUBMITTER", "").strip() or None,
+        system_status=_optional_choice(env, "MLPERF_SYSTEM_STATUS", mlperf_rules.AVAILABILITIES),
+        system_description=env.get("MLPERF_SYSTEM_DESCRIPTION", "").strip() or None,
     )
 
 

@@ -85,3 +85,54 @@ DETAIL_TPOT_P99_KEY = "result_time_per_output_token_99.00_percentile_ns"
 MULTIPLE_CONF_ERROR = "Multiple conf files are used"
 
 COMPLIANCE_TESTS = ("TEST06",)                # the only compliance test llama3.1-8b requires
+
+# -- The submission: what MLCommons' checker (mlcommons/inference tools/submission/submission_checker, the version
+# matching LoadGen 6.0.x) requires of a llama3.1-8b result tree. Each value cites the file it was read from.
+# LoadGen 6.0.17's mlperf.conf sets the seeds of constants.py MODEL_CONFIG["v6.1"] (v6.0's are older ones, which
+# every 6.0.17 log fails), so v6.1 is the round; its llama3.1-8b entries and v6.0 paths are otherwise the same.
+CHECKER_VERSION = "v6.1"                      # `--version v6.1` of submission_checker/main.py
+DIVISIONS = ("closed", "open", "network")     # constants.py VALID_DIVISIONS
+AVAILABILITIES = ("available", "preview", "rdi")   # constants.py VALID_AVAILABILITIES (system json "status")
+SYSTEM_TYPE = "datacenter"                    # llama3.1-8b (not -edge) is in the datacenter suite (constants.py)
+# constants.py "required-scenarios-datacenter" / "optional-scenarios-datacenter"; loader.py check_scenarios also
+# wants one of the optional pair in closed and network divisions.
+REQUIRED_SCENARIOS = ("Offline",)
+ONE_OF_SCENARIOS = ("Interactive", "Server")
+# constants.py REQUIRED_PERF_FILES, REQUIRED_ACC_FILES, REQUIRED_MEASURE_FILES; PERFORMANCE_LOG_PATH etc. for where
+PERFORMANCE_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")
+ACCURACY_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "accuracy.txt", "mlperf_log_accuracy.json")
+SCENARIO_FILES = ("measurements.json", "user.conf", "README.md")   # measurements.json: MEASUREMENTS_PATH v6.0 and v6.1
+TEST06_FILES = ("verify_accuracy.txt", "accuracy/mlperf_log_accuracy.json")   # compliance/TEST06/run_verification.py
+# constants.py SYSTEM_IMP_REQUIRED_FILES: the fields of measurements.json (each must be non-empty)
+MEASUREMENTS_FIELDS = ("input_data_types", "retraining", "starting_weights_filename", "weight_data_types",
+                       "weight_transformations")
+# constants.py SYSTEM_DESC_REQUIRED_FIELDS (present) and SYSTEM_DESC_MEANINGFUL_RESPONSE_REQUIRED_FIELDS (non-empty)
+SYSTEM_FIELDS = (
+    "division", "submitter", "status", "system_name", "number_of_nodes", "host_processor_model_name",
+    "host_processors_per_node", "host_processor_core_count", "host_memory_capacity", "host_storage_capacity",
+    "host_storage_type", "accelerators_per_node", "accelerator_model_name", "accelerator_memory_capacity",
+    "framework", "operating_system", "system_type", "other_software_stack", "host_processor_frequency",
+    "host_processor_caches", "host_memory_configuration", "host_processor_interconnect", "host_networking",
+    "host_networking_topology", "accelerator_frequency", "accelerator_host_interconnect", "accelerator_interconnect",
+    "accelerator_interconnect_topology", "accelerator_memory_configuration", "accelerator_on-chip_memories",
+    "cooling", "hw_notes", "sw_notes", "host_network_card_count", "system_type_detail")
+SYSTEM_MEANINGFUL_FIELDS = (
+    "division", "submitter", "system_type", "status", "system_name", "number_of_nodes", "host_processor_model_name",
+    "host_processors_per_node", "host_processor_core_count", "host_memory_capacity", "host_memory_configuration",
+    "host_storage_capacity", "host_storage_type", "host_networking", "host_network_card_count",
+    "host_networking_topology", "accelerators_per_node", "accelerator_model_name", "accelerator_memory_capacity",
+    "accelerator_host_interconnect", "accelerator_memory_configuration", "accelerator_interconnect", "cooling",
+    "framework", "operating_system", "other_software_stack")
+MAX_ACCURACY_LOG_BYTES = 10 * 1024            # constants.py MAX_ACCURACY_LOG_SIZE: larger is "not truncated"
+ACCURACY_LOG_VIEWABLE_BYTES = 4096            # truncate_accuracy_log.py VIEWABLE_SIZE: head and tail kept
+# constants.py MODEL_CONFIG["v6.1"]["seeds"] = loadgen/mlperf.conf 6.0.17's: the run must have used these
+SEEDS = {"qsl_rng_seed": 2085463073848966840, "sample_index_rng_seed": 2747215439041700203,
+         "schedule_rng_seed": 16159082839903944936}
+# performance_check.py: Server and SingleStream are judged by early stopping (min query count not checked there);
+# Server's early-stopping target latency must not exceed constants.py "latency-constraint" (20 s)
+EARLY_STOPPING_SCENARIOS = ("Server", "SingleStream")
+SERVER_TARGET_LATENCY_LIMIT_NS = 20_000_000_000
+MIN_QUERY_COUNT = {"Offline": 1}              # constants.py "min-queries" for the scenarios without early stopping
+# compliance/TEST06/audit.config: the settings LoadGen applies over the run's for the TEST06 compliance run
+TEST06_AUDIT_SETTINGS = {"mode": 2, "accuracy_log_rng_seed": 720381539243781796, "accuracy_log_sampling_target": 100,
+                         "min_query_count": 100, "min_duration": 0, "sample_concatenate_permutation": 0}

@@ -1,0 +1,274 @@
+"""Our check of a submission tree: the rules MLCommons' submission checker (LoadGen 6.0.x's round, v6.1) applies to
+llama3.1-8b, each failure printed with the rule and the file.
+
+Rules and where each comes from (mlcommons/inference tools/submission/submission_checker/):
+  structure     required folders and files               constants.py REQUIRED_*_FILES, *_PATH for v6.1; loader.py
+  scenarios     Offline and one of Server/Interactive    loader.py check_scenarios (closed and network only)
+  validity      LoadGen said VALID                       mlperf_log_summary.txt "Result is : VALID" (ours: a
+                                                         nightly wants INVALID named, the checker reads the detail)
+  loadgen-errors no ERROR in a detail log                checks/performance_check.py, accuracy_check.py
+  settings      seeds, min duration 600 s, query count,  checks/performance_check.py (seeds_check,
+                sample count, token latencies, latency   min_duration_check, min_query_count_check,
+                limits, early stopping                   performance_sample_count_check, llm_check, latency_check)
+  accuracy      targets, hash, log truncated, full data   checks/accuracy_check.py (targets: closed and network)
+  compliance    TEST06 verified and passed               checks/compliance_check.py (closed and network)
+  system        required fields, status, type, division,  checks/system_check.py
+                submitter
+  measurements  measurements.json fields, src/ exists    checks/measurements_checks.py
+The figures are include/mlperf_rules.py's.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from include import loadgen_logs, mlperf_rules
+from include.accuracy import AccuracyLogError, parse_accuracy_txt
+from include.submission import test06
+
+SCENARIOS = ("Offline", "Server", "Interactive", "SingleStream")
+
+
+@dataclass(frozen=True)
+class Problem:
+    rule: str
+    path: str
+    message: str
+
+    def line(self) -> str:
+        return f"[{self.rule}] {self.path}: {self.message}"
+
+
+class _Checker:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.problems: list[Problem] = []
+
+    def fail(self, rule: str, path: Path, message: str) -> None:
+        self.problems.append(Problem(rule, str(path), message))
+
+    def need_files(self, folder: Path, names: tuple[str, ...]) -> bool:
+        ok = True
+        for name in names:
+            path = folder / name
+            if not path.is_file():
+                self.fail("structure", path, "required file missing")
+                ok = False
+            elif path.stat().st_size == 0:
+                self.fail("structure", path, "required file is empty")
+                ok = False
+        return ok
+
+    # -- the tree -----------------------------------------------------------------------------------------------
+    def run(self) -> list[Problem]:
+        divisions = [d for d in sorted(self.root.iterdir()) if d.is_dir() and d.name in mlperf_rules.DIVISIONS] \
+            if self.root.is_dir() else []
+        if not divisions:
+            self.fail("structure", self.root, f"no division folder ({', '.join(mlperf_rules.DIVISIONS)})")
+        for division in divisions:
+            for submitter in sorted(p for p in division.iterdir() if p.is_dir()):
+                self.submitter(division.name, submitter)
+        return self.problems
+
+    def submitter(self, division: str, root: Path) -> None:
+        from include.submission.layout import UNNAMED_SUBMITTER
+
+        if root.name == UNNAMED_SUBMITTER:
+            self.fail("system", root, "no submitter named: set MLPERF_SUBMITTER to the organisation's name")
+        if not (root / "src").is_dir():
+            self.fail("measurements", root / "src", "the src folder is required (constants.py SRC_PATH)")
+        results = root / "results"
+        systems = sorted(p for p in results.iterdir() if p.is_dir()) if results.is_dir() else []
+        if not systems:
+            self.fail("structure", results, "no system results")
+        for system in systems:
+            self.system(division, root.name, root / "systems" / f"{system.name}.json")
+            for benchmark in sorted(p for p in system.iterdir() if p.is_dir()):
+                if benchmark.name != mlperf_rules.BENCHMARK:
+                    self.fail("structure", benchmark, f"not {mlperf_rules.BENCHMARK}, the benchmark checked here")
+                    continue
+                self.benchmark(division, benchmark)
+
+    def system(self, division: str, submitter: str, path: Path) -> None:
+        try:
+            desc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            self.fail("system", path, f"system description missing or not JSON ({e})")
+            return
+        for name in mlperf_rules.SYSTEM_FIELDS:
+            if name not in desc:
+                self.fail("system", path, f"field {name} is missing")
+            elif name in mlperf_rules.SYSTEM_MEANINGFUL_FIELDS and not desc[name]:
+                self.fail("system", path, f"field {name} needs a meaningful value (it is empty)")
+        if str(desc.get("status", "")).lower() not in mlperf_rules.AVAILABILITIES:
+            self.fail("system", path, f"status {desc.get('status')!r} is not one of "
+                                      f"{', '.join(mlperf_rules.AVAILABILITIES)} (MLPERF_SYSTEM_STATUS)")
+        if desc.get("system_type") != mlperf_rules.SYSTEM_TYPE:
+            self.fail("system", path, f"system_type {desc.get('system_type')!r}: llama3.1-8b is in the "
+                                      f"{mlperf_rules.SYSTEM_TYPE} suite")
+        if str(desc.get("division", "")).lower() != division:
+            self.fail("system", path, f"division {desc.get('division')!r} but the folder is {division}")
+        if str(desc.get("submitter", "")).lower() != submitter.lower():
+            self.fail("system", path, f"submitter {desc.get('submitter')!r} but the folder is {submitter}")
+
+    def benchmark(self, division: str, folder: Path) -> None:
+        scenarios = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        for name in scenarios:
+            if name not in SCENARIOS:
+                self.fail("scenarios", folder / name, f"not a scenario of {mlperf_rules.BENCHMARK}")
+        if division in ("closed", "network"):
+            for name in mlperf_rules.REQUIRED_SCENARIOS:
+                if name not in scenarios:
+                    self.fail("scenarios", folder, f"required scenario {name} missing")
+            if not set(mlperf_rules.ONE_OF_SCENARIOS) & set(scenarios):
+                self.fail("scenarios", folder, f"one of {' or '.join(mlperf_rules.ONE_OF_SCENARIOS)} is required")
+        for name in scenarios:
+            if name in SCENARIOS:
+                self.scenario(division, folder / name, name)
+
+    def scenario(self, division: str, folder: Path, scenario: str) -> None:
+        self.need_files(folder, mlperf_rules.SCENARIO_FILES)
+        self.measurements(folder / "measurements.json")
+        perf = folder / "performance" / "run_1"
+        if self.need_files(perf, mlperf_rules.PERFORMANCE_FILES):
+            self.performance(division, perf, scenario)
+        acc = folder / "accuracy"
+        if self.need_files(acc, mlperf_rules.ACCURACY_FILES):
+            self.accuracy(division, acc)
+        if division in ("closed", "network"):      # compliance_check.py skips the open division
+            self.compliance(folder / test06.TEST)
+
+    def measurements(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return                                   # reported as a missing file already, or:
+        for name in mlperf_rules.MEASUREMENTS_FIELDS:
+            if not data.get(name):
+                self.fail("measurements", path, f"field {name} is missing or empty")
+
+    # -- LoadGen's logs -----------------------------------------------------------------------------------------
+    def detail(self, folder: Path) -> dict[str, Any] | None:
+        path = folder / loadgen_logs.DETAIL_LOG
+        try:
+            records = loadgen_logs.read_detail(path)
+        except loadgen_logs.LoadGenLogError as e:
+            self.fail("structure", path, str(e))
+            return None
+        errors = [f"{r['key']}: {r.get('value')}" for r in records if (r.get("metadata") or {}).get("is_error")]
+        for error in errors:
+            self.fail("loadgen-errors", path, f"LoadGen logged an error: {error}")
+        return {r["key"]: r.get("value") for r in records}
+
+    def performance(self, division: str, folder: Path, scenario: str) -> None:
+        values = self.detail(folder)
+        summary_path = folder / loadgen_logs.SUMMARY_LOG
+        try:
+            summary = loadgen_logs.read_summary(summary_path)
+        except loadgen_logs.LoadGenLogError as e:
+            self.fail("structure", summary_path, str(e))
+            summary = {}
+        if summary and summary.get("Result is") != "VALID":
+            self.fail("validity", summary_path, f"LoadGen's result is {summary.get('Result is') or 'not stated'}")
+        if values is None:
+            return
+        path = folder / loadgen_logs.DETAIL_LOG
+
+        def number(key: str) -> float | None:
+            value = values.get(key)
+            if value is None:
+                self.fail("settings", path, f"{key} not in the log")
+                return None
+            return float(value)
+
+        for key, expected in mlperf_rules.SEEDS.items():
+            if values.get(f"effective_{key}") != expected:
+                self.fail("settings", path, f"{key} is {values.get(f'effective_{key}')}, MLPerf's is {expected}")
+        duration = number("effective_min_duration_ms")
+        if duration is not None and duration < mlperf_rules.MIN_DURATION_S * 1000:
+            self.fail("settings", path, f"min_duration {duration / 1000:g} s, below MLPerf's "
+                                        f"{mlperf_rules.MIN_DURATION_S} s")
+        samples = number("effective_performance_sample_count")
+        if samples is not None and samples < mlperf_rules.DATASET_SAMPLES:
+            self.fail("settings", path, f"performance_sample_count {samples:g}, below the data set's "
+                                        f"{mlperf_rules.DATASET_SAMPLES:,}")
+        if not values.get("requested_use_token_latencies"):
+            self.fail("settings", path, "use_token_latencies is off; an LLM benchmark needs it")
+        if scenario in mlperf_rules.MIN_QUERY_COUNT:
+            queries = number("effective_min_query_count")
+            if queries is not None and queries < mlperf_rules.MIN_QUERY_COUNT[scenario]:
+                self.fail("settings", path, f"min_query_count {queries:g}, below "
+                                            f"{mlperf_rules.MIN_QUERY_COUNT[scenario]}")
+            per_query = number("effective_samples_per_query") if division == "closed" else None
+            if per_query is not None and per_query < mlperf_rules.OFFLINE_MIN_QUERY_COUNT:
+                self.fail("settings", path, f"samples_per_query {per_query:g}, below "
+                                            f"{mlperf_rules.OFFLINE_MIN_QUERY_COUNT:,} (closed division)")
+        loadgen_scenario = mlperf_rules.LOADGEN_SCENARIO.get(scenario, scenario)
+        if loadgen_scenario in mlperf_rules.EARLY_STOPPING_SCENARIOS and not values.get("early_stopping_met"):
+            self.fail("settings", path, f"early stopping not met ({values.get('early_stopping_result')})")
+        if loadgen_scenario == "Server":
+            target = number("effective_target_latency_ns")
+            if target is not None and target > mlperf_rules.SERVER_TARGET_LATENCY_LIMIT_NS:
+                self.fail("settings", path, f"target latency {target / 1e9:g} s above "
+                                            f"{mlperf_rules.SERVER_TARGET_LATENCY_LIMIT_NS / 1e9:g} s")
+            limits = mlperf_rules.LATENCY_LIMITS[scenario]
+            for key, limit_ms, name in ((mlperf_rules.DETAIL_TTFT_P99_KEY, limits.ttft_ms, "TTFT"),
+                                        (mlperf_rules.DETAIL_TPOT_P99_KEY, limits.tpot_ms, "TPOT")):
+                value = number(key)
+                if value is not None and value >= limit_ms * 1e6:
+                    self.fail("settings", path, f"{name} p99 {value / 1e6:.1f} ms, {scenario}'s limit is "
+                                                f"{limit_ms:g} ms")
+
+    def accuracy(self, division: str, folder: Path) -> None:
+        values = self.detail(folder)
+        txt = folder / "accuracy.txt"
+        try:
+            parsed = parse_accuracy_txt(txt)
+        except AccuracyLogError as e:
+            self.fail("accuracy", txt, str(e))
+            parsed = None
+        if parsed is not None and not parsed.log_sha256:
+            self.fail("accuracy", txt, "no hash= line (the accuracy log's sha256)")
+        log = folder / test06.ACCURACY_LOG
+        if log.is_file() and log.stat().st_size > mlperf_rules.MAX_ACCURACY_LOG_BYTES:
+            self.fail("accuracy", log, f"not truncated ({log.stat().st_size:,} bytes, the limit is "
+                                       f"{mlperf_rules.MAX_ACCURACY_LOG_BYTES:,})")
+        if values is not None:
+            count = values.get(loadgen_logs.QSL_TOTAL_COUNT_KEY)
+            if count != mlperf_rules.DATASET_SAMPLES:
+                self.fail("accuracy", folder / loadgen_logs.DETAIL_LOG,
+                          f"the accuracy run covers {count} samples, not the full data set's "
+                          f"{mlperf_rules.DATASET_SAMPLES:,}")
+        if parsed is None or division == "open":    # accuracy_check.py: targets bind closed and network only
+            return
+        targets = mlperf_rules.ACCURACY_TARGETS["datacenter"]
+        for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+            need = getattr(targets, key) * mlperf_rules.ROUGE_FRACTION
+            if parsed.scores[key] < need:
+                self.fail("accuracy", txt, f"{key} {parsed.scores[key]:.4f} below the target {need:.4f}")
+        low, high = (targets.gen_len * f for f in mlperf_rules.GEN_LEN_RANGE)
+        if not low <= parsed.scores["gen_len"] <= high:
+            self.fail("accuracy", txt, f"gen_len {parsed.scores['gen_len']:,} outside {low:,.0f}-{high:,.0f}")
+
+    def compliance(self, folder: Path) -> None:
+        verify = folder / test06.VERIFY_FILE
+        if not verify.is_file():
+            self.fail("compliance", verify, f"{test06.TEST} missing: llama3.1-8b requires it (param "
+                                            "compliance_tests)")
+            return
+        for criterion, passed in test06.read_verification(verify).items():
+            if not passed:
+                self.fail("compliance", verify, f"{test06.TEST} {criterion.replace('_', ' ')} check failed")
+        self.need_files(folder, ("accuracy/" + test06.ACCURACY_LOG,))
+
+
+def check(root: Path) -> list[Problem]:
+    """Every problem of the tree under root (<root>/<division>/<submitter>/...); empty when it passes."""
+    return _Checker(Path(root)).run()
+
+
+def summary_line(problems: list[Problem]) -> str:
+    """The report's line."""
+    return "submission check: passed" if not problems else f"submission check: {len(problems)} problems"
