@@ -6,8 +6,11 @@
     store.comparable_history(run_verdict.comparability_hash, "performance", before=...)   # regressions' baseline
 
     ui = HistoryStore(url, readonly=True)        # the UI: the database refuses writes on its connections
-    ui.runs(limit, offset); ui.run(run_id); ui.results(scenario=..., node=..., since=...); ui.regressions(run_id)
-    ui.scaling(run_id); ui.filter_options()
+    ui.runs(limit, offset, scenario=..., since=...); ui.run(run_id); ui.results(scenario=..., node=..., since=...)
+    ui.regressions(run_id, scenario=..., latest=20); ui.scaling(run_id); ui.filter_options()
+    ui.published(accelerator, scenario)          # MLPerf's published results (store.replace_published writes them)
+
+Dates are each run's own time (`run_at`: its earliest SUT start in result.json), never the time of an import.
 
 Create one store per process and reuse it (it owns a connection pool). Hand-made revisions:
 `python -m include.history.migrations revision --autogenerate -m "..."` (review what it writes).
@@ -15,8 +18,10 @@ Create one store per process and reuse it (it owns a connection pool). Hand-made
 from include.history.store import (
     HistoryStore,
     HistoryUnavailable,
+    PublishedRow,
     RegressionRow,
     ResultRow,
+    RunIdentityConflict,
     RunMeta,
     RunRow,
     ScalingRow,
@@ -26,6 +31,6 @@ from include.history.store import (
 )
 
 __all__ = [
-    "HistoryStore", "HistoryUnavailable", "RegressionRow", "ResultRow", "RunMeta", "RunRow",
-    "ScalingRow", "default_url", "redact_params", "result_columns",
+    "HistoryStore", "HistoryUnavailable", "PublishedRow", "RegressionRow", "ResultRow", "RunIdentityConflict",
+    "RunMeta", "RunRow", "ScalingRow", "default_url", "redact_params", "result_columns",
 ]

@@ -96,12 +96,15 @@ class BenchmarkRun(Base):
         CheckConstraint(_in("trigger", TRIGGERS), name="trigger"),
         CheckConstraint(_in("status", RUN_STATUSES), name="status"),
         Index("ix_benchmark_runs_logical_date", "logical_date"),
+        Index("ix_benchmark_runs_run_at", "run_at", "id"),       # the page: runs newest first by their own time
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(250), unique=True)   # Airflow's dag_run.run_id
     dag_id: Mapped[str] = mapped_column(String(250))
     logical_date: Mapped[datetime]
+    # When the run itself started (its earliest SUT start), else its logical date; never an import's time.
+    run_at: Mapped[datetime | None]   # written on every record; NULL only in a row no store has written
     trigger: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime | None]
@@ -139,6 +142,8 @@ class BenchmarkResult(Base):
         Index("ix_benchmark_results_comparable", "config_hash", "accelerator", "node", "branch", "scenario", "mode"),
         # comparable_history(): the same comparability key (settings, hardware, place, scenario)
         Index("ix_benchmark_results_comparability", "comparability_hash", "mode"),
+        # the page's filters: the runs with a result in this scenario / node / branch
+        Index("ix_benchmark_results_place", "scenario", "node", "branch", "run_pk"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -242,3 +247,23 @@ class RegressionRecord(Base):
     explanation: Mapped[str] = mapped_column(Text)
 
     run: Mapped[BenchmarkRun] = relationship(back_populates="regressions")
+
+
+class PublishedResultRow(Base):
+    """A published MLPerf result (include/published.py's PublishedResult), drawn as a reference line."""
+
+    __tablename__ = "published_results"
+    __table_args__ = (Index("ix_published_results_accelerator", "accelerator", "scenario"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round: Mapped[str] = mapped_column(String(16))                # e.g. "v5.1"
+    division: Mapped[str] = mapped_column(String(16))
+    submitter: Mapped[str] = mapped_column(String(250))
+    system: Mapped[str] = mapped_column(Text)
+    accelerator: Mapped[str] = mapped_column(String(250))         # our accelerator names, e.g. "H200"
+    accelerator_count: Mapped[int] = mapped_column(Integer)
+    engine: Mapped[str] = mapped_column(String(250))
+    scenario: Mapped[str] = mapped_column(String(32))
+    tokens_per_s: Mapped[float] = mapped_column(Float)
+    tokens_per_s_per_accelerator: Mapped[float] = mapped_column(Float)
+    source_url: Mapped[str] = mapped_column(Text)

@@ -87,6 +87,7 @@ class RunRow(_Row):
     regressions_total: int = 0
     results_implausible: int = 0       # the verdict found the figure above a physical limit
     results_not_submission_grade: int = 0   # LoadGen logged an error
+    run_at: datetime | None = None     # when the run itself started (never an import's time)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class ResultRow(_Row):
     accuracy_verdict: str | None = None
     comparability: dict[str, Any] | None = None
     comparability_hash: str | None = None
+    at: datetime | None = None         # when this SUT run started (result.json), else its run's own time
 
     @property
     def usable_as_baseline(self) -> bool:
@@ -166,6 +168,7 @@ class RegressionRow(_Row):
     p_value: float | None
     baseline_runs: list[str]
     explanation: str
+    run_at: datetime | None = None     # the run's own time
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,29 @@ class ScalingRow(_Row):
     balance: list[dict[str, Any]]
     flags: list[str]
     excluded: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PublishedRow(_Row):
+    """A published MLPerf result, as include/published.py's PublishedResult, read back from the history."""
+
+    round: str
+    division: str
+    submitter: str
+    system: str
+    accelerator: str
+    accelerator_count: int
+    engine: str
+    scenario: str
+    tokens_per_s: float
+    tokens_per_s_per_accelerator: float
+    source_url: str
+
+    @property
+    def label(self) -> str:
+        """'MLPerf v5.1, 8x H200 TRT-LLM (NVIDIA): 7,288 tokens/s per GPU'."""
+        return (f"MLPerf {self.round}, {self.accelerator_count}x {self.accelerator} {self.engine} ({self.submitter}):"
+                f" {self.tokens_per_s_per_accelerator:,.0f} tokens/s per GPU")
 
 
 def is_baseline_worthy(status: str, mode: str, valid: bool | None) -> bool:

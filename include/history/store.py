@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, create_engine, delete, event, func, or_, select
+from sqlalchemy import and_, case, create_engine, delete, event, exists, func, or_, select
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -45,8 +45,14 @@ from include.history.mapping import (
     redact_params,
     result_columns,
 )
-from include.history.models import BenchmarkResult, BenchmarkRun, RegressionRecord, ScalingResultRow
-from include.history.rows import RegressionRow, ResultRow, RunMeta, RunRow, ScalingRow
+from include.history.models import (
+    BenchmarkResult,
+    BenchmarkRun,
+    PublishedResultRow,
+    RegressionRecord,
+    ScalingResultRow,
+)
+from include.history.rows import PublishedRow, RegressionRow, ResultRow, RunMeta, RunRow, ScalingRow
 from include.records import Regression, RunRecord, ScalingResult
 from include.verdict import COMPLIANT, Verdict
 
@@ -63,12 +69,20 @@ class HistoryUnavailable(RuntimeError):
     """The history database cannot be reached or has no schema; the message names the URL without password."""
 
 
+class RunIdentityConflict(ValueError):
+    """A CLI or imported record would overwrite a run the DAG recorded (its trigger, dag_id and dates)."""
+
+
+DAG_TRIGGERS = ("scheduled", "manual")
+_PUBLISHED_FIELDS = [f.name for f in dataclasses.fields(PublishedRow)]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The store
 
 
 _RESULT_FIELDS = [f.name for f in dataclasses.fields(ResultRow)
-                  if f.name not in ("id", "run_id", "dag_id", "logical_date", "mlperf_compliant")]
+                  if f.name not in ("id", "run_id", "dag_id", "logical_date", "mlperf_compliant", "at")]
 
 
 class HistoryStore:
@@ -208,6 +222,7 @@ class HistoryStore:
                         run_row = BenchmarkRun(run_id=run.run_id)
                         session.add(run_row)
                     else:
+                        self._keep_dag_identity(run_row, run)
                         self._delete_children(session, run_row.id)
                     run_row.dag_id = run.dag_id
                     run_row.logical_date = run.logical_date
@@ -215,6 +230,7 @@ class HistoryStore:
                     run_row.status = run.status
                     run_row.started_at = run.started_at
                     run_row.finished_at = run.finished_at
+                    run_row.run_at = run_time(run, result_rows)
                     run_row.params = params
                     run_row.mlperf_compliant = run.compliance == COMPLIANT
                     run_row.compliance = run.compliance
@@ -231,6 +247,15 @@ class HistoryStore:
                 # Two writers inserted the same new run id at once: the loser retries and replaces.
                 if attempt == 2:
                     raise
+
+    @staticmethod
+    def _keep_dag_identity(existing: BenchmarkRun, run: RunMeta) -> None:
+        """A run the DAG recorded keeps its identity: only the DAG (a retry, a re-run) may record it again."""
+        if existing.trigger in DAG_TRIGGERS and run.trigger not in DAG_TRIGGERS:
+            raise RunIdentityConflict(
+                f"run id {run.run_id!r} was recorded by the DAG ({existing.dag_id}, {existing.trigger}, logical date "
+                f"{existing.logical_date:%Y-%m-%d %H:%M} UTC); a {run.trigger} record does not replace it: record "
+                f"under another run id (--run-id)")
 
     @staticmethod
     def _delete_children(session: Session, run_pk: int) -> None:
@@ -292,17 +317,41 @@ class HistoryStore:
             finished_at=run.finished_at, created_at=run.created_at, results_total=int(total or 0),
             results_valid=int(valid or 0), results_invalid=int(invalid or 0), results_failed=int(failed or 0),
             regressions_total=int(regressions or 0), results_implausible=int(implausible or 0),
-            results_not_submission_grade=int(not_grade or 0))
+            results_not_submission_grade=int(not_grade or 0), run_at=run.run_at)
 
-    def runs(self, limit: int = 100, offset: int = 0) -> list[RunRow]:
-        """Runs newest first (by logical date), each with its headline counts."""
+    def runs(self, limit: int = 100, offset: int = 0, *, scenario: str | None = None, node: str | None = None,
+             branch: str | None = None, since: datetime | None = None, until: datetime | None = None) -> list[RunRow]:
+        """Runs newest first by their own time, each with its headline counts; filtered and paged in SQL (a run
+        matches a scenario / node / branch when one of its SUT runs does; `since` inclusive, `until` exclusive)."""
         limit, offset = int(limit), int(offset)
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        query = (self._run_query().order_by(BenchmarkRun.logical_date.desc(), BenchmarkRun.id.desc())
+        where = self._run_filters(scenario, node, branch, since, until)
+        if where is None:
+            return []
+        query = (self._run_query().where(*where).order_by(BenchmarkRun.run_at.desc(), BenchmarkRun.id.desc())
                  .limit(limit).offset(offset))
         with self._guard("list runs"), Session(self.engine) as session:
             return [self._run_row(*row) for row in session.execute(query).all()]
+
+    @staticmethod
+    def _run_filters(scenario: str | None, node: str | None, branch: str | None, since: datetime | None,
+                     until: datetime | None) -> list[Any] | None:
+        """WHERE clauses on benchmark_runs; None when a value cannot match anything stored."""
+        check_aware("since", since)
+        check_aware("until", until)
+        places = [(BenchmarkResult.scenario, scenario), (BenchmarkResult.node, node), (BenchmarkResult.branch, branch)]
+        if any(unstorable(value) for _, value in places):
+            return None
+        where: list[Any] = []
+        given = [column == str(value) for column, value in places if value is not None]
+        if given:
+            where.append(exists().where(BenchmarkResult.run_pk == BenchmarkRun.id, *given))
+        if since is not None:
+            where.append(BenchmarkRun.run_at >= since)
+        if until is not None:
+            where.append(BenchmarkRun.run_at < until)
+        return where
 
     def run(self, run_id: str) -> RunRow | None:
         if unstorable(run_id):
@@ -317,12 +366,13 @@ class HistoryStore:
         values["invalid_reasons"] = list(values["invalid_reasons"] or [])
         values["versions"] = dict(values["versions"] or {})
         return ResultRow(id=result.id, run_id=run.run_id, dag_id=run.dag_id, logical_date=run.logical_date,
-                         mlperf_compliant=bool(run.mlperf_compliant), **values)
+                         mlperf_compliant=bool(run.mlperf_compliant), at=result.start_utc or run.run_at, **values)
 
     def results(self, scenario: str | None = None, node: str | None = None, branch: str | None = None,
                 mode: str | None = None, since: datetime | None = None, until: datetime | None = None,
                 run_id: str | None = None) -> list[ResultRow]:
-        """SUT runs matching every given filter, oldest first; `since` inclusive, `until` exclusive."""
+        """SUT runs matching every given filter, oldest first by their run's own time; `since` inclusive, `until`
+        exclusive (the run's own time)."""
         check_aware("since", since)
         check_aware("until", until)
         query = select(BenchmarkResult, BenchmarkRun).join(BenchmarkRun, BenchmarkResult.run_pk == BenchmarkRun.id)
@@ -334,10 +384,10 @@ class HistoryStore:
             if value is not None:
                 query = query.where(column == str(value))
         if since is not None:
-            query = query.where(BenchmarkRun.logical_date >= since)
+            query = query.where(BenchmarkRun.run_at >= since)
         if until is not None:
-            query = query.where(BenchmarkRun.logical_date < until)
-        query = query.order_by(BenchmarkRun.logical_date, BenchmarkRun.id, BenchmarkResult.branch,
+            query = query.where(BenchmarkRun.run_at < until)
+        query = query.order_by(BenchmarkRun.run_at, BenchmarkRun.id, BenchmarkResult.branch,
                                BenchmarkResult.node, BenchmarkResult.scenario, BenchmarkResult.mode)
         with self._guard("read results"), Session(self.engine) as session:
             return [self._result_row(result, run) for result, run in session.execute(query).all()]
@@ -347,8 +397,8 @@ class HistoryStore:
         """The latest `limit` earlier SUT runs of the same comparability key usable as a baseline, oldest first.
 
         Same key: the same settings, hardware, place and scenario (include/verdict.py). Usable: completed and
-        LoadGen VALID (accuracy mode: completed; LoadGen judges no validity there). Earlier: logical date before
-        `before`. A result without a key (recorded before verdicts existed) has no comparable history.
+        LoadGen VALID (accuracy mode: completed; LoadGen judges no validity there). Earlier: the run's own time
+        before `before`. A result without a key (recorded before verdicts existed) has no comparable history.
         """
         check_aware("before", before)
         if not key_hash or unstorable(key_hash) or unstorable(exclude_run_id):
@@ -361,8 +411,8 @@ class HistoryStore:
                    BenchmarkResult.plausibility.is_distinct_from("implausible"),
                    or_(BenchmarkResult.valid.is_(True),
                        and_(BenchmarkResult.mode == "accuracy", BenchmarkResult.valid.is_(None))),
-                   BenchmarkRun.logical_date < before)
-            .order_by(BenchmarkRun.logical_date.desc(), BenchmarkRun.id.desc())
+                   BenchmarkRun.run_at < before)
+            .order_by(BenchmarkRun.run_at.desc(), BenchmarkRun.id.desc())
             .limit(int(limit))
         )
         if exclude_run_id is not None:
@@ -372,20 +422,34 @@ class HistoryStore:
         rows.reverse()
         return rows
 
-    def regressions(self, run_id: str | None = None) -> list[RegressionRow]:
+    def regressions(self, run_id: str | None = None, *, scenario: str | None = None, node: str | None = None,
+                    branch: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                    latest: int | None = None) -> list[RegressionRow]:
+        """Recorded regressions matching every given filter (in SQL), oldest first; `latest`: only the newest N."""
+        check_aware("since", since)
+        check_aware("until", until)
         query = select(RegressionRecord, BenchmarkRun).join(BenchmarkRun, RegressionRecord.run_pk == BenchmarkRun.id)
-        if unstorable(run_id):
+        filters = ((BenchmarkRun.run_id, run_id), (RegressionRecord.scenario, scenario),
+                   (RegressionRecord.node, node), (RegressionRecord.branch, branch))
+        if any(unstorable(value) for _, value in filters):
             return []
-        if run_id is not None:
-            query = query.where(BenchmarkRun.run_id == str(run_id))
-        query = query.order_by(BenchmarkRun.logical_date, BenchmarkRun.id, RegressionRecord.id)
+        for column, value in filters:
+            if value is not None:
+                query = query.where(column == str(value))
+        if since is not None:
+            query = query.where(BenchmarkRun.run_at >= since)
+        if until is not None:
+            query = query.where(BenchmarkRun.run_at < until)
+        query = query.order_by(BenchmarkRun.run_at.desc(), BenchmarkRun.id.desc(), RegressionRecord.id.desc())
+        if latest is not None:
+            query = query.limit(int(latest))
         with self._guard("read regressions"), Session(self.engine) as session:
             return [RegressionRow(
                 id=r.id, run_id=run.run_id, logical_date=run.logical_date, result_id=r.result_pk, metric=r.metric,
                 node=r.node, scenario=r.scenario, branch=r.branch, current=r.current, baseline=r.baseline,
                 change_pct=r.change_pct, threshold_pct=r.threshold_pct, p_value=r.p_value,
-                baseline_runs=list(r.baseline_runs or []), explanation=r.explanation,
-            ) for r, run in session.execute(query).all()]
+                baseline_runs=list(r.baseline_runs or []), explanation=r.explanation, run_at=run.run_at,
+            ) for r, run in reversed(session.execute(query).all())]
 
     def scaling(self, run_id: str | None = None) -> list[ScalingRow]:
         query = select(ScalingResultRow, BenchmarkRun).join(BenchmarkRun, ScalingResultRow.run_pk == BenchmarkRun.id)
@@ -406,13 +470,13 @@ class HistoryStore:
             ) for s, run in session.execute(query).all()]
 
     def filter_options(self) -> dict[str, Any]:
-        """Distinct values the UI offers as filters, and the logical-date range (None when the store is empty)."""
+        """Distinct values the UI offers as filters, and the range of the runs' own times (None when empty)."""
         def distinct(column) -> list[str]:
             return [v for v in session.scalars(select(column).distinct().order_by(column)) if v is not None]
 
         with self._guard("read filter options"), Session(self.engine) as session:
             first, last = session.execute(
-                select(func.min(BenchmarkRun.logical_date), func.max(BenchmarkRun.logical_date))).one()
+                select(func.min(BenchmarkRun.run_at), func.max(BenchmarkRun.run_at))).one()
             # min()/max() bypass the column type on some backends: normalise to aware UTC here.
             first, last = (parse_utc(v) for v in (first, last))
             return {
@@ -423,3 +487,35 @@ class HistoryStore:
                 "accelerators": distinct(BenchmarkResult.accelerator),
                 "date_range": (first, last) if first is not None else None,
             }
+
+    # -- published MLPerf results ----------------------------------------------------------------------------------
+
+    def replace_published(self, entries: Iterable[Any]) -> int:
+        """Store the published results (include/published.py's PublishedResult), replacing those stored before,
+        in one transaction; returns how many."""
+        self._writable()
+        rows = [{name: getattr(entry, name) for name in _PUBLISHED_FIELDS} for entry in entries]
+        with self._guard("record published results"), Session(self.engine) as session, session.begin():
+            session.execute(delete(PublishedResultRow))
+            session.add_all(PublishedResultRow(**row) for row in rows)
+        return len(rows)
+
+    def published(self, accelerator: str | None = None, scenario: str | None = None) -> list[PublishedRow]:
+        """Published results, best per-accelerator throughput first."""
+        query = select(PublishedResultRow)
+        if unstorable(accelerator) or unstorable(scenario):
+            return []
+        if accelerator is not None:
+            query = query.where(PublishedResultRow.accelerator == str(accelerator))
+        if scenario is not None:
+            query = query.where(PublishedResultRow.scenario == str(scenario))
+        query = query.order_by(PublishedResultRow.tokens_per_s_per_accelerator.desc(), PublishedResultRow.id)
+        with self._guard("read published results"), Session(self.engine) as session:
+            return [PublishedRow(**{name: getattr(p, name) for name in _PUBLISHED_FIELDS})
+                    for p in session.scalars(query)]
+
+
+def run_time(run: RunMeta, result_rows: list[dict[str, Any]]) -> datetime:
+    """The run's own time: its earliest SUT start (result.json), else when it started, else its logical date."""
+    starts = [r["start_utc"] for r in result_rows if r.get("start_utc") is not None]
+    return min(starts) if starts else (run.started_at or run.logical_date)

@@ -30,7 +30,9 @@ def percentiles(p50: float, p99: float) -> dict[str, float]:
 
 def result_json(*, node: str, scenario: str, mode: str, status: str = "completed", config_hash: str = CONFIG_A,
                 accelerator: str = "NVIDIA H200", output_tokens: int = 1_711_104,
-                samples_completed: int = 13_368) -> dict[str, Any]:
+                samples_completed: int = 13_368, start_utc: datetime | None = None) -> dict[str, Any]:
+    """result.json; without `start_utc` the run's own time is its RunMeta's (started_at, else logical date)."""
+    end = start_utc + timedelta(seconds=641.5) if start_utc else None
     return {
         "schema_version": 1, "status": status, "error": None if status == "completed" else "EngineDeadError",
         "scenario": scenario, "mode": mode, "node": node, "backend": "vllm",
@@ -47,8 +49,8 @@ def result_json(*, node: str, scenario: str, mode: str, status: str = "completed
                        "token_dtype": "int32"},
         "loadgen_settings": {"min_duration_ms": 600000},
         "config_hash": config_hash,
-        "timing": {"start_utc": "2026-11-01T02:05:00Z", "end_utc": "2026-11-01T02:15:41.5+00:00",
-                   "duration_s": 641.5},
+        "timing": {"start_utc": start_utc.isoformat() if start_utc else None,
+                   "end_utc": end.isoformat() if end else None, "duration_s": 641.5},
         "counts": {"queries_issued": 13368, "samples_completed": samples_completed, "output_tokens": output_tokens},
         "endpoints": [], "shard": None, "accuracy_meaningful": True,
         "files": ["mlperf_log_summary.txt", "mlperf_log_detail.txt", "result.json"],
@@ -58,7 +60,8 @@ def result_json(*, node: str, scenario: str, mode: str, status: str = "completed
 def record(*, node: str = "gpu-node-0", scenario: str = "Offline", mode: str = "performance",
            branch: str = "single", status: str = "completed", valid: bool | None = True,
            tokens_per_second: float = 5000.0, ttft_p99_ns: float = 1.5e9, config_hash: str = CONFIG_A,
-           accelerator: str = "NVIDIA H200", rougeL: float | None = None, run_dir: str | None = None) -> RunRecord:
+           accelerator: str = "NVIDIA H200", rougeL: float | None = None, run_dir: str | None = None,
+           start_utc: datetime | None = None) -> RunRecord:
     lg_mode = "PerformanceOnly" if mode == "performance" else "AccuracyOnly"
     if mode == "accuracy":
         valid = None
@@ -79,7 +82,8 @@ def record(*, node: str = "gpu-node-0", scenario: str = "Offline", mode: str = "
         scenario=scenario, mode=mode, status=status, error=None if status == "completed" else "pod failed",
         result=None if status == "missing" else result_json(node=node, scenario=scenario, mode=mode,
                                                             status="completed" if status == "completed" else "failed",
-                                                            config_hash=config_hash, accelerator=accelerator),
+                                                            config_hash=config_hash, accelerator=accelerator,
+                                                            start_utc=start_utc),
         loadgen=loadgen, accuracy=accuracy)
 
 

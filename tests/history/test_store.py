@@ -127,7 +127,8 @@ def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_runs(store, db
 
 
 def test_record_maps_every_figure_from_the_run_record(store):
-    perf = record(tokens_per_second=5123.5, ttft_p99_ns=1.8e9)
+    perf = record(tokens_per_second=5123.5, ttft_p99_ns=1.8e9,
+                  start_utc=datetime(2026, 11, 1, 2, 5, tzinfo=timezone.utc))
     acc = record(mode="accuracy", rougeL=24.61)
     store.record(meta("r1"), [perf, acc])
     rows = {r.mode: r for r in store.results(run_id="r1")}
@@ -144,6 +145,7 @@ def test_record_maps_every_figure_from_the_run_record(store):
     assert p.start_utc == datetime(2026, 11, 1, 2, 5, tzinfo=timezone.utc)
     assert p.end_utc == datetime(2026, 11, 1, 2, 15, 41, 500000, tzinfo=timezone.utc)
     assert p.logical_date == T0 and p.logical_date.tzinfo is not None
+    assert p.at == p.start_utc and rows["accuracy"].at == store.run("r1").run_at == p.start_utc   # its own time
     assert p.rougeL is None and p.run_dir == "/artifacts/run/single/gpu-node-0/Offline/performance"
     a = rows["accuracy"]
     assert a.valid is None and a.rougeL == 24.61 and a.rouge1 == 38.9 and a.gen_num == 13368
@@ -347,7 +349,7 @@ def test_scaling_and_filter_options(store):
     assert options["scenarios"] == ["Offline", "Server"]
     assert options["nodes"] == ["n0", "n1"]
     assert options["branches"] == ["distributed", "single"]
-    assert options["date_range"] == (T0, T0 + timedelta(days=2))
+    assert options["date_range"] == (T0 + timedelta(minutes=1), T0 + timedelta(days=2, minutes=1))   # runs started
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -455,3 +457,67 @@ def test_concurrent_records_of_one_new_run_leave_one_copy(store):
         thread.join()
     assert errors == []
     assert len(store.runs()) == 1 and len(store.results()) == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# issue 14: the run's own time, identity of DAG runs, filtering in SQL, published results
+
+
+def test_an_imported_run_is_dated_by_its_own_start_not_by_the_import(store):
+    ran = datetime(2026, 10, 3, 9, 33, tzinfo=timezone.utc)
+    store.record(meta("dag", day=40), [record()])
+    store.record(meta("imported", day=50, trigger="cli", dag_id="cli", started_at=None),
+                 [record(start_utc=ran), record(scenario="Server", start_utc=ran + timedelta(minutes=5))])
+    assert store.run("imported").run_at == ran
+    assert [r.run_id for r in store.runs()] == ["dag", "imported"]      # the DAG run is the latest run
+    assert [r.at for r in store.results(run_id="imported")] == [ran, ran + timedelta(minutes=5)]
+    assert [r.run_id for r in store.runs(until=ran + timedelta(days=1))] == ["imported"]
+
+
+def test_a_cli_record_never_replaces_a_run_the_dag_recorded(store):
+    from include.history import RunIdentityConflict
+
+    store.record(meta("nightly"), [record()])
+    with pytest.raises(RunIdentityConflict, match="recorded by the DAG.*another run id"):
+        store.record(meta("nightly", day=3, trigger="cli", dag_id="cli"), [record(tokens_per_second=1.0)])
+    run = store.run("nightly")
+    assert (run.trigger, run.dag_id, run.logical_date) == ("scheduled", "mlperf_llama31_8b", T0)
+    assert store.results(run_id="nightly")[0].tokens_per_second == 5000.0
+    store.record(meta("nightly", status="partial"), [record()])          # the DAG's own retry replaces it
+    assert store.run("nightly").status == "partial"
+
+
+def test_runs_are_filtered_in_sql_before_paging(store):
+    for day in range(6):
+        store.record(meta(f"r{day}", day=day), [record(node="n0" if day < 2 else "n1")])
+    assert [r.run_id for r in store.runs(limit=5, node="n0")] == ["r1", "r0"]
+    assert [r.run_id for r in store.runs(limit=1, offset=1, node="n0")] == ["r0"]
+    assert store.runs(scenario="Server") == []
+    assert [r.run_id for r in store.runs(since=T0 + timedelta(days=4))] == ["r5", "r4"]
+
+
+def test_regressions_are_filtered_in_sql_and_the_latest_kept(store):
+    for day in range(3):
+        store.record(meta(f"r{day}", day=day), [record(node="gpu-node-0"), record(node="n9")],
+                     regressions=[regression(), regression(node="n9")])
+    assert [(r.run_id, r.node) for r in store.regressions(node="n9", latest=2)] == [("r1", "n9"), ("r2", "n9")]
+    assert store.regressions(scenario="Server") == []
+    assert len(store.regressions(since=T0 + timedelta(days=2))) == 2
+
+
+def test_published_results_are_replaced_and_read_best_first(store):
+    from types import SimpleNamespace
+
+    def published(submitter: str, per_gpu: float, scenario: str = "Offline") -> SimpleNamespace:
+        return SimpleNamespace(round="v5.1", division="closed", submitter=submitter, system=f"{submitter} box",
+                               accelerator="H200", accelerator_count=8, engine="TensorRT-LLM", scenario=scenario,
+                               tokens_per_s=per_gpu * 8, tokens_per_s_per_accelerator=per_gpu,
+                               source_url="https://mlcommons.org/benchmarks/inference-datacenter/")
+
+    assert store.replace_published([published("A", 6000.0), published("B", 7288.0),
+                                    published("C", 5000.0, "Server")]) == 3
+    best = store.published("H200", "Offline")
+    assert [p.submitter for p in best] == ["B", "A"]
+    assert best[0].label == "MLPerf v5.1, 8x H200 TensorRT-LLM (B): 7,288 tokens/s per GPU"
+    store.replace_published([published("D", 1.0)])
+    assert [p.submitter for p in store.published()] == ["D"]
