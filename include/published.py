@@ -20,8 +20,6 @@ from include import mlperf_rules as rules
 from include.metrics import METRICS
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / f"mlperf_published_{rules.BENCHMARK}.csv"
-DIVISIONS = ("closed", "open")
-AVAILABILITIES = ("available", "preview", "rdi")         # MLCommons' availability categories
 SOURCE_PREFIX = "https://github.com/mlcommons/"
 ROUND = re.compile(r"v\d+\.\d+")                          # MLCommons' round names: v5.1, v6.0
 # The per-accelerator figure is stored rounded to 0.1 tokens/s; a stored figure further than this from
@@ -39,8 +37,8 @@ class PublishedResult:
     """
 
     round: str                          # "v5.1"
-    division: str                       # closed | open
-    availability: str                   # available | preview | rdi
+    division: str                       # one of include.mlperf_rules.DIVISIONS
+    availability: str                   # one of include.mlperf_rules.AVAILABILITIES
     submitter: str
     system: str                         # the system name as the results table gives it
     accelerator: str
@@ -146,7 +144,8 @@ def _parse_row(path: Path, line: int, row: dict[str, str]) -> PublishedResult:
     if not ROUND.fullmatch(round_name):
         raise fail("round", f"is {round_name!r}; MLCommons names rounds like v5.1")
     return PublishedResult(
-        round=round_name, division=text("division", DIVISIONS), availability=text("availability", AVAILABILITIES),
+        round=round_name, division=text("division", rules.DIVISIONS),
+        availability=text("availability", rules.AVAILABILITIES),
         submitter=text("submitter"), system=text("system"), accelerator=accelerator, accelerator_count=count,
         engine=text("engine"), scenario=text("scenario", rules.SCENARIOS), tokens_per_s=tokens,
         tokens_per_s_per_accelerator=per_accelerator, source_url=source, software=(row.get("software") or "").strip())
