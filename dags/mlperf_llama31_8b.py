@@ -14,6 +14,7 @@ from airflow.sdk import DAG, Asset, TaskGroup, setup, task, teardown
 
 from include import deployment, notify, pipeline, runners
 from include import plan as planning
+from include.submission import run as submission_tree
 
 DEPLOY = deployment.load()
 # Other DAGs can schedule on the report; each event's extra holds that run's report and chart paths.
@@ -58,9 +59,14 @@ def analyse(plan: dict, records: list, dag_run=None):
                                  logical_date=dag_run.logical_date or dag_run.run_after)
 
 
+@task(**AFTER_RUNS)
+def submission(plan: dict, records: list):
+    return submission_tree.submission_task(plan, records, DEPLOY)
+
+
 @task(outlets=[REPORT], **AFTER_RUNS)
-def charts_and_report(plan: dict, analysis: dict, outlet_events=None):
-    paths = outlet_events[REPORT].extra = pipeline.report_task(plan, analysis)   # the event says where
+def charts_and_report(plan: dict, analysis: dict, checked: dict | None, outlet_events=None):
+    paths = outlet_events[REPORT].extra = pipeline.report_task(plan, analysis, checked)   # the event says where
     return paths
 
 
@@ -115,7 +121,7 @@ with DAG(
     [coordinated, servers_down, *sharded] >> parsed
     scored = score_accuracy(p["plan"], parsed)
     analysis = analyse(p["plan"], scored)
-    paths = charts_and_report(p["plan"], analysis)
+    paths = charts_and_report(p["plan"], analysis, submission(p["plan"], scored))
     recorded = record_history(p["plan"], analysis, paths)
     summary = notify_team(p["plan"], analysis, paths)
     recorded >> summary

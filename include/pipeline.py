@@ -164,7 +164,7 @@ def analyse(records: list[RunRecord], *, run_id: str, history_url: str | None,
             dataset_path: str | None = None, profile: str | None = None, notes: list[str] | None = None,
             logical_date: datetime | str | None = None) -> Analysis:
     """Scaling, plausibility, regressions against comparable earlier runs, and the run's one Verdict."""
-    when = _as_datetime(logical_date) or datetime.now(timezone.utc)
+    when = _as_datetime(logical_date) or own_start(records) or datetime.now(timezone.utc)
     checks = plausibility_checks(records, model_dir, dataset_path)
     # The comparability keys come from the verdict; regressions need them, and the verdict counts regressions.
     keys = judge(run_id, records, checks, profile=profile)
@@ -186,6 +186,11 @@ def analyse(records: list[RunRecord], *, run_id: str, history_url: str | None,
                     threshold_pct=float(threshold_pct), scaling=scaling_efficiency(records),
                     plausibility=[c for c in checks.values() if c is not None], regressions=regressions,
                     verdict=verdict, notes=notes, history=history, records=records)
+
+
+def own_start(records: list[RunRecord]) -> datetime | None:
+    """When the runs themselves started (the earliest result.json start): an imported run's date, not the import's."""
+    return min((s for s in (_as_datetime(r.sut.timing.start_utc) for r in records if r.sut) if s), default=None)
 
 
 def _point(run_id: str, when: str, node: str, scenario: str, branch: str, tokens_per_second: float | None,
@@ -242,26 +247,55 @@ def _against_history(records: list[RunRecord], verdict: Verdict, url: str, run_i
 # report and record
 
 
-def publish_report(analysis: Analysis, out_dir: str | Path) -> ReportPaths:
-    """report.md, report.html, analysis.json and the charts into out_dir."""
-    return build_report(analysis, Path(out_dir))
+def publish_report(analysis: Analysis, out_dir: str | Path,
+                   submission: dict[str, Any] | None = None) -> ReportPaths:
+    """report.md, report.html, analysis.json and the charts into out_dir (with the submission check where made)."""
+    return build_report(analysis, Path(out_dir), submission)
 
 
 def run_meta(analysis: Analysis, *, dag_id: str = "cli", trigger: str = "cli",
              logical_date: datetime | str | None = None, params: dict[str, Any] | None = None,
-             report_path: str | None = None) -> Any:
-    """The history's record of the pipeline run: status and compliance from the verdict, nothing re-derived."""
+             report_path: str | Path | None = None, artifacts_root: str | Path | None = None) -> Any:
+    """The history's record of the pipeline run: status and compliance from the verdict, nothing re-derived.
+
+    Started / finished are the SUT runs' own times (result.json), so an imported run keeps its date; the report's
+    path is stored relative to the artefacts root, so the history still finds it when the root moves.
+    """
     from include.history import RunMeta
 
+    ends = [e for e in (_as_datetime(r.sut.timing.end_utc) for r in analysis.records if r.sut) if e]
     return RunMeta(run_id=analysis.run_id, dag_id=dag_id,
                    logical_date=_as_datetime(logical_date) or datetime.now(timezone.utc), trigger=trigger,
                    status=analysis.verdict.status, params=params or {}, verdict=analysis.verdict.headline,
-                   compliance=analysis.verdict.compliance, report_path=report_path,
-                   finished_at=datetime.now(timezone.utc))
+                   compliance=analysis.verdict.compliance,
+                   report_path=stored_report_path(report_path, artifacts_root),
+                   started_at=own_start(analysis.records), finished_at=max(ends, default=None))
+
+
+def stored_report_path(report_path: str | Path | None, artifacts_root: str | Path | None) -> str | None:
+    """The report's path relative to the artefacts root (as the Benchmarks page resolves it); a report outside the
+    root keeps its absolute path (the page refuses to serve it, and says why)."""
+    if report_path is None:
+        return None
+    path = Path(report_path).resolve()
+    if artifacts_root is not None and path.is_relative_to(Path(artifacts_root).resolve()):
+        return path.relative_to(Path(artifacts_root).resolve()).as_posix()
+    return str(path)
+
+
+def artifacts_root() -> Path | None:
+    """The deployment's artefacts root; None where the deployment's settings do not load (a bare CLI call)."""
+    from include import deployment
+
+    try:
+        return deployment.load().artifacts_dir
+    except deployment.DeploymentError:
+        return None
 
 
 def record(history_url: str, analysis: Analysis, meta: Any) -> dict[str, Any]:
-    """Write the run once (schema migrated first); a rerun of the same run id replaces its rows."""
+    """Write the run once (schema migrated first); a rerun of the same run id replaces its rows. A CLI record of a
+    run id the DAG recorded is refused (history.RunIdentityConflict, naming the run and what to do)."""
     from include.history import HistoryStore
 
     store = HistoryStore(history_url)
@@ -283,7 +317,7 @@ def run(artifacts_dir: str | Path, out_dir: str | Path, *, run_id: str, history_
                        model_dir=model_dir, dataset_path=dataset_path)
     paths = publish_report(analysis, out_dir)
     if record_run:
-        record(history_url, analysis, run_meta(analysis, report_path=str(paths.html)))
+        record(history_url, analysis, run_meta(analysis, report_path=paths.html, artifacts_root=artifacts_root()))
     return analysis, paths
 
 
@@ -311,8 +345,9 @@ def analyse_task(history_url: str, plan: dict[str, Any], records: list[dict[str,
     return analysis.to_dict()
 
 
-def report_task(plan: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
-    paths = publish_report(Analysis.from_dict(analysis), Path(plan["run_dir"]) / "report")
+def report_task(plan: dict[str, Any], analysis: dict[str, Any],
+                submission: dict[str, Any] | None = None) -> dict[str, Any]:
+    paths = publish_report(Analysis.from_dict(analysis), Path(plan["run_dir"]) / "report", submission)
     log.info("report: %s", paths.html)
     return paths.to_dict()
 
@@ -321,7 +356,8 @@ def record_task(history_url: str, plan: dict[str, Any], analysis: dict[str, Any]
                 dag_id: str, run_type: str, logical_date: Any) -> dict[str, Any]:
     result = Analysis.from_dict(analysis)
     meta = run_meta(result, dag_id=dag_id, trigger="scheduled" if "scheduled" in str(run_type) else "manual",
-                    logical_date=logical_date, params=plan["params"], report_path=(paths or {}).get("html"))
+                    logical_date=logical_date, params=plan["params"], report_path=(paths or {}).get("html"),
+                    artifacts_root=Path(plan["run_dir"]).parent)   # <artifacts_root>/<run_id>
     return record(history_url, result, meta)
 
 

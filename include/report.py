@@ -205,7 +205,8 @@ def _loadgen_messages(analysis: "Analysis") -> list[dict[str, Any]]:
     return rows
 
 
-def context(analysis: "Analysis", chart_paths: dict[str, Path], produced: list[Path]) -> dict[str, Any]:
+def context(analysis: "Analysis", chart_paths: dict[str, Path], produced: list[Path],
+            submission: dict[str, Any] | None = None) -> dict[str, Any]:
     records = list(analysis.records)
     verdict = analysis.verdict
     verdicts = {r.run_dir: v for r, v in zip(records, verdict.runs)}
@@ -220,6 +221,7 @@ def context(analysis: "Analysis", chart_paths: dict[str, Path], produced: list[P
                     "implausible": len(verdict.implausible), "regressions": len(analysis.regressions)},
         "compliance": {"state": verdict.compliance, "reasons": verdict.compliance_reasons},
         "submission_grade": verdict.submission_grade,
+        "submission": submission,      # include/submission/run.py's check of the run's tree (None: not made)
         "loadgen_messages": _loadgen_messages(analysis),
         "infrastructure": _infrastructure(records),
         "results": _result_rows(records, verdicts),
@@ -249,14 +251,14 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def build_report(analysis: "Analysis", out_dir: Path) -> ReportPaths:
+def build_report(analysis: "Analysis", out_dir: Path, submission: dict[str, Any] | None = None) -> ReportPaths:
     """Charts, report.md and report.html (self-contained) into out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     chart_paths = charts.render_all(list(analysis.records), list(analysis.scaling), list(analysis.history), out_dir)
     md_path, html_path = out_dir / REPORT_MD, out_dir / REPORT_HTML
     produced = [md_path, html_path, out_dir / ANALYSIS_JSON, *chart_paths.values()]
-    ctx = context(analysis, chart_paths, produced)
+    ctx = context(analysis, chart_paths, produced, submission)
     md_env, html_env = _environments()
     md_path.write_text(md_env.get_template("report.md.j2").render(**ctx), encoding="utf-8")
     images = {name: _data_uri(path) for name, path in chart_paths.items()}

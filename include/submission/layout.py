@@ -174,7 +174,8 @@ def _scenario(out: Path, system: str, scenario: str, runs: dict[str, RunRecord],
     return notes
 
 
-def build(records: list[RunRecord], out_dir: Path, deploy: DeployFields, model_dir: str | None = None) -> SubmissionTree:
+def build(records: list[RunRecord], out_dir: Path, deploy: DeployFields,
+          model_dir: str | None = None) -> SubmissionTree:
     """Write the tree under out_dir/<division>/<submitter>/ from the run's records (parsed, accuracy scored)."""
     root = Path(out_dir) / deploy.division / (deploy.submitter or UNNAMED_SUBMITTER)
     groups, skipped = _systems(records)

@@ -7,6 +7,7 @@ that is not compliant says why where it is read.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,16 @@ def check_result(root: Path, problems: list[checker.Problem], tree: layout.Submi
 
 
 def _annotate(tree: layout.SubmissionTree, problems: list[checker.Problem]) -> None:
+    """Each scenario's README.md lists the problems of its folder and of its system's description (or says it
+    passed)."""
     for readme in tree.root.glob(f"results/*/*/*/{layout.README}"):
-        mine = [p for p in problems if p.path.startswith(str(readme.parent) + "/") or p.path == str(readme.parent)]
+        folder = readme.parent
+        system = tree.root / "systems" / f"{folder.parent.parent.name}.json"
+        mine = [p for p in problems if Path(p.path) in (folder, system) or folder in Path(p.path).parents]
         text = readme.read_text()
         text += ("\n## Submission check: passed\n" if not mine else
                  f"\n## Submission check: not compliant ({len(mine)} problems)\n\n"
-                 + "".join(f"- [{p.rule}] {Path(p.path).relative_to(readme.parent) if p.path != str(readme.parent) else '.'}"
-                           f": {p.message}\n" for p in mine))
+                 + "".join(f"- [{p.rule}] {os.path.relpath(p.path, folder)}: {p.message}\n" for p in mine))
         readme.write_text(text)
 
 
