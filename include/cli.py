@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from include import pipeline
+from include.history import RunIdentityConflict
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,9 +66,13 @@ def report(args: argparse.Namespace) -> int:
         print("error: --record needs --history-url", file=sys.stderr)
         return EXIT_USAGE
     run_id = args.run_id or args.artifacts_dir.resolve().name
-    analysis, paths = pipeline.run(args.artifacts_dir, args.out, run_id=run_id, history_url=args.history_url,
-                                   threshold_pct=args.threshold_pct, model_dir=args.model,
-                                   dataset_path=args.dataset, record_run=args.record)
+    try:
+        analysis, paths = pipeline.run(args.artifacts_dir, args.out, run_id=run_id, history_url=args.history_url,
+                                       threshold_pct=args.threshold_pct, model_dir=args.model,
+                                       dataset_path=args.dataset, record_run=args.record)
+    except RunIdentityConflict as exc:   # the report is written; the DAG's record of that run id stays as it was
+        print(f"error: not recorded: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.record:
         print(f"recorded: {run_id} in {args.history_url.split('@')[-1]}")
     print(f"report: {paths.markdown}")

@@ -208,3 +208,45 @@ def test_unreachable_history_is_a_note_not_a_crash(tmp_path: Path) -> None:
                                 history_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     assert analysis.regressions == []
     assert analysis.notes[0].startswith("regressions not checked: history store unavailable")
+
+
+def test_the_record_step_keeps_the_runs_own_time_and_a_relative_report_path(tmp_path: Path) -> None:
+    """An imported run is dated by its SUT's start (result.json), and its report link survives a moved root."""
+    from include.history import HistoryStore
+    from tests.analysis.analysis_factory import T0
+
+    url = f"sqlite:///{tmp_path / 'history.sqlite'}"
+    analysis = pipeline.analyse([make_record("gpu-a", start_offset_s=60.0)], run_id="imported", history_url=None)
+    report = tmp_path / "artifacts" / "imported" / "report" / "report.html"
+    pipeline.record(url, analysis, pipeline.run_meta(analysis, report_path=report,
+                                                     artifacts_root=tmp_path / "artifacts"))
+    store = HistoryStore(url, readonly=True)
+    try:
+        run = store.run("imported")
+        assert run.started_at == run.run_at == T0 + timedelta(seconds=60)      # not the import's time
+        assert run.report_path == "imported/report/report.html"
+    finally:
+        store.dispose()
+
+
+def test_cli_record_refuses_a_run_id_the_dag_recorded(artefacts: Path, tmp_path: Path, capsys) -> None:
+    from include.cli import main
+    from include.history import HistoryStore
+
+    url = f"sqlite:///{tmp_path / 'history.sqlite'}"
+    dag = pipeline.analyse([make_record("gpu-a")], run_id="scheduled__1", history_url=None)
+    when = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
+    pipeline.record(url, dag, pipeline.run_meta(dag, dag_id="mlperf_llama31_8b", trigger="scheduled",
+                                                logical_date=when))
+    rc = main(["report", str(artefacts), "--out", str(tmp_path / "out"), "--history-url", url, "--record",
+               "--run-id", "scheduled__1"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "not recorded: run id 'scheduled__1' was recorded by the DAG" in err and "--run-id" in err
+    store = HistoryStore(url, readonly=True)
+    try:
+        run = store.run("scheduled__1")
+        assert (run.dag_id, run.trigger, run.logical_date, run.results_total) == (
+            "mlperf_llama31_8b", "scheduled", when, 1)
+    finally:
+        store.dispose()
