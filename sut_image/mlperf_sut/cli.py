@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mlperf_sut.engine import add_engine_arguments
 from mlperf_sut.errors import InputError
-from mlperf_sut.settings import Mode, Scenario
+from mlperf_sut.settings import COMPLIANCE_TESTS, Mode, Scenario
 
 EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
 EXIT_CODES = """exit codes:
@@ -83,6 +83,10 @@ def _add_run_arguments(run: argparse.ArgumentParser, with_scenario: bool) -> Non
     run.add_argument("--user-conf", type=Path, help="LoadGen user.conf (default: the one shipped in the package)")
     run.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                      help="one LoadGen user.conf key for this run's scenario, e.g. min_duration=0; repeatable")
+    if with_scenario:
+        run.add_argument("--compliance-test", choices=COMPLIANCE_TESTS,
+                         help="run MLPerf's compliance test (TEST06: LoadGen's audit.config of 100 logged queries, "
+                              "for the pipeline's verification); with --mode performance")
     run.add_argument("--shard-index", type=int, help="this node's shard of the samples (with --shard-count)")
     run.add_argument("--shard-count", type=int, help="number of contiguous shards the samples are split into")
     run.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS",

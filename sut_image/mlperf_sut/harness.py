@@ -17,6 +17,7 @@ from mlperf_sut.backends.base import Backend, Query
 from mlperf_sut.generation import TOKEN_DTYPE
 from mlperf_sut.progress import Progress
 from mlperf_sut.qsl import QuerySampleLibrary
+from mlperf_sut.settings import AUDIT_CONFIG
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +119,13 @@ class Harness:
                 return
 
     # -- the run ----------------------------------------------------------------------------------------------
-    def run(self, settings: lg.TestSettings, output_dir: Path) -> RunOutcome:
-        """Run one LoadGen test with a started backend; raises BackendFailed if the backend reported an error."""
+    def run(self, settings: lg.TestSettings, output_dir: Path, audit_config: Path | None = None) -> RunOutcome:
+        """Run one LoadGen test with a started backend; raises BackendFailed if the backend reported an error.
+
+        LoadGen applies an audit config over the settings when the file exists (a compliance test writes
+        <output_dir>/audit.config); its path is always given, so an audit.config left in the working directory can
+        never change a run unseen."""
+        audit_config = audit_config or output_dir / AUDIT_CONFIG
         log_settings = lg.LogSettings()
         log_settings.log_output.outdir = str(output_dir)
         log_settings.log_output.copy_summary_to_stdout = True
@@ -133,7 +139,7 @@ class Harness:
             try:
                 self._progress.start()
                 start = datetime.now(timezone.utc)
-                lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings)
+                lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, str(audit_config))
                 end = datetime.now(timezone.utc)
             finally:
                 self._progress.stop()

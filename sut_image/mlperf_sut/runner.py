@@ -13,7 +13,8 @@ from mlperf_sut.engine import EngineOptions, requested_options
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.qsl import QuerySampleLibrary, Shard
-from mlperf_sut.settings import Mode, Override, Scenario, build_settings, check_user_conf, default_user_conf
+from mlperf_sut.settings import (AUDIT_CONFIG, MLPERF_CONF, TEST06_AUDIT_CONFIG, Mode, Override, Scenario,
+                                 build_settings, check_user_conf, default_user_conf, embedded_mlperf_conf)
 
 EFFECTIVE_USER_CONF = "user.conf"
 
@@ -55,6 +56,8 @@ class Job:
 def prepare(args: argparse.Namespace) -> Job:
     """Check every input (InputError, exit 2) and build the backend, without starting it."""
     scenario, mode = Scenario.parse(args.scenario), Mode.parse(args.mode)
+    if getattr(args, "compliance_test", None) and mode is not Mode.PERFORMANCE:
+        raise InputError(f"--compliance-test {args.compliance_test} is a performance run: give --mode performance")
     writable_dir(args.output_dir, "--output-dir")
     overrides = [Override.parse(text) for text in args.override]
     user_conf = args.user_conf or default_user_conf()
@@ -93,6 +96,11 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
                               output_dir / EFFECTIVE_USER_CONF)
     for note in settings.notes:
         print(f"note: {note}", flush=True)
+    (output_dir / MLPERF_CONF).write_text(embedded_mlperf_conf())     # kept with user.conf, as a submission needs
+    audit = output_dir / AUDIT_CONFIG
+    if getattr(args, "compliance_test", None):
+        audit.write_text(TEST06_AUDIT_CONFIG)
+        print(f"note: compliance test {args.compliance_test}: LoadGen applies {audit} over these settings", flush=True)
     dummy = job.options is not None and job.options.dummy_weights
     if dummy and job.mode is Mode.ACCURACY:
         print("note: load_format=dummy (random weights): this accuracy run's outputs are not meaningful", flush=True)
@@ -120,7 +128,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
     try:
         job.backend.start(harness)
         result.engine = job.backend.engine_info() or result.engine
-        outcome = harness.run(settings.test_settings, output_dir)
+        outcome = harness.run(settings.test_settings, output_dir, audit)
     except Exception as error:  # noqa: BLE001 - every runtime failure is recorded in result.json, then exit 1
         print_failure(error, args.debug, where_to_look(job, output_dir, error))
         result.status, result.error = "failed", f"{type(error).__name__}: {error}"

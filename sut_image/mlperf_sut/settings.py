@@ -212,6 +212,35 @@ def check_schedule(settings, scenario: Scenario, mode: Mode) -> None:
             f"the limit is {limits['max_samples']:,}: lower target_qps or min_duration")
 
 
+# MLCommons' compliance/TEST06/audit.config (mlcommons/inference): the settings LoadGen applies over the run's own
+# when it finds this file at StartTest (loadgen.cc), for llama3.1-8b's one compliance test: a performance run of
+# 100 queries whose responses are logged for run_verification.py's three checks.
+COMPLIANCE_TESTS = ("TEST06",)
+AUDIT_CONFIG = "audit.config"
+TEST06_AUDIT_CONFIG = """# TEST06 (mlcommons/inference compliance/TEST06/audit.config)
+*.*.mode = 2
+*.*.accuracy_log_rng_seed = 720381539243781796
+*.*.accuracy_log_sampling_target = 100
+*.*.min_query_count = 100
+*.*.min_duration = 0
+*.*.sample_concatenate_permutation = 0
+"""
+MLPERF_CONF = "mlperf.conf"
+_MLPERF_CONF_START = b"# The format of this config file is 'key = value'."
+
+
+def embedded_mlperf_conf() -> str:
+    """The mlperf.conf compiled into this LoadGen (setup.py embeds it as the C string `mlperf_conf`): the file a
+    submission keeps beside user.conf. Read from the extension module's bytes, as LoadGen offers no call for it."""
+    import mlperf_loadgen as lg
+
+    data = Path(lg.__file__).read_bytes()
+    start = data.find(_MLPERF_CONF_START)
+    if start < 0:
+        raise RuntimeError(f"{lg.__file__}: no embedded mlperf.conf found")
+    return data[start:data.index(b"\0", start)].decode("utf-8")
+
+
 @dataclass(frozen=True, slots=True)
 class LoadGenSettings:
     """The TestSettings LoadGen will run with, and the merged user.conf that produced them (kept with the logs)."""
