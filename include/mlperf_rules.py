@@ -133,6 +133,3 @@ SEEDS = {"qsl_rng_seed": 2085463073848966840, "sample_index_rng_seed": 274721543
 EARLY_STOPPING_SCENARIOS = ("Server", "SingleStream")
 SERVER_TARGET_LATENCY_LIMIT_NS = 20_000_000_000
 MIN_QUERY_COUNT = {"Offline": 1}              # constants.py "min-queries" for the scenarios without early stopping
-# compliance/TEST06/audit.config: the settings LoadGen applies over the run's for the TEST06 compliance run
-TEST06_AUDIT_SETTINGS = {"mode": 2, "accuracy_log_rng_seed": 720381539243781796, "accuracy_log_sampling_target": 100,
-                         "min_query_count": 100, "min_duration": 0, "sample_concatenate_permutation": 0}

@@ -29,7 +29,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from include.deployment import Deployment, count_dataset
-from include.mlperf_rules import DATASET_SAMPLES, MIN_DURATION_S
+from include.mlperf_rules import COMPLIANCE_TESTS, DATASET_SAMPLES, MIN_DURATION_S
 
 SCENARIOS = ["Offline", "Server", "Interactive", "SingleStream"]
 MODES = ["performance", "accuracy", "both"]
@@ -137,6 +137,12 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
             "type": "object", "additionalProperties": False,
             "properties": {"model_path": path}},
             description="Per-node differences, e.g. {\"gpu-1\": {\"model_path\": \"/models/other\"}}."),
+        "compliance_tests": Param([] if emb else list(COMPLIANCE_TESTS), type="array",
+                                  items={"type": "string", "enum": list(COMPLIANCE_TESTS)}, uniqueItems=True,
+                                  description="MLPerf compliance tests run on every node for each scenario "
+                                              "(llama3.1-8b: TEST06, a 100-query performance run checked for "
+                                              "first-token, EOS and token-count consistency; a submission needs "
+                                              "it). [] for none."),
         "regression_threshold_pct": Param(5.0, type="number", minimum=0, maximum=100,
                                           description="A change smaller than this is never a regression."),
         "fail_on_regression": Param(not emb, type="boolean", description="Fail the DAG run when a regression is found."),
@@ -155,10 +161,11 @@ class RunSpec:
     output_dir: str
     arguments: list[str]
     timeout_s: int
+    compliance_test: str | None = None     # a compliance run (performance mode) into <scenario>/<test>/
 
     @property
     def name(self) -> str:
-        return f"{self.branch}/{self.label}/{self.scenario}/{self.mode}"
+        return f"{self.branch}/{self.label}/{self.scenario}/{self.compliance_test or self.mode}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "name": self.name}
@@ -358,6 +365,10 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
         f"Not MLPerf-compliant: {p['total_sample_count']} samples and user.conf overrides "
         f"{p['user_conf_overrides'] or 'none'} (MLPerf needs {DATASET_SAMPLES:,} samples and LoadGen's minimum "
         "durations)."]
+    missing_tests = [t for t in COMPLIANCE_TESTS if t not in p["compliance_tests"]]
+    if missing_tests and not dep.embedded:
+        notes.append(f"Compliance test(s) {', '.join(missing_tests)} not run (param compliance_tests): an MLPerf "
+                     "submission of llama3.1-8b needs them.")
     if dep.load_format == "dummy":
         notes.append("Weights are random (load_format=dummy): accuracy figures mean nothing.")
 
@@ -365,12 +376,12 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
     engine = engine_args(p, dep.load_format)
 
     def spec(branch: str, label: str, run_nodes: list[str], scenario: str, mode: str, model: str,
-             extra: list[str]) -> RunSpec:
-        out = run_dir / branch / label / scenario / mode
+             extra: list[str], compliance_test: str | None = None) -> RunSpec:
+        out = run_dir / branch / label / scenario / (compliance_test or mode)
         args = ["run", "--scenario", scenario, "--mode", mode, "--model", model, "--dataset", p["dataset_path"],
                 "--output-dir", str(out), "--total-sample-count", str(p["total_sample_count"]),
-                *extra, *_overrides(p, scenario)]
-        return RunSpec(branch, label, run_nodes, scenario, mode, str(out), args, dep.run_timeout_s)
+                *(["--compliance-test", compliance_test] if compliance_test else []), *extra, *_overrides(p, scenario)]
+        return RunSpec(branch, label, run_nodes, scenario, mode, str(out), args, dep.run_timeout_s, compliance_test)
 
     def model_of(node: str) -> str:
         return p["node_overrides"].get(node, {}).get("model_path", p["model_path"])
@@ -383,6 +394,10 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
             for scenario in scenarios:
                 runs.append(spec("single", node, [node], scenario, mode, model_of(node),
                                  ["--node", node, "--backend", "vllm", *engine]))
+        for test in p["compliance_tests"]:         # after the node's results: a separate LoadGen test each
+            for scenario in p["scenarios"]:
+                runs.append(spec("single", node, [node], scenario, "performance", model_of(node),
+                                 ["--node", node, "--backend", "vllm", *engine], compliance_test=test))
     if distributed == "coordinated":
         for scenario in p["distributed_scenarios"]:
             # --endpoint NODE=URL pairs are appended when the servers exist (runners.start_servers).
