@@ -110,7 +110,11 @@ def write_verification(compliance_dir: Path, out_dir: Path, scenario: str, eos_t
 
 def read_verification(path: Path) -> dict[str, bool]:
     """What a verify_accuracy.txt says, read as the submission checker does (compliance_check.py: exact lines)."""
-    lines = {line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()}
+    return read_verification_text(Path(path).read_text(encoding="utf-8"))
+
+
+def read_verification_text(text: str) -> dict[str, bool]:
+    lines = {line.strip() for line in text.splitlines()}
     return {"first_token": bool({"First token check pass: True", "First token check pass: Skipped"} & lines),
             "eos": "EOS check pass: True" in lines,
             "sample_length": "Sample length check pass: True" in lines}
