@@ -1,0 +1,57 @@
+"""The param `compliance_tests`: TEST06 by default on the full profile, off on the embedded one; validated by its
+schema like every param (the same Param the trigger form, Airflow and the trigger guard read); each node runs the
+test per scenario into <scenario>/TEST06/, and those runs are no results of their own."""
+from __future__ import annotations
+
+import pytest
+
+from tests.dags.conftest import dag, dagbag, deploy_env  # noqa: F401 - the DAG tests' fixtures
+
+
+def plan_for(monkeypatch, profile: str, **conf):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    from include import deployment, plan
+
+    monkeypatch.setenv("MLPERF_PROFILE", profile)
+    dep = deployment.load()
+    params = ParamsDict(plan.trigger_params(dep))
+    for key, value in conf.items():
+        params[key] = value
+    return plan.make_plan(params.validate(), dep, "manual__2026-11-29T02:00:00+00:00")
+
+
+def test_embedded_default_runs_no_compliance_test(deploy_env, monkeypatch):  # noqa: F811
+    plan = plan_for(monkeypatch, "embedded")
+    assert plan.params["compliance_tests"] == []
+    assert not [r for r in plan.runs if r.compliance_test]
+
+
+def test_full_profile_runs_test06_per_node_and_scenario(deploy_env, monkeypatch):  # noqa: F811
+    plan = plan_for(monkeypatch, "full", total_sample_count=16)
+    tests = [r for r in plan.runs if r.compliance_test]
+    assert [r.name for r in tests] == [f"single/{n}/{s}/TEST06" for n in ("local-0", "local-1")
+                                       for s in ("Offline", "Server")]
+    run = tests[1]
+    assert run.output_dir.endswith("/single/local-0/Server/TEST06") and run.mode == "performance"
+    assert run.arguments[:5] == ["run", "--scenario", "Server", "--mode", "performance"]
+    assert run.arguments[run.arguments.index("--compliance-test") + 1] == "TEST06"
+    from include import pipeline
+
+    parsed = pipeline.parse_plan(plan.to_dict())
+    assert len(parsed) == len(plan.runs) - len(tests)
+    assert not any(r.run_dir.endswith("TEST06") for r in parsed)
+
+
+def test_full_profile_without_test06_says_it_is_not_submittable(deploy_env, monkeypatch):  # noqa: F811
+    plan = plan_for(monkeypatch, "full", total_sample_count=16, compliance_tests=[])
+    assert any("TEST06 not run (param compliance_tests)" in note for note in plan.notes)
+
+
+def test_an_unknown_compliance_test_is_refused_naming_the_param(dag):  # noqa: F811
+    from airflow.sdk.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    params = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).params
+    with pytest.raises(ParamValidationError, match="param compliance_tests:"):
+        params.deep_merge({"compliance_tests": ["TEST01"]}).validate()
