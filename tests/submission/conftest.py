@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.dags import conftest as dag_fixtures
+
+# The DAG tests' deployment environment and DAG, for the tests of the compliance_tests param.
+deploy_env, dagbag, dag = dag_fixtures.deploy_env, dag_fixtures.dagbag, dag_fixtures.dag
+
 REPO = Path(__file__).resolve().parents[2]
 SUT_PYTHON = REPO / ".venv-sut/bin/python"
 TINY = REPO / ".cache/tiny-llama"

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dags.conftest import dag, dagbag, deploy_env  # noqa: F401 - the DAG tests' fixtures
-
 
 def plan_for(monkeypatch, profile: str, **conf):
     from airflow.sdk.definitions.param import ParamsDict
@@ -21,13 +19,13 @@ def plan_for(monkeypatch, profile: str, **conf):
     return plan.make_plan(params.validate(), dep, "manual__2026-11-29T02:00:00+00:00")
 
 
-def test_embedded_default_runs_no_compliance_test(deploy_env, monkeypatch):  # noqa: F811
+def test_embedded_default_runs_no_compliance_test(deploy_env, monkeypatch):
     plan = plan_for(monkeypatch, "embedded")
     assert plan.params["compliance_tests"] == []
     assert not [r for r in plan.runs if r.compliance_test]
 
 
-def test_full_profile_runs_test06_per_node_and_scenario(deploy_env, monkeypatch):  # noqa: F811
+def test_full_profile_runs_test06_per_node_and_scenario(deploy_env, monkeypatch):
     plan = plan_for(monkeypatch, "full", total_sample_count=16)
     tests = [r for r in plan.runs if r.compliance_test]
     assert [r.name for r in tests] == [f"single/{n}/{s}/TEST06" for n in ("local-0", "local-1")
@@ -43,12 +41,12 @@ def test_full_profile_runs_test06_per_node_and_scenario(deploy_env, monkeypatch)
     assert not any(r.run_dir.endswith("TEST06") for r in parsed)
 
 
-def test_full_profile_without_test06_says_it_is_not_submittable(deploy_env, monkeypatch):  # noqa: F811
+def test_full_profile_without_test06_says_it_is_not_submittable(deploy_env, monkeypatch):
     plan = plan_for(monkeypatch, "full", total_sample_count=16, compliance_tests=[])
     assert any("TEST06 not run (param compliance_tests)" in note for note in plan.notes)
 
 
-def test_an_unknown_compliance_test_is_refused_naming_the_param(dag):  # noqa: F811
+def test_an_unknown_compliance_test_is_refused_naming_the_param(dag):
     from airflow.sdk.exceptions import ParamValidationError
     from airflow.serialization.serialized_objects import DagSerialization
 
