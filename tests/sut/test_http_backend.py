@@ -126,7 +126,7 @@ def test_serve_hands_engine_flags_to_vllm_and_serves_under_the_basename(tiny_mod
         sys.executable, "-m", VLLM_SERVER_MODULE, "--model", str(tiny_model), "--served-model-name", tiny_model.name,
         "--host", "0.0.0.0", "--port", "8001", "--disable-uvicorn-access-log",
         "--dtype", "float32", "--tensor-parallel-size", "1", "--max-num-seqs", "8", "--load-format", "auto",
-        "--kv-cache-dtype", "fp8", "--no-enable-prefix-caching"]
+        "--kv-cache-dtype", "fp8", "--no-enable-prefix-caching", "--stream-interval", "128"]
 
 
 @pytest.mark.slow

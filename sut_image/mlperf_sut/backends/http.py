@@ -2,7 +2,9 @@
 
 Each query is one streaming POST /v1/completions with the prompt as token ids and `return_token_ids`, so nothing is
 re-tokenised and the accuracy log holds exactly the ids the engine produced; the first streamed chunk marks the
-first token. All requests run on one long-lived event loop in a dedicated thread, sharing one aiohttp session;
+first token. `serve` starts vLLM with a stream interval of a whole generation, so a query costs a few chunks (the
+first token, the rest, the usage), not one per token: LoadGen needs only the first token's and the completion's
+times. All requests run on one long-lived event loop in a dedicated thread, sharing one aiohttp session;
 LoadGen's threads only schedule onto it (run_coroutine_threadsafe) and never wait for a generation.
 
 A failing endpoint fails the whole run (no fail-over): a benchmark that silently moved work to other nodes would
@@ -41,16 +43,18 @@ class EndpointError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class HttpOptions:
-    """Client limits. In flight per endpoint: vLLM's largest default max_num_seqs (1024 on H200), so a server can fill
-    its batch in Offline, and half of its listen backlog (uvicorn's 2048): Offline opens them all at once, and a full
-    backlog drops connections until the connect timeout fails the run. The request timeout bounds how long a query can
-    stay outstanding, so it must cover the wait in the server's queue (1024 requests at 2.5 samples/s on an A30:
-    ~7 min)."""
+    """Client limits. In flight per endpoint: half as many again as vLLM's largest default max_num_seqs (1024 on H200),
+    so in Offline a server's batch is full and requests wait in its queue: with exactly max_num_seqs in flight, every
+    finished sequence left its slot empty until the client had the answer and sent the next request, and the batch
+    of an H200 swung between 1,024 and ~400 sequences (reference/h200x2, 2026-11-29). At most three quarters of the
+    server's listen backlog (uvicorn's 2048): Offline opens them all at once, and a full backlog drops connections
+    until the connect timeout fails the run. The request timeout bounds how long a query can stay outstanding, so it
+    must cover the wait in the server's queue (1536 requests at 2.5 samples/s on an A30: ~10 min)."""
 
     connect_timeout_s: float = 10.0
     request_timeout_s: float = 1800.0
     health_timeout_s: float = 10.0
-    max_in_flight_per_endpoint: int = 1024
+    max_in_flight_per_endpoint: int = 1536
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout_s", "request_timeout_s", "health_timeout_s", "max_in_flight_per_endpoint"):
@@ -217,10 +221,6 @@ class HttpBackend(Backend):
             "return_token_ids": True, "stream_options": {"include_usage": True},
             "max_tokens": generation.max_tokens, "min_tokens": generation.min_tokens,
             "temperature": generation.temperature, "top_k": generation.top_k, "seed": generation.seed,
-            # LoadGen sees only the first token's and the completion's times, and vLLM always sends the first and
-            # the last chunk at once: batching the tokens in between into one chunk costs no accuracy of measurement
-            # and spares this one client thread a JSON chunk per token (~8k a second per H200).
-            "stream_interval": generation.max_tokens,
         }
         timeout = aiohttp.ClientTimeout(total=self._options.request_timeout_s,
                                         sock_connect=self._options.connect_timeout_s)
