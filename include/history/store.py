@@ -14,7 +14,7 @@ be reached raises `HistoryUnavailable` naming the URL without its password.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -370,7 +370,7 @@ class HistoryStore:
 
     def results(self, scenario: str | None = None, node: str | None = None, branch: str | None = None,
                 mode: str | None = None, since: datetime | None = None, until: datetime | None = None,
-                run_id: str | None = None) -> list[ResultRow]:
+                run_id: str | None = None, run_ids: Sequence[str] | None = None) -> list[ResultRow]:
         """SUT runs matching every given filter, oldest first by their run's own time; `since` inclusive, `until`
         exclusive (the run's own time)."""
         check_aware("since", since)
@@ -383,6 +383,8 @@ class HistoryStore:
         for column, value in filters:
             if value is not None:
                 query = query.where(column == str(value))
+        if run_ids is not None:
+            query = query.where(BenchmarkRun.run_id.in_([str(r) for r in run_ids if not unstorable(r)]))
         if since is not None:
             query = query.where(BenchmarkRun.run_at >= since)
         if until is not None:

@@ -2,7 +2,10 @@
 
 Seven daily runs of two single nodes and one coordinated distributed run, Offline and Server, plus accuracy runs;
 one Server run INVALID, one SUT run missing, one recorded throughput regression, and two hostile values (a run id
-and a node name that are HTML/SQL injection strings) that the page must show as text.
+and a node name that are HTML/SQL injection strings) that the page must show as text. For the trends (issue 14):
+node-a's Offline runs switch from bf16 to FP8 weights on day FP8_FROM (two series for two settings), node-b runs
+Offline with prefix caching on day PREFIX_CACHE_DAY, judged physically implausible, and the published MLPerf
+results (include/published.py) are loaded as reference.
 """
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from include.history import HistoryStore, RunMeta
-from include.records import AccuracyResult, LoadGenResult, Regression, RunRecord, ScalingResult
+from include.published import load_published
+from include.records import AccuracyResult, LoadGenResult, PlausibilityCheck, Regression, RunRecord, ScalingResult
 from include.verdict import judge
 from tests.history.factory import result_json
 
@@ -20,6 +24,9 @@ XSS = "<script>alert(1)</script>"
 SQLI = "' OR 1=1 --"
 VERSIONS = {"vllm": "0.26.0", "torch": "2.11.0", "loadgen": "6.0.17"}
 CONFIG = "3f9a1c0d5e7b2a4c6e8f0a1b2c3d4e5f"
+FP8_FROM = 4                     # node-a Offline runs FP8 weights from this day on: a second series
+PREFIX_CACHE_DAY = 5             # node-b Offline runs with prefix caching this day: implausibly fast
+FP8 = {"quantization": "fp8", "kv_cache_dtype": "fp8"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class Seeded:
     run_ids: list[str]            # oldest first
     latest: str
     invalid_run: str              # has an INVALID Server result
+    implausible_run: str          # node-b Offline with prefix caching, above the physical bound
     regression_run: str
     xss_run: str
     report_file: Path
@@ -40,7 +48,8 @@ def _percentiles(p50: float, p99: float) -> dict[str, float]:
 
 
 def perf_record(root: Path, run_id: str, node: str, scenario: str, tps: float, *, branch: str = "single",
-                valid: bool = True, status: str = "completed") -> RunRecord:
+                valid: bool = True, status: str = "completed", engine: dict | None = None,
+                start: datetime | None = None) -> RunRecord:
     run_dir = str(root / run_id / branch / node / scenario / "performance")
     if status != "completed":
         return RunRecord(run_dir=run_dir, branch=branch, node=node, scenario=scenario, mode="performance",
@@ -57,7 +66,8 @@ def perf_record(root: Path, run_id: str, node: str, scenario: str, tps: float, *
         duration_s=612.0, result_samples=13368, loadgen_version="6.0.17", warnings=[], errors=[])
     result = {**result_json(node=node, scenario=scenario, mode="performance", config_hash=CONFIG,
                             output_tokens=int(tps * 612)), "versions": VERSIONS, "accuracy_meaningful": False,
-              "timing": {"start_utc": None, "end_utc": None, "duration_s": 612.0}}
+              "timing": {"start_utc": start.isoformat() if start else None, "end_utc": None, "duration_s": 612.0}}
+    result["engine"] = {**result["engine"], **(engine or {})}
     return RunRecord(run_dir=run_dir, branch=branch, node=node, scenario=scenario, mode="performance",
                      status="completed", error=None, result=result, loadgen=loadgen)
 
@@ -79,7 +89,7 @@ def seed_history(url: str, artifacts: Path, days: int = 7) -> Seeded:
     run_ids = []
     artifacts.mkdir(parents=True, exist_ok=True)
     report_file = None
-    invalid_run = regression_run = xss_run = outside_run = traversal_run = ""
+    invalid_run = regression_run = xss_run = outside_run = traversal_run = implausible_run = ""
     for day in range(days):
         logical = T0 + timedelta(days=day)
         last = day == days - 1
@@ -90,10 +100,15 @@ def seed_history(url: str, artifacts: Path, days: int = 7) -> Seeded:
             run_id = f"manual__{XSS}"
             xss_run = run_id
         drift = 1 + 0.01 * ((day * 7) % 5 - 2)
-        offline_a = 5020 * drift * (0.86 if last else 1.0)        # the last run regresses on node-a Offline
+        offline_b = 4985 * drift * (0.86 if last else 1.0)        # the last run regresses on node-b Offline
+        start = logical + timedelta(minutes=3)          # the runs' own time: a few minutes after the logical date
+        fp8 = day >= FP8_FROM
+        prefix_cache = day == PREFIX_CACHE_DAY
         records = [
-            perf_record(artifacts, run_id, "node-a", "Offline", offline_a),
-            perf_record(artifacts, run_id, "node-b", "Offline", 4985 * drift),
+            perf_record(artifacts, run_id, "node-a", "Offline", 5020 * drift * (1.6 if fp8 else 1.0),
+                        engine=FP8 if fp8 else None, start=start),
+            perf_record(artifacts, run_id, "node-b", "Offline", offline_b * (3.2 if prefix_cache else 1.0),
+                        engine={"enable_prefix_caching": True} if prefix_cache else None, start=start),
             perf_record(artifacts, run_id, "node-a", "Server", 4480 * drift),
             perf_record(artifacts, run_id, "node-b", "Server", 4300 * drift, valid=day != 4),
             perf_record(artifacts, run_id, "node-a+node-b", "Offline", 9830 * drift, branch="distributed"),
@@ -110,9 +125,9 @@ def seed_history(url: str, artifacts: Path, days: int = 7) -> Seeded:
         regressions = []
         if last:
             regression_run = run_id
-            regressions = [Regression(metric="tokens_per_second", node="node-a", scenario="Offline",
-                                      branch="single", current=offline_a, baseline=5020.0,
-                                      change_pct=(offline_a - 5020) / 5020 * 100, threshold_pct=5.0, p_value=0.002,
+            regressions = [Regression(metric="tokens_per_second", node="node-b", scenario="Offline",
+                                      branch="single", current=offline_b, baseline=4985.0,
+                                      change_pct=(offline_b - 4985) / 4985 * 100, threshold_pct=5.0, p_value=0.002,
                                       baseline_runs=run_ids[-5:],
                                       explanation="throughput 14% below the median of 5 comparable runs")]
         report_path = None
@@ -132,13 +147,25 @@ def seed_history(url: str, artifacts: Path, days: int = 7) -> Seeded:
             traversal_run = run_id
             report_path = str(artifacts / ".." / ".." / "etc" / "passwd")
         status = "partial" if day in (3, 4) else "success"
-        verdict = judge(run_id, records, {})       # the pipeline's verdict (no plausibility bound: unknown)
+        # The pipeline's verdict: no plausibility bound (unknown), but for the prefix-cache run, above its bound.
+        checks = {}
+        if prefix_cache:
+            implausible_run = run_id
+            fast = records[1]
+            checks[fast.run_dir] = PlausibilityCheck(
+                node="node-b", scenario="Offline", accelerator="NVIDIA H200",
+                measured_tokens_per_second=fast.loadgen.tokens_per_second, compute_bound_tokens_per_second=14_000.0,
+                bandwidth_bound_tokens_per_second=None, implausible=True,
+                explanation="measured 15,952 tokens/s is above the compute bound of 14,000 tokens/s")
+        verdict = judge(run_id, records, checks)
         store.record(RunMeta(run_id=run_id, dag_id="mlperf_llama31_8b", logical_date=logical, trigger="scheduled",
                              status=status, params={"scenarios": ["Offline", "Server"]}, verdict=verdict.headline,
                              compliance=verdict.compliance, report_path=report_path, started_at=logical,
                              finished_at=logical + timedelta(hours=1)),
                      records, scaling, regressions, verdict)
         run_ids.append(run_id)
+    store.replace_published(load_published())
     store.dispose()
-    return Seeded(run_ids=run_ids, latest=run_ids[-1], invalid_run=invalid_run, regression_run=regression_run,
+    return Seeded(run_ids=run_ids, latest=run_ids[-1], invalid_run=invalid_run, implausible_run=implausible_run,
+                  regression_run=regression_run,
                   xss_run=xss_run, report_file=report_file, outside_run=outside_run, traversal_run=traversal_run)

@@ -57,7 +57,8 @@ def test_index_renders_charts_runs_and_escapes_everything(authed, seeded):
     response = authed.get("/", headers={"Accept": "text/html"})
     assert response.status_code == 200
     page = response.text
-    assert page.count('class="bm-chart"') == 4                       # tokens/s, TTFT p99, TPOT p99, ROUGE
+    # Offline · H200: tokens/s, TTFT p99, TPOT p99, ROUGE-L; Server · H200: the three performance charts
+    assert page.count('class="bm-chart"') == 7
     assert "/static/plotly.min.js" in page and "cdn" not in page.lower()
     for run_id in seeded.run_ids:
         assert html.escape(run_id) in page or html.escape(run_id, quote=False) in page
@@ -69,20 +70,30 @@ def test_index_renders_charts_runs_and_escapes_everything(authed, seeded):
     assert "script-src 'self'" in response.headers["content-security-policy"]
 
 
-def test_invalid_points_are_drawn_apart_from_the_series(authed, seeded):
-    figures = authed.get("/api/figures").json()["figures"]
-    assert [f["metric"] for f in figures] == ["tokens_per_second", "ttft_p99_ns", "tpot_p99_ns", "rougeL"]
-    tps = figures[0]["data"]
-    invalid = [t for t in tps if t["name"].endswith("INVALID")]
-    assert len(invalid) == 1 and invalid[0]["customdata"] == [seeded.invalid_run]
-    assert invalid[0]["marker"]["symbol"] == "x-thin-open"
-    series = next(t for t in tps if t["name"] == "Server · single · node-b")
-    assert seeded.invalid_run not in series["customdata"]            # never joined by the line as a normal point
-    regression = next(t for t in tps if t["name"] == "Regression detected")
+def test_trends_are_series_of_equal_settings_with_verdicts_and_published_references(authed, seeded):
+    groups = {(g["scenario"], g["accelerator"]): g for g in authed.get("/api/figures").json()["groups"]}
+    assert set(groups) == {("Offline", "H200"), ("Server", "H200")}
+    offline = groups[("Offline", "H200")]
+    assert [f["metric"] for f in offline["figures"]] == ["tokens_per_second", "ttft_p99_ns", "tpot_p99_ns", "rougeL"]
+    node_a = [s for s in offline["series"] if s["node"] == "node-a" and s["mode"] == "performance"]
+    assert [s["points"] for s in node_a] == [4, 3]                   # bf16 days 0-3, FP8 days 4-6: two series
+    assert "FP8 weights + FP8 KV" in node_a[1]["settings"] and "quantization: None -> fp8" in node_a[1]["changed"]
+    tps = offline["figures"][0]["data"]
+    implausible = [t for t in tps if t.get("meta") == "implausible"]
+    assert [t["customdata"] for t in implausible] == [[seeded.implausible_run]]
+    published = [t for t in tps if t.get("meta") == "published"]
+    assert published and all("H200" in t["name"] and "tokens/s per GPU" in t["name"] for t in published)
+    server = groups[("Server", "H200")]["figures"][0]["data"]
+    invalid = [t for t in server if t.get("meta") == "invalid"]
+    assert [t["customdata"] for t in invalid] == [[seeded.invalid_run]]
+    [node_b] = [t for t in server if t.get("mode") == "lines+markers" and t["name"].endswith("node-b")]
+    assert seeded.invalid_run not in node_b["customdata"]           # never joined by the line as a normal point
+    regression = next(t for t in tps if t["name"] == "regression detected")
     assert len(regression["x"]) == 1 and "run: " + seeded.regression_run in regression["text"][0]
-    # Hover details: run id, versions and config hash.
-    hover = next(t for t in tps if t["name"] == "Offline · single · node-a")["text"][0]
-    assert "run: " in hover and "vllm 0.26.0" in hover and "config: 3f9a1c0d5e7b" in hover
+    hover = next(t for t in tps if t.get("mode") == "lines+markers")["text"][0]
+    assert "run: " in hover and "vLLM 0.26.0" in hover and "verdict: VALID" in hover
+    failed = [t for t in tps if t.get("meta") == "failed"]
+    assert len(failed) == 1 and len(failed[0]["customdata"]) == 1   # the missing SUT run, on its date
 
 
 def test_filters_narrow_results_and_dates_are_inclusive(authed, seeded):
@@ -141,11 +152,24 @@ def test_run_page_escapes_hostile_run_id(authed, seeded):
     assert XSS not in response.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
 
 
+def test_compare_refuses_across_settings_and_lists_them_beside_the_published_reference(authed, seeded):
+    a, b = seeded.run_ids[3], seeded.run_ids[4]       # node-a Offline: bf16, then FP8
+    page = authed.get("/compare", params={"a": a, "b": b}, headers={"Accept": "text/html"}).text
+    data = authed.get("/api/compare", params={"a": a, "b": b}).json()
+    group = next(g for g in data["groups"] if (g["scenario"], g["node"], g["mode"]) ==
+                 ("Offline", "node-a", "performance"))
+    assert group["same_config"] is False and "quantization: None -> fp8" in group["differences"]
+    assert {m["judgement"] for m in group["metrics"]} == {"not-comparable"}
+    assert group["published"] and group["published"][0].startswith("MLPerf v")
+    assert "Not compared: different settings." in page and "quantization: None -&gt; fp8" in page
+    assert "Reference: MLPerf v" in page
+
+
 def test_compare_two_runs_metric_by_metric(authed, seeded):
-    a, b = seeded.run_ids[-2], seeded.latest
+    a, b = seeded.run_ids[-3], seeded.latest          # node-b Offline: day 4 and day 6 (day 5 had prefix caching)
     data = authed.get("/api/compare", params={"a": a, "b": b}).json()
     group = next(g for g in data["groups"] if (g["scenario"], g["branch"], g["node"], g["mode"]) ==
-                 ("Offline", "single", "node-a", "performance"))
+                 ("Offline", "single", "node-b", "performance"))
     tps = next(m for m in group["metrics"] if m["metric"] == "tokens_per_second")
     assert tps["change_pct"] == pytest.approx((tps["b"] - tps["a"]) / tps["a"] * 100)
     assert tps["change_pct"] < -10 and tps["judgement"] == "worse"

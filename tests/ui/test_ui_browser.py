@@ -83,7 +83,7 @@ def test_plugin_is_mounted_and_protected(server, token):
     assert authed.status_code == 200 and len(authed.json()["runs"]) == len(server["seeded"].run_ids)
     plugins = httpx.get(f"{base}/api/v2/plugins", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     views = {v["name"]: v for p in plugins.json()["plugins"] for v in p["external_views"]}
-    assert views["Benchmarks"]["destination"] == "nav"
+    assert views["MLPerf"]["destination"] == "nav"
     assert views["Benchmark report"]["destination"] == "dag_run"
     assert "{RUN_ID}" in views["Benchmark report"]["href"]
     errors = httpx.get(f"{base}/api/v2/plugins/importErrors", headers={"Authorization": f"Bearer {token}"},
@@ -152,7 +152,7 @@ def test_airflow_ui_embeds_the_page_and_the_run_report_tab(server, token, browse
     page = context.new_page()
     try:
         page.goto(f"{base}/plugin/benchmarks", wait_until="networkidle")
-        frame_el = page.wait_for_selector("iframe[title='Benchmarks']", timeout=60_000)
+        frame_el = page.wait_for_selector("iframe[title='MLPerf']", timeout=60_000)
         frame = frame_el.content_frame()
         frame.wait_for_selector(".bm-chart[data-rendered='true']", timeout=60_000)
         page.screenshot(path=str(SHOTS / "airflow-nav.png"))

@@ -9,19 +9,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))   # as Airflow puts its plugins folder
 
-from mlperf_benchmarks import reports, views  # noqa: E402
+from mlperf_benchmarks import reports, trends, views  # noqa: E402
 
 from include.history import ResultRow  # noqa: E402
 
 
 def row(run_id="r1", day=1, node="node-a", scenario="Offline", branch="single", mode="performance", valid=True,
-        status="completed", tps=5000.0, ttft=180e6, tpot=41e6, rouge_l=None, passed=None, config="abc",
+        status="completed", tps=5000.0, ttft=180e6, tpot=41e6, rouge_l=None, passed=None, config="abc", error=None,
         **verdict) -> ResultRow:
     return ResultRow(
         id=day, run_id=run_id, dag_id="d", logical_date=datetime(2026, 11, day, tzinfo=timezone.utc),
-        mlperf_compliant=True, branch=branch, node=node, scenario=scenario, mode=mode, status=status, error=None,
+        mlperf_compliant=True, branch=branch, node=node, scenario=scenario, mode=mode, status=status, error=error,
         valid=valid, invalid_reasons=[] if valid is not False else ["min duration not satisfied"],
-        config_hash=config, accelerator="NVIDIA H200", versions={"vllm": "0.26.0"}, samples_per_second=tps / 128,
+        config_hash=config, accelerator="NVIDIA H200", versions={"vllm": "0.26.0"}, samples_per_second=tps and tps / 128,
         tokens_per_second=tps, ttft_p50_ns=ttft and ttft / 2, ttft_p99_ns=ttft, tpot_p50_ns=tpot / 2, tpot_p99_ns=tpot,
         latency_p50_ns=None, latency_p99_ns=None, duration_s=600.0, output_tokens=1000, samples_completed=10,
         rouge1=None if rouge_l is None else 38.8, rouge2=None if rouge_l is None else 15.9, rougeL=rouge_l,
@@ -30,28 +30,88 @@ def row(run_id="r1", day=1, node="node-a", scenario="Offline", branch="single", 
         **{"comparability_hash": config, "comparability": {"dtype": config}, **verdict})
 
 
-def test_invalid_points_leave_the_line_and_are_marked():
-    rows = [row("r1", 1), row("r2", 2, valid=False, tps=7000.0), row("r3", 3)]
-    fig = views.trend_figure("tokens_per_second", rows, [], views.series_colors(rows))
-    line, crosses, legend_key = fig["data"]
-    assert line["customdata"] == ["r1", "r3"] and line["y"] == [5000.0, 5000.0]
-    assert crosses["customdata"] == ["r2"] and crosses["marker"]["symbol"] == "x-thin-open"
-    assert "LoadGen: INVALID (min duration not satisfied)" in crosses["text"][0]
-    assert legend_key["name"] == "INVALID run" and legend_key["x"] == [None]
+def groups(rows, regressions=(), published=()):
+    return trends.build_groups(rows, regressions, published)
 
 
-def test_latencies_are_shown_in_milliseconds_and_failed_runs_have_no_point():
-    rows = [row("r1", 1, ttft=250e6), row("r2", 2, status="failed", ttft=None)]
-    fig = views.trend_figure("ttft_p99_ns", rows, [], {})
-    assert fig["data"][0]["y"] == [250.0]
-    assert fig["layout"]["yaxis"]["title"]["text"] == "TTFT p99 (ms)"
+def traces(fig, meta=None):
+    return [t for t in fig["data"] if meta is None or t.get("meta") == meta]
 
 
-def test_rouge_chart_marks_failed_targets():
-    rows = [row("r1", 1, mode="accuracy", valid=None, rouge_l=24.49, passed=True),
-            row("r2", 2, mode="accuracy", valid=None, rouge_l=23.0, passed=False)]
-    fig = views.trend_figure("rougeL", rows, [], {})
-    assert fig["data"][1]["customdata"] == ["r2"] and fig["data"][2]["name"] == "accuracy targets failed"
+def test_a_change_of_settings_starts_a_new_series_and_says_what_changed():
+    """bf16 then FP8 on the same node: two series, never one line with a '+185%' jump."""
+    rows = [row("r1", 1, config="bfloat16"), row("r2", 2, config="bfloat16"), row("r3", 3, tps=14000.0, config="fp8")]
+    [group] = groups(rows)
+    assert [(s.name, len(s.rows)) for s in group.series] == [("S1", 2), ("S2", 1)]
+    assert group.series[1].changed == ["dtype: bfloat16 -> fp8"]
+    line_1, line_2 = traces(group.figures[0])[:2]
+    assert line_1["y"] == [5000.0, 5000.0] and line_2["y"] == [14000.0]
+
+
+def test_settings_in_words():
+    key = {"model": "llama3.1-8b", "load_format": "auto", "dtype": "bfloat16", "quantization": "fp8",
+           "kv_cache_dtype": "fp8", "prefix_caching": False, "max_num_seqs": 1024, "max_num_batched_tokens": 32768,
+           "tensor_parallel_size": 1, "engine_args": {}, "backend": "vllm", "accelerator": "NVIDIA H200",
+           "accelerator_count": 1, "vllm_version": "0.26.0", "server_target_qps": None}
+    assert trends.settings_words(key) == ("FP8 weights + FP8 KV, max_num_seqs 1,024, max_num_batched_tokens 32,768, "
+                                          "vLLM 0.26.0, 1x H200")
+    assert "prefix caching ON" in trends.settings_words({**key, "prefix_caching": True})
+    assert trends.settings_words(None).startswith("settings not recorded")
+
+
+def test_every_point_shows_its_verdict_in_shape_and_colour_with_a_legend_key():
+    rows = [row("r1", 1, compliance="compliant"), row("r2", 2, compliance="not compliant"),
+            row("r3", 3, submission_grade=False, compliance="not compliant"),
+            row("r4", 4, valid=False, tps=7000.0, state="INVALID"),
+            row("r5", 5, tps=21101.6, plausibility="implausible", verdict="VALID · IMPLAUSIBLE"),
+            row("r6", 6, status="failed", tps=None, error="pod exited")]
+    [group] = groups(rows)
+    fig = next(f for f in group.figures if f["metric"] == "tokens_per_second")
+    line = fig["data"][0]
+    assert line["customdata"] == ["r1", "r2", "r3"]
+    assert line["marker"]["symbol"] == ["circle", "circle-open", "diamond-open"]
+    assert traces(fig, "invalid")[0]["customdata"] == ["r4"]
+    implausible = traces(fig, "implausible")[0]
+    assert implausible["customdata"] == ["r5"] and "verdict: VALID · IMPLAUSIBLE" in implausible["text"][0]
+    failed = traces(fig, "failed")[0]
+    assert failed["customdata"] == ["r6"] and failed["y"] == [0] and "pod exited" in failed["text"][0]
+    keys = {t["meta"] for t in fig["data"] if str(t.get("meta", "")).startswith("key:")}
+    assert keys == {"key:not-compliant", "key:not-grade", "key:invalid", "key:implausible", "key:failed"}
+
+
+def test_points_are_dated_by_the_runs_own_time():
+    import dataclasses
+
+    ran = datetime(2026, 10, 3, 9, 33, tzinfo=timezone.utc)
+    [group] = groups([dataclasses.replace(row("imported", 20), at=ran)])
+    assert group.figures[0]["data"][0]["x"] == [ran.isoformat()]
+
+
+def test_one_point_gets_a_readable_axis():
+    [group] = groups([row("r1", 1, mode="accuracy", valid=None, rouge_l=24.49, passed=True)])
+    rouge = next(f for f in group.figures if f["metric"] == "rougeL")
+    low, high = rouge["layout"]["yaxis"]["range"]
+    assert 20 < low < 24.49 < high < 30                         # not down to -0.5
+    assert len(rouge["layout"]["xaxis"]["range"]) == 2          # a two-day window, not sub-second ticks
+
+
+def test_published_results_are_reference_lines_for_the_same_accelerator_and_scenario():
+    from types import SimpleNamespace
+
+    def pub(round_, per_gpu, accelerator="H200", scenario="Offline"):
+        return SimpleNamespace(round=round_, accelerator=accelerator, scenario=scenario, submitter="NVIDIA",
+                               system="DGX H200", source_url="https://github.com/mlcommons/x",
+                               tokens_per_s_per_accelerator=per_gpu,
+                               label=f"MLPerf {round_}, 8x {accelerator} TensorRT-LLM (NVIDIA): {per_gpu:,.0f} "
+                                     "tokens/s per GPU")
+
+    published = [pub("v5.1", 7288.0), pub("v5.1", 6000.0), pub("v6.0", 7500.0), pub("v5.1", 9e9, "B200"),
+                 pub("v5.1", 9e9, scenario="Server")]
+    [group] = groups([row("r1", 1), row("r2", 2)], published=published)
+    lines = traces(group.figures[0], "published")
+    assert [t["y"] for t in lines] == [[7500.0, 7500.0], [7288.0, 7288.0]]       # best per round, newest first
+    assert lines[1]["name"] == "MLPerf v5.1, 8x H200 TensorRT-LLM (NVIDIA): 7,288 tokens/s per GPU"
+    assert traces(group.figures[1], "published") == []                           # TTFT: no reference
 
 
 def test_regressions_ring_the_point_of_their_run_and_series():
@@ -59,15 +119,16 @@ def test_regressions_ring_the_point_of_their_run_and_series():
     reg = type("Reg", (), dict(run_id="r2", metric="tokens_per_second", node="node-a", scenario="Offline",
                                branch="single", current=4300.0, baseline=5000.0, change_pct=-14.0,
                                threshold_pct=5.0, p_value=0.01, explanation="<b>slower</b>"))()
-    fig = views.trend_figure("tokens_per_second", rows, [reg], {})
-    ring = next(t for t in fig["data"] if t["name"] == "Regression detected")
+    [group] = groups(rows, [reg])
+    ring = next(t for t in group.figures[0]["data"] if t["name"] == "regression detected")
     assert ring["y"] == [4300.0] and "&lt;b&gt;slower&lt;/b&gt;" in ring["text"][0]
-    assert views.trend_figure("ttft_p99_ns", rows, [reg], {})["data"][-1]["name"] != "Regression detected"
+    assert all(t["name"] != "regression detected" for t in group.figures[1]["data"])
 
 
 def test_hover_text_escapes_user_values():
-    fig = views.trend_figure("tokens_per_second", [row("<img src=x onerror=alert(1)>", 1)], [], {})
-    assert "<img" not in fig["data"][0]["text"][0] and "&lt;img src=x" in fig["data"][0]["text"][0]
+    [group] = groups([row("<img src=x onerror=alert(1)>", 1)])
+    text = group.figures[0]["data"][0]["text"][0]
+    assert "<img" not in text and "&lt;img src=x" in text
 
 
 @pytest.mark.parametrize("baseline,current,expected", [(100, 90, -10.0), (100, 110, 10.0), (0, 5, None),
@@ -97,16 +158,12 @@ def test_compare_refuses_to_judge_across_settings_and_says_what_differs():
     """bf16 against FP8 is no regression and no '+185%' improvement: the settings differ, and the page says how."""
     [group] = views.compare_runs([row("a", 1, tps=5000.0, config="bfloat16")], [row("b", 2, tps=14000.0, config="fp8")])
     assert group["same_config"] is False and group["differences"] == ["dtype: bfloat16 -> fp8"]
+    assert group["a_settings"] != group["b_settings"]
     assert {m["judgement"] for m in group["metrics"]} == {"not-comparable"}
 
 
-def test_an_implausible_point_is_marked_and_never_judged():
+def test_an_implausible_run_is_never_judged_in_compare():
     rows = [row("r1", 1), row("r2", 2, tps=21101.6, plausibility="implausible", verdict="VALID · IMPLAUSIBLE")]
-    fig = views.trend_figure("tokens_per_second", rows, [], views.series_colors(rows))
-    line, marked, legend_key = fig["data"]
-    assert line["customdata"] == ["r1"] and marked["customdata"] == ["r2"]
-    assert "verdict: VALID · IMPLAUSIBLE" in marked["text"][0]
-    assert legend_key["name"].startswith("physically implausible")
     [group] = views.compare_runs(rows[:1], rows[1:])
     assert group["implausible"] == ["B"] and {m["judgement"] for m in group["metrics"]} == {"not-comparable"}
 
