@@ -1,32 +1,46 @@
 #!/usr/bin/env bash
-# The 2x H200 reference run's commands, generated from the DAG's plan (include/plan_commands.py), not hand-written:
-#   benchmarks/h200/x2_plan.sh > benchmarks/h200/x2_offline_commands.sh      (from the repository root, ~10 s)
+# The 2x H200 reference runs' commands, generated from the DAG's plan (include/plan_commands.py), not hand-written
+# (from the repository root, ~10 s each):
+#   benchmarks/h200/x2_plan.sh shortened > benchmarks/h200/x2_offline_commands.sh
+#   benchmarks/h200/x2_plan.sh 600s      > benchmarks/h200/x2_600s_commands.sh
 # Deployment: the local runner on one host, nodes h200-0 and h200-1, one GPU each (MLPERF_LOCAL_GPUS), dummy weights,
 # the synthetic data set that x2_session.sh builds in /tmp/b, artefacts under /tmp/b/artifacts/<run id>.
-# Params: Offline performance runs, single on each GPU, then coordinated (a vLLM server per GPU, one LoadGen over
-# HTTP), then sharded (each GPU on half the samples at once). SHORTENED, NOT MLPerf's 600 s: min_duration 0 and
-# min_query_count 4,000 (8,000 for the coordinated run). Meant as 4,000 queries per GPU in every mode, but LoadGen's
-# Offline query is padded to a whole number of passes over the samples (mlperf.conf's equal issue for llama3.1-8b):
-# as run on 2026-11-29, each single run issued 13,368 samples (219 s), the coordinated run 13,368 over both GPUs and
-# each shard 6,684 (its half), so the distributed runs did half a single run's work per GPU. The next run should add
-# sample_concatenate_permutation=0 (equal issue off) or size min_query_count in passes; x2_offline_commands.sh is
-# kept as it ran.
 # Engine: FP8 weights and KV cache, async scheduling, CUDA graphs to 1,024 tokens, max_num_batched_tokens 32,768,
 # max_num_seqs 1,024, prefix caching off (the SUT's default): the reference/h200 headline settings. The DAG's params
 # have no FP8 or vLLM engine-argument fields yet, so they travel as --engine-flags (named in the script's header).
+# Runs:
+#   shortened (run h200x2-offline, 2026-11-29, kept as it ran): Offline single on each GPU, coordinated, sharded;
+#     SHORTENED, NOT MLPerf's 600 s: min_duration 0 and min_query_count 4,000 (8,000 for the coordinated run). Meant
+#     as 4,000 queries per GPU, but LoadGen pads an Offline query to whole passes over the samples (mlperf.conf's
+#     equal issue for llama3.1-8b): each single run issued 13,368 samples (219 s), the coordinated run 13,368 over
+#     both GPUs and each shard 6,684, so the distributed runs did half a single run's work per GPU.
+#   600s (run h200x2-offline-600s): coordinated over MLPerf's full 600 s (mlperf.conf's min_duration and query count;
+#     target_qps 115 makes LoadGen issue 6 passes, 80,208 samples: 3 per GPU, as a 600 s single run on one H200
+#     issues at ~62 samples/s, so it runs >= 600 s from ~101 samples/s up to 121.5) and, as its denominator, single on
+#     each GPU at once, one pass each (13,368 samples, min_duration 0): two single runs of 600 s as well did not fit the
+#     session's 30 minutes of device time.
+# Both without the TEST06 compliance runs (param compliance_tests=[]): dummy weights, and no device time for them.
 set -euo pipefail
+case ${1:?usage: x2_plan.sh shortened|600s} in
+  shortened)
+    run=(--run-id h200x2-offline --distributed coordinated --distributed sharded
+         --param 'user_conf_overrides={"min_duration": 0, "min_query_count": 4000}'
+         --mode-param 'coordinated:user_conf_overrides={"min_duration": 0, "min_query_count": 8000}') ;;
+  600s)
+    run=(--run-id h200x2-offline-600s --distributed coordinated
+         --param 'user_conf_overrides={"min_duration": 0}'
+         --mode-param 'coordinated:user_conf_overrides={"target_qps": 115}') ;;
+  *) echo "x2_plan.sh: unknown run $1 (shortened or 600s)" >&2; exit 2 ;;
+esac
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 MLPERF_RUNNER=local MLPERF_NODES=h200-0,h200-1 MLPERF_LOCAL_GPUS=h200-0=0,h200-1=1 \
 MLPERF_MODEL_DIR=benchmarks/h200/llama-3.1-8b MLPERF_DATASET=/tmp/b/cnn_synthetic.json MLPERF_DATASET_SIZE=13368 \
 MLPERF_LOAD_FORMAT=dummy MLPERF_ARTIFACTS_DIR=/tmp/b/artifacts MLPERF_SUT_PYTHON=python3 \
 MLPERF_RUN_TIMEOUT_S=900 MLPERF_SERVER_START_TIMEOUT_S=600 PYTHONPATH=. \
-  "${PYTHON:-.venv/bin/python}" -m include plan --commands --run-id h200x2-offline \
-  --distributed coordinated --distributed sharded \
+  "${PYTHON:-.venv/bin/python}" -m include plan --commands "${run[@]}" \
   --param 'scenarios=["Offline"]' --param mode=performance --param dtype=bfloat16 \
-  --param max_num_seqs=1024 --param max_num_batched_tokens=32768 \
-  --param 'user_conf_overrides={"min_duration": 0, "min_query_count": 4000}' \
-  --mode-param 'coordinated:user_conf_overrides={"min_duration": 0, "min_query_count": 8000}' \
+  --param max_num_seqs=1024 --param max_num_batched_tokens=32768 --param 'compliance_tests=[]' \
   --engine-flags "--quantization fp8 --kv-cache-dtype fp8 --engine-arg async_scheduling=true \
 --engine-arg 'compilation_config={\"max_cudagraph_capture_size\": 1024}' --max-model-len 4096" \
   --out "$out" >/dev/null

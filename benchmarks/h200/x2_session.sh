@@ -7,6 +7,8 @@
 #   check    vLLM's OpenAI server imports against the bundle (what `mlperf_sut serve` runs), the GPUs, versions
 #   offline  (~8 min) x2_offline_commands.sh, generated from the DAG's plan by x2_plan.sh: Offline single on each
 #            GPU, coordinated, sharded; SHORTENED (4,000 queries per GPU, min_duration 0), not MLPerf's 600 s
+#   run600   (~19 min) x2_600s_commands.sh (x2_plan.sh 600s): Offline single on each GPU at once (one pass, 13,368
+#            samples), then coordinated over MLPerf's full 600 s (80,208 samples over the two GPUs)
 #   http     (~8 min) the HTTP backend against the in-process one on the same GPU (issue 17, part 2), and the
 #            Server search on the coordinated pair:
 #            1. both GPUs at once: in-process Server at 50 QPS (3,000 queries, min_duration 0, equal issue off)
@@ -76,6 +78,8 @@ for name in "$@"; do
         || echo "api_server imports: FAILED" ;;
     offline)
       bash benchmarks/h200/x2_offline_commands.sh ;;
+    run600)
+      bash benchmarks/h200/x2_600s_commands.sh ;;
     http)
       run=$work/artifacts/h200x2-http
       mkdir -p "$run"

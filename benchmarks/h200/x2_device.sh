@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The device calls of a 2x H200 session longer than one call (600 s at most), from the repository root there:
+#   x2_device.sh stash .gpu-bundle/part_aa            one bundle part per call (carry it), kept in /tmp/p
+#   x2_device.sh start STAGE...                       after the last part (carry it with unpack.sh and SHA256):
+#                                                     unpack the bundle into /tmp/b/vsite, copy benchmarks/ and
+#                                                     sut_image/ to /tmp/b/repo and start x2_session.sh STAGE...
+#                                                     there, detached (setsid): it outlives the call while the
+#                                                     machine is held, i.e. while the next call follows within 30 s
+#   x2_device.sh wait SECONDS RUN_ID...               until the session ends or SECONDS pass: its log's tail, each
+#                                                     SUT run's last progress line; once ended, each run's folder
+#                                                     (LoadGen logs, result.json, SUT and server logs; not LoadGen's
+#                                                     trace) as $OUT/RUN_ID.tar.xz, and the session log as $OUT/session.log
+# The copy in /tmp/b/repo keeps the running scripts apart from the working tree each call re-sends.
+set -uo pipefail
+work=/tmp/b
+case ${1:?usage: see the top of x2_device.sh} in
+  stash)
+    shift; mkdir -p /tmp/p; cp "$@" /tmp/p/ && ls -l /tmp/p ;;
+  start)
+    shift
+    cp .gpu-bundle/part_* .gpu-bundle/unpack.sh .gpu-bundle/SHA256 /tmp/p/ 2>/dev/null
+    [ -d "$work/vsite" ] || bash /tmp/p/unpack.sh "$work" || exit 1
+    rm -rf "$work/repo" && mkdir -p "$work/repo" && cp -a benchmarks sut_image "$work/repo/" || exit 1
+    rm -f "$work/session.done"
+    (cd "$work/repo" && setsid nohup bash -c 'benchmarks/h200/x2_session.sh "$@"; echo "exit $?" > /tmp/b/session.done' \
+       x2_session "$@" > "$work/session.log" 2>&1 < /dev/null &)
+    sleep 5; cat "$work/session.log" ;;
+  wait)
+    shift; seconds=$1; shift
+    end=$((SECONDS + seconds))
+    while [ ! -f "$work/session.done" ] && [ $SECONDS -lt $end ]; do sleep 5; done
+    tail -n 12 "$work/session.log"
+    for log in $(find "$work/artifacts" -name '*.sut.log' 2>/dev/null | sort); do
+      echo "$log: $(grep '^progress:' "$log" | tail -n 1)"
+    done
+    nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
+    if [ -f "$work/session.done" ]; then
+      cat "$work/session.done"
+      cp "$work/session.log" "$OUT/session.log"
+      for run in "$@"; do
+        tar -C "$work/artifacts" --exclude=mlperf_log_trace.json -cJf "$OUT/$run.tar.xz" "$run" && ls -l "$OUT/$run.tar.xz"
+      done
+    else
+      echo "session still running"
+    fi ;;
+  *) echo "x2_device.sh: unknown command $1"; exit 2 ;;
+esac
