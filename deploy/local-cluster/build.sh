@@ -1,8 +1,8 @@
 #!/bin/bash
 # Builds (once) everything the local cluster needs into a cache that outlives the clone:
 #   Kubernetes v1.20.2 from Debian's `kubernetes` source package (kube-apiserver, -controller-manager, -scheduler,
-#   kubelet, kubectl), and three images packed without a registry (mkimage.py): the sandbox `pause`, a busybox
-#   image for helper pods, and a Debian bookworm base with Python 3.11 (debootstrap) for the SUT.
+#   kubelet, kubectl, kube-proxy), and three images packed without a registry (mkimage.py): the sandbox `pause`, a
+#   busybox image for helper pods, and a Debian bookworm base with Python 3.11 (debootstrap) for the SUT.
 # usage: build.sh [CACHE_DIR]      (default: $MLPERF_CLUSTER_CACHE or /var/cache/mlperf-k8s)
 # Why this version: it is the newest Kubernetes whose complete source (vendor/ included) a Debian registry serves;
 # 1.2x/1.3x need the Go module proxy, which these machines do not reach. Cold: ~7-25 min on 2 cores (-p 1, nice 19,
@@ -12,7 +12,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 C=${1:-${MLPERF_CLUSTER_CACHE:-/var/cache/mlperf-k8s}}
 K8S_VERSION=v1.20.2
 STAMP=$C/.built-$K8S_VERSION-3            # bump the suffix when this script's outputs change
-[ -f "$STAMP" ] && { echo "local cluster: cached build in $C"; exit 0; }
+BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl kube-proxy"
+# A binary added to the list after a cache was made is built into that cache (only it: the others are kept).
+cached() { [ -f "$STAMP" ] && for b in $BINARIES; do [ -x $C/bin/$b ] || return 1; done; }
+cached && { echo "local cluster: cached build in $C"; exit 0; }
 [ "$(id -u)" = 0 ] || { echo "build.sh: run as root (apt-get, debootstrap)" >&2; exit 1; }
 mkdir -p $C/{bin,images,logs,src,gopath/src/k8s.io,apt/lists/partial,apt/cache/archives/partial}
 T0=$(date +%s); tp() { echo "local cluster build: $1 at $(( $(date +%s) - T0 )) s" | tee -a $C/logs/timings.txt; }
@@ -50,7 +53,7 @@ if [ ! -f pkg/generated/openapi/zz_generated.openapi.go ]; then
 fi
 V=k8s.io/kubernetes/vendor/k8s.io
 LDF="-s -w -X $V/component-base/version.gitVersion=$K8S_VERSION -X $V/component-base/version.gitMajor=1 -X $V/component-base/version.gitMinor=20 -X $V/client-go/pkg/version.gitVersion=$K8S_VERSION"
-for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
+for c in $BINARIES; do
   [ -x $C/bin/$c ] || { nice -n 19 go build -p $P -ldflags "$LDF" -o $C/bin/$c.tmp k8s.io/kubernetes/cmd/$c && mv $C/bin/$c.tmp $C/bin/$c; tp "built $c"; }
 done
 cd $C

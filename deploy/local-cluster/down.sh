@@ -1,12 +1,13 @@
 #!/bin/bash
 # Stops the local cluster that up.sh started and leaves nothing running or mounted: every process it started (by pid
 # file), every process in a node's mount namespace (containerd, its shims, the pods' containers), the CNI bridges,
-# the netns files and the nodes' cgroups. The state folder stays for its logs; up.sh starts from a clean one.
+# the netns files, the nodes' cgroups and kube-proxy's iptables rules; IP forwarding is set back to what up.sh found. The state folder stays for its logs; up.sh starts from a clean one.
 # usage: down.sh           (state: $MLPERF_CLUSTER_DIR, default <repo>/.cache/cluster)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 D=${MLPERF_CLUSTER_DIR:-$REPO/.cache/cluster}
+C=${MLPERF_CLUSTER_CACHE:-/var/cache/mlperf-k8s}
 [ -d "$D/pids" ] || { echo "local cluster: not started from $D"; exit 0; }
 NODES=(gpu-node-a gpu-node-b)
 
@@ -22,7 +23,7 @@ in_namespace() {   # in_namespace NS: pids of the processes in mount namespace N
     [ "${p#/proc/}" != $$ ] && [ "$(readlink $p/ns/mnt 2>/dev/null)" = "$1" ] && echo ${p#/proc/}
   done
 }
-for name in "${NODES[@]/#/kubelet-}" scheduler controller-manager apiserver; do
+for name in "${NODES[@]/#/kubelet-}" kube-proxy service-dns scheduler controller-manager apiserver; do
   [ -f $D/pids/$name.pid ] && stop_pid "$(cat $D/pids/$name.pid)"
 done
 for n in "${NODES[@]}"; do
@@ -44,6 +45,10 @@ for n in "${NODES[@]}"; do
   fi
 done
 [ -f $D/pids/etcd.pid ] && stop_pid "$(cat $D/pids/etcd.pid)"
+# kube-proxy's own cleanup removes its chains and rules (KUBE-*) from every table it wrote.
+[ -f $D/etc/kube-proxy.yaml ] && [ -x $C/bin/kube-proxy ] && $C/bin/kube-proxy --cleanup >$D/logs/kube-proxy-cleanup.log 2>&1
+ip addr del 10.89.0.10/32 dev lo 2>/dev/null     # up.sh's DNS_IP
+[ -f $D/etc/ip_forward.before ] && cat $D/etc/ip_forward.before > /proc/sys/net/ipv4/ip_forward && rm -f $D/etc/ip_forward.before
 # Mounts live in the nodes' private namespaces and vanish with them; anything that leaked to this one goes too.
 grep -o " $D/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
 for f in /var/run/netns/cni-*; do [ -e "$f" ] && ! mountpoint -q "$f" && rm -f "$f"; done

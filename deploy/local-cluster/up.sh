@@ -4,8 +4,9 @@
 # local PersistentVolumes.
 # usage: up.sh             (state: $MLPERF_CLUSTER_DIR, default <repo>/.cache/cluster; stop with down.sh)
 #
-# Topology, all on this machine: etcd, kube-apiserver (:6443), kube-controller-manager, kube-scheduler, and per node
-# one containerd and one kubelet (gpu-node-a :10250, gpu-node-b :10260). Each node runs in its own mount namespace
+# Topology, all on this machine: etcd, kube-apiserver (:6443), kube-controller-manager, kube-scheduler, kube-proxy
+# (iptables mode: ClusterIP Services reach their pods), and per node one containerd and one kubelet (gpu-node-a
+# :10250, gpu-node-b :10260). Each node runs in its own mount namespace
 # (kubelet 1.20 hard-codes /var/log/pods and garbage-collects the log folders of pods it does not know, which would
 # be the other node's), under its own cgroup root, CNI bridge and pod subnet. Each node is labelled as a GPU node and
 # advertises nvidia.com/gpu: 1 (patched into its status, as the Kubernetes docs do for extended resources: there is
@@ -18,6 +19,7 @@ D=${MLPERF_CLUSTER_DIR:-$REPO/.cache/cluster}
 NODES=(gpu-node-a gpu-node-b)
 NS=mlperf
 TIMEOUT=${MLPERF_CLUSTER_TIMEOUT_S:-300}
+DNS_IP=10.89.0.10             # the pods' nameserver (kubelet clusterDNS): outside the pod and Service ranges
 
 fail() { echo "local cluster: $*" >&2; echo "logs: $D/logs (stop what was started with deploy/local-cluster/down.sh)" >&2; exit 1; }
 wait_for() {   # wait_for WHAT CMD...: poll CMD until it succeeds, fail loudly after $TIMEOUT s
@@ -31,7 +33,7 @@ wait_for() {   # wait_for WHAT CMD...: poll CMD until it succeeds, fail loudly a
 if [ -f "$D/pids/apiserver.pid" ] && kill -0 "$(cat $D/pids/apiserver.pid)" 2>/dev/null; then
   echo "local cluster: already running (kubeconfig $D/etc/admin.kubeconfig)"; exit 0
 fi
-for port in 2379 2380 6443 10250 10260; do
+for port in 2379 2380 6443 10249 10250 10256 10260; do
   ! ss -ltn "sport = :$port" | grep -q LISTEN || fail "port $port is in use (another cluster? run down.sh)"
 done
 "$HERE/build.sh" "$C"
@@ -64,6 +66,7 @@ kubeconfig $D/etc/admin.kubeconfig $ADMIN_TOKEN
 for n in "${NODES[@]}"; do
   t=$(token); echo "$t,system:node:$n,kubelet-$n,system:nodes" >> $D/pki/tokens.csv; kubeconfig $D/etc/$n.kubeconfig $t
 done
+t=$(token); echo "$t,system:kube-proxy,kube-proxy" >> $D/pki/tokens.csv; kubeconfig $D/etc/kube-proxy.kubeconfig $t
 chmod 0600 $D/pki/tokens.csv $D/etc/*.kubeconfig
 
 # --- control plane ---------------------------------------------------------------------------------------------------
@@ -90,6 +93,30 @@ start controller-manager $C/bin/kube-controller-manager --kubeconfig=$D/etc/admi
   --controllers='*,-nodeipam,-cloud-node-lifecycle,-route,-service'
 start scheduler $C/bin/kube-scheduler --kubeconfig=$D/etc/admin.kubeconfig --bind-address=127.0.0.1 --port=0 \
   --leader-elect=false --authentication-kubeconfig=$D/etc/admin.kubeconfig --authorization-kubeconfig=$D/etc/admin.kubeconfig
+# One kube-proxy for both nodes (they share this machine's network namespace), as user system:kube-proxy (the built-in
+# system:node-proxier binding). masqueradeAll: a pod calling a Service whose pod is on its own bridge gets the reply
+# back through the host (no hairpin mode on the CNI bridges). Packets between the nodes' bridges are routed by this
+# host: IP forwarding is switched on (down.sh restores the value it found).
+cat /proc/sys/net/ipv4/ip_forward > $D/etc/ip_forward.before
+echo 1 > /proc/sys/net/ipv4/ip_forward
+cat > $D/etc/kube-proxy.yaml <<KP
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $D/etc/kube-proxy.kubeconfig}
+mode: iptables
+clusterCIDR: 10.88.0.0/16
+hostnameOverride: ${NODES[0]}
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+iptables: {masqueradeAll: true}
+conntrack: {maxPerCore: 0}      # never resize this machine's conntrack table
+KP
+start kube-proxy $C/bin/kube-proxy --config=$D/etc/kube-proxy.yaml
+# Service names: the DNS add-on's stand-in (service-dns.py says why), on an address of this machine that the pods
+# reach through their bridge's gateway; it reads Services with kube-proxy's credentials.
+ip addr replace $DNS_IP/32 dev lo
+start service-dns python3 $HERE/service-dns.py $DNS_IP 53 $D/etc/kube-proxy.kubeconfig
 
 # --- nodes -------------------------------------------------------------------------------------------------------------
 CGROUP_CONTROLLERS=$(awk '$3 == "cgroup" {print $2}' /proc/mounts)
@@ -117,13 +144,16 @@ state = "$N/containerd/state"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      # Every container starts from this spec: the SUT environment's read-only mounts and the node's CPU (below).
+      base_runtime_spec = "$N/base-spec.json"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$N/cni/net.d"
 CT
   cat > $N/cni/net.d/10-mlperf.conflist <<CN
-{"cniVersion": "0.4.0", "name": "mlperf-$n", "plugins": [{"type": "bridge", "bridge": "$bridge", "isGateway": false,
-  "ipMasq": false, "ipam": {"type": "host-local", "ranges": [[{"subnet": "$subnet"}]], "dataDir": "$N/cni/ipam"}}]}
+{"cniVersion": "0.4.0", "name": "mlperf-$n", "plugins": [{"type": "bridge", "bridge": "$bridge", "isGateway": true,
+  "ipMasq": false, "ipam": {"type": "host-local", "ranges": [[{"subnet": "$subnet"}]], "routes": [{"dst": "0.0.0.0/0"}],
+  "dataDir": "$N/cni/ipam"}}]}
 CN
   cat > $N/kubelet.yaml <<KY
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -144,6 +174,8 @@ failSwapOn: false
 evictionHard: {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"}
 imageGCHighThresholdPercent: 100
 serializeImagePulls: false
+clusterDNS: [$DNS_IP]
+clusterDomain: cluster.local
 KY
   # containerd and kubelet share one private mount namespace where /var/log/pods and /var/log/containers are the
   # node's own folders; everything mounted there (volumes, overlays, netns) disappears with its processes.
@@ -163,16 +195,37 @@ for image in $C/images/pause.tar $C/images/busybox.tar $D/images/*.tar; do   # t
   [ -f "\$image" ] && ctr -a $N/containerd.sock -n k8s.io images import "\$image" >/dev/null
 done
 echo ready > $N/images-imported
+exec $N/kubelet.sh
+RS
+  # The kubelet alone (node.sh stops it and starts it again in the node's namespace: a node failure and repair).
+  cat > $N/kubelet.sh <<KS
+#!/bin/bash
 exec nice -n 10 $C/bin/kubelet --kubeconfig=$D/etc/$n.kubeconfig --config=$N/kubelet.yaml --container-runtime=remote \
   --container-runtime-endpoint=unix://$N/containerd.sock --root-dir=$N/kubelet --cert-dir=$N/pki \
   --hostname-override=$n --node-ip=127.0.0.1 \
   --node-labels=nvidia.com/gpu.present=true,nvidia.com/gpu.product=Local-Emulated-GPU,nvidia.com/gpu.count=1
-RS
-  chmod +x $N/run.sh
+KS
+  chmod +x $N/run.sh $N/kubelet.sh
   i=$((i + 1))
 done
 mkdir -p /var/log/pods /var/log/containers $D/images
 "$HERE/sut-image.sh" "$C" "$D/images" "$REPO"
+# The base OCI spec of every container on a node: containerd's default, plus the SUT image's contents that are bound
+# in from this machine (sut-image.sh says why) and the node's CPU for vLLM's CPU build (its KV cache size, and one
+# core of its own per node, as two machines would have; vLLM's default binds every engine to core 0). Set by the node,
+# like a GPU node's device plugin hands a container its devices: the pods' specs are exactly the DAG's.
+i=0
+for n in "${NODES[@]}"; do
+  ctr oci spec | python3 -c '
+import json, sys
+spec, mounts, core = json.load(sys.stdin), json.load(open(sys.argv[1])), sys.argv[2]
+spec["mounts"] += [{"destination": m["mount_path"], "source": m["host_path"], "type": "bind",
+                    "options": ["rbind", "ro"]} for m in mounts]
+spec["process"]["env"] = spec["process"].get("env") or []
+spec["process"]["env"] += ["VLLM_CPU_KVCACHE_SPACE=1", "VLLM_CPU_OMP_THREADS_BIND=" + core]
+json.dump(spec, sys.stdout, indent=1)' "$D/images/sut-mounts.json" $((i % $(nproc))) > $D/nodes/$n/base-spec.json
+  i=$((i + 1))
+done
 for n in "${NODES[@]}"; do
   nohup unshare --mount $D/nodes/$n/run.sh > $D/logs/kubelet-$n.log 2>&1 < /dev/null & pid=$!
   echo $pid > $D/pids/kubelet-$n.pid
