@@ -13,7 +13,7 @@ export NLTK_DATA := $(CURDIR)/$(CACHE)/nltk_data
 # vLLM on the CPU: KV cache size in GiB (the tiny model needs little)
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: all venvs system-packages tiny demo test test-sut test-pipeline bench clean cluster cluster-down test-cluster
+.PHONY: all venvs system-packages tiny demo ui test test-sut test-pipeline bench clean cluster cluster-down test-cluster
 
 all: venvs tiny
 
@@ -53,6 +53,11 @@ $(TINY_DATASET): $(TINY_MODEL)/config.json
 # The whole DAG with `airflow dags test` on the embedded default: local runner, two simulated nodes, tiny model.
 demo: venvs tiny
 	$(VENV)/bin/python -m include.demo
+
+# The Airflow UI with the Benchmarks page on the demo's artefacts and history: prints the URL and the login.
+# MLPERF_UI_PORT (default 8080) picks the port.
+ui: $(VENV)/.installed
+	$(VENV)/bin/python -m include.ui
 
 test: venvs system-packages tiny test-sut test-pipeline
 

@@ -296,17 +296,20 @@ def artifacts_root() -> Path | None:
 
 def record(history_url: str, analysis: Analysis, meta: Any) -> dict[str, Any]:
     """Write the run once (schema migrated first); a rerun of the same run id replaces its rows. A CLI record of a
-    run id the DAG recorded is refused (history.RunIdentityConflict, naming the run and what to do)."""
+    run id the DAG recorded is refused (history.RunIdentityConflict, naming the run and what to do). The published
+    MLPerf results (include/published.py) are refreshed beside it: the page draws them as reference lines."""
     from include.history import HistoryStore
+    from include.published import load_published
 
     store = HistoryStore(history_url)
     try:
         store.upgrade()
         store.record(meta, analysis.records, analysis.scaling, analysis.regressions, analysis.verdict)
+        published = store.replace_published(load_published())
     finally:
         store.dispose()
     return {"run_id": meta.run_id, "status": meta.status, "results": len(analysis.records),
-            "scaling": len(analysis.scaling), "regressions": len(analysis.regressions)}
+            "scaling": len(analysis.scaling), "regressions": len(analysis.regressions), "published": published}
 
 
 def run(artifacts_dir: str | Path, out_dir: str | Path, *, run_id: str, history_url: str | None = None,
