@@ -429,5 +429,8 @@ def plan_outputs(params: dict[str, Any], dep: Deployment, run_id: str) -> dict[s
 
     plan = make_plan(params, dep, run_id)
     Path(plan.run_dir).mkdir(parents=True, exist_ok=True)
+    # The SUT writes below it as its own user (uid 10001, sut_image/Dockerfile), not Airflow's: on the shared
+    # artefacts volume of the kubernetes runner the run directory must be writable for it.
+    Path(plan.run_dir).chmod(0o777)
     Path(plan.run_dir, "plan.json").write_text(json.dumps(plan.to_dict(), indent=2) + "\n")
     return plan.xcom(dep.nodes)
