@@ -31,6 +31,8 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#7
 KEY_COLOR = "#667085"
 REGRESSION_COLOR = "#D92D20"
 REFERENCE_COLOR = "#475467"
+DTYPE_WORDS = {"bfloat16": "BF16", "float16": "FP16", "half": "FP16", "float32": "FP32", "auto": "default dtype"}
+PLACE_KEYS = ("scenario", "branch", "node")      # where a series ran: not a change of settings
 
 
 def esc(value: Any) -> str:
@@ -105,7 +107,7 @@ def settings_words(key: dict[str, Any] | None) -> str:
     if not any(key.get(k) for k in ("model", "accelerator", "dtype", "quantization")):
         return "settings unknown: the run wrote no result.json"
     weights = f"{key['quantization'].upper()} weights" if key.get("quantization") else (
-        f"{str(key.get('dtype') or 'default').upper()} weights")
+        f"{DTYPE_WORDS.get(str(key.get('dtype')), str(key.get('dtype') or 'default dtype'))} weights")
     if str(key.get("load_format") or "").lower() == "dummy":
         weights = "dummy " + weights
     parts = [weights + (f" + {str(key['kv_cache_dtype']).upper()} KV"
@@ -118,7 +120,6 @@ def settings_words(key: dict[str, Any] | None) -> str:
     for name, word in (("tensor_parallel_size", "TP"), ("pipeline_parallel_size", "PP")):
         if key.get(name) not in (None, 1):
             parts.append(f"{word} {key[name]}")
-    parts.extend(f"{k} {v}" for k, v in sorted((key.get("engine_args") or {}).items()))
     if key.get("server_target_qps") is not None:
         parts.append(f"target {key['server_target_qps']:g} QPS")
     if key.get("backend") not in (None, "vllm"):
@@ -128,6 +129,11 @@ def settings_words(key: dict[str, Any] | None) -> str:
     if key.get("accelerator"):
         parts.append(f"{key.get('accelerator_count') or 1}x {accelerator_key(key['accelerator'])}")
     return ", ".join(parts)
+
+
+def engine_args_words(key: dict[str, Any] | None) -> str:
+    """The other engine arguments of a key (memory share, model length, compilation...), for the small print."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(((key or {}).get("engine_args") or {}).items()))
 
 
 def accelerator_key(name: str | None) -> str:
@@ -150,7 +156,8 @@ class Series:
     rows: list = field(default_factory=list)     # oldest first
     color: str = PALETTE[0]
     number: int = 0                              # S1, S2... in page order
-    changed: list[str] = field(default_factory=list)   # what differs from the series before it (same group)
+    changed: list[str] = field(default_factory=list)   # settings changed from the series before it, same place
+    previous: str | None = None                  # that series' name
 
     @property
     def name(self) -> str:
@@ -159,6 +166,10 @@ class Series:
     @property
     def settings(self) -> str:
         return settings_words(self.key)
+
+    @property
+    def engine_args(self) -> str:
+        return engine_args_words(self.key)
 
     @property
     def label(self) -> str:
@@ -213,14 +224,19 @@ def build_groups(results: Sequence, regressions: Sequence = (), published: Seque
     groups: list[Group] = []
     number = 0
     for (scenario, accel) in sorted(grouped):
-        members = sorted(grouped[(scenario, accel)], key=lambda s: (s.mode != "performance", s.first, s.branch,
-                                                                     s.node))
+        # One place after the other (performance first), each place's series in time order: a change of settings
+        # is the series after the one before it at the same place.
+        members = sorted(grouped[(scenario, accel)], key=lambda s: (s.mode != "performance", s.branch != "single",
+                                                                     s.node, s.first))
         for i, series in enumerate(members):
             number += 1
             series.number, series.color = number, PALETTE[(number - 1) % len(PALETTE)]
-            if i and series.key and members[i - 1].key and members[i - 1].mode == series.mode:
-                series.changed = [d for d in differences(members[i - 1].key, series.key)
-                                  if not d.startswith("comparability")]
+            before = members[i - 1] if i else None
+            if before and (before.branch, before.node, before.mode) == (series.branch, series.node, series.mode):
+                series.previous = before.name
+                if series.key and before.key:
+                    series.changed = [d for d in differences(before.key, series.key)
+                                      if d.split(":")[0] not in PLACE_KEYS]
         groups.append(Group(scenario, accel, members, []))
     # A failed run has no settings of its own to match (no result.json): it is shown in every group of its scenario.
     for group in groups:

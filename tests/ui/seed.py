@@ -67,7 +67,7 @@ def perf_record(root: Path, run_id: str, node: str, scenario: str, tps: float, *
     result = {**result_json(node=node, scenario=scenario, mode="performance", config_hash=CONFIG,
                             output_tokens=int(tps * 612)), "versions": VERSIONS, "accuracy_meaningful": False,
               "timing": {"start_utc": start.isoformat() if start else None, "end_utc": None, "duration_s": 612.0}}
-    result["engine"] = {**result["engine"], **(engine or {})}
+    result["engine"] = {**result["engine"], "enable_prefix_caching": False, **(engine or {})}
     return RunRecord(run_dir=run_dir, branch=branch, node=node, scenario=scenario, mode="performance",
                      status="completed", error=None, result=result, loadgen=loadgen)
 
@@ -139,7 +139,7 @@ def seed_history(url: str, artifacts: Path, days: int = 7) -> Seeded:
             report_file.write_text("<!doctype html><html><body><h1>MLPerf run report</h1>"
                                    "<img src='charts/tps.svg'></body></html>")
             (folder / "charts" / "tps.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
-            report_path = str(report_file)
+            report_path = f"{run_id}/report.html"      # relative to the artefacts root, as the pipeline stores it
         if day == 0:
             outside_run = run_id
             report_path = "/etc/passwd"

@@ -91,7 +91,17 @@ def test_plugin_is_mounted_and_protected(server, token):
     assert errors["total_entries"] == 0, errors                  # the package is imported once, as a package
 
 
-def test_benchmarks_page_renders_charts_and_runs(server, token, browser):
+def traces_of(page, metric: str, meta: str) -> list:
+    """What Plotly drew for one chart's traces of a kind (the figure Plotly keeps on its element)."""
+    return page.evaluate(
+        "([metric, meta]) => Array.from(document.querySelectorAll(`.bm-chart[data-metric='${metric}']`))"
+        ".flatMap(el => (el.data || []).filter(t => t.meta === meta).map(t => ({name: t.name, "
+        "customdata: t.customdata || []})))", [metric, meta])
+
+
+def test_benchmarks_page_renders_series_verdicts_and_references(server, token, browser):
+    """What an engineer checks in the morning: the latest run's verdict first, one line per setting, the
+    implausible prefix-cache run marked, the published MLPerf reference, and the report a click away."""
     base = server["base"]
     seeded = server["seeded"]
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
@@ -102,42 +112,75 @@ def test_benchmarks_page_renders_charts_and_runs(server, token, browser):
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    SHOTS.mkdir(parents=True, exist_ok=True)
     try:
         page.goto(f"{base}/mlperf-benchmarks/", wait_until="networkidle")
-        page.wait_for_selector(".bm-chart[data-rendered='true']", timeout=60_000)
-        page.wait_for_function("document.querySelectorAll(\".bm-chart[data-rendered='true']\").length === 4",
-                               timeout=60_000)
-        assert page.locator(".bm-chart .main-svg").count() >= 4          # Plotly drew SVG charts
-        assert page.locator(".bm-chart .scatterlayer .trace").count() > 8  # series, INVALID crosses, regression
+        page.wait_for_function("document.querySelectorAll(\".bm-chart[data-rendered='true']\").length === 7",
+                               timeout=60_000)          # Offline · H200: 4 charts, Server · H200: 3
+        page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+        latest = page.locator("[data-testid='latest-run']")
+        assert seeded.latest in latest.inner_text() and "regression" in latest.inner_text()
+
+        # Two series for two settings: node-a's bf16 runs and its FP8 runs, each with its settings in words.
+        offline = page.locator("[data-testid='trend-group'][data-scenario='Offline']")
+        series = offline.locator("[data-testid='series-table'] tbody tr").all_inner_texts()
+        node_a = [s for s in series if "single · node-a" in s and "accuracy" not in s]
+        assert len(node_a) == 2 and "BF16 weights" in node_a[0] and "FP8 weights + FP8 KV" in node_a[1]
+        assert "quantization: None -> fp8" in node_a[1]
+        lines = page.evaluate("Array.from(document.querySelectorAll(\"[data-scenario='Offline'] "
+                              ".bm-chart[data-metric='tokens_per_second']\"))"
+                              ".flatMap(el => el.data.filter(t => t.mode === 'lines+markers').map(t => t.name))")
+        assert sum(name.endswith("node-a") for name in lines) == 2
+
+        # The implausible mark on the prefix-cache run, with its legend key.
+        [implausible] = traces_of(page, "tokens_per_second", "implausible")
+        assert implausible["customdata"] == [seeded.implausible_run]
+        legend = " ".join(page.locator(".bm-chart[data-metric='tokens_per_second'] .legendtext").all_text_contents())
+        assert "physically implausible" in legend
+        # The published reference line, drawn and named in the legend.
+        published = traces_of(page, "tokens_per_second", "published")
+        assert published and "MLPerf v" in legend and "tokens/s per GPU" in legend
+        assert page.locator(".bm-chart[data-metric='tokens_per_second'] .scatterlayer .trace").count() >= 8
+
+        assert page.get_by_text(seeded.xss_run).count() >= 1                # the hostile run id, shown as text
         rows = page.locator("[data-testid='runs-table'] tbody tr")
         assert rows.count() == len(seeded.run_ids)
-        assert page.locator("[data-testid='runs-table']").inner_text().count("INVALID") >= 1
-        assert page.get_by_text(seeded.xss_run).count() >= 1                # the hostile run id, shown as text
         assert dialogs == [], "a script from the data ran"
         assert errors == [], errors
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "benchmarks.png"), full_page=True)
 
-        # Hover details on a point: run id, versions, config hash.
+        # Hover on a point: its run, its settings and its verdict.
         point = page.locator(".bm-chart[data-metric='tokens_per_second'] .scatterlayer .trace .points path").first
         point.hover(force=True)
         page.wait_for_selector(".hoverlayer .hovertext", timeout=10_000)
         hover = page.locator(".hoverlayer .hovertext").first.text_content()
-        assert "run:" in hover and "versions:" in hover and "config:" in hover
+        assert "run:" in hover and "verdict:" in hover and "weights" in hover
+
+        # The latest run's report link opens the report.
+        with page.expect_navigation():
+            latest.get_by_role("link", name="report").click()
+        page.get_by_text("MLPerf run report").wait_for(timeout=30_000)
+        page.screenshot(path=str(SHOTS / "report.png"), full_page=True)
 
         # Filters: scenario Server only.
-        page.select_option("select[name='scenario']", "Server")
-        page.click("[data-testid='filters'] button[type='submit']")
-        page.wait_for_function("document.querySelectorAll(\".bm-chart[data-rendered='true']\").length >= 3",
+        page.goto(f"{base}/mlperf-benchmarks/?scenario=Server", wait_until="networkidle")
+        page.wait_for_function("document.querySelectorAll(\".bm-chart[data-rendered='true']\").length === 3",
                                timeout=60_000)
-        assert "scenario=Server" in page.url
+        page.screenshot(path=str(SHOTS / "overview-server.png"), full_page=True)
 
-        # Comparison of the two latest runs.
-        page.goto(f"{base}/mlperf-benchmarks/compare?a={quote(seeded.run_ids[-2])}&b={quote(seeded.latest)}")
+        # Compare across settings: refused, with the differing settings and the published reference.
+        page.goto(f"{base}/mlperf-benchmarks/compare?a={quote(seeded.run_ids[3])}&b={quote(seeded.run_ids[4])}")
+        assert page.locator("[data-testid='not-comparable']").count() >= 1
+        assert page.locator("[data-testid='published-reference']").count() >= 1
+        page.screenshot(path=str(SHOTS / "compare-settings.png"), full_page=True)
+        # Compare like with like: node-b Offline regressed.
+        page.goto(f"{base}/mlperf-benchmarks/compare?a={quote(seeded.run_ids[-3])}&b={quote(seeded.latest)}")
         assert page.locator(".bm-worse").count() >= 1
         page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
 
-        # One run's page: its SUT runs, regressions, scaling, and its report embedded.
+        # One run's page: its SUT runs with their verdicts, and its report embedded.
+        page.goto(f"{base}/mlperf-benchmarks/runs/{quote(seeded.implausible_run, safe='')}")
+        assert "IMPLAUSIBLE" in page.locator("[data-testid='run']").inner_text() + page.content()
+        page.screenshot(path=str(SHOTS / "run-implausible.png"), full_page=True)
         page.goto(f"{base}/mlperf-benchmarks/runs/{quote(seeded.latest, safe='')}")
         page.frame_locator("iframe.bm-report__frame").get_by_text("MLPerf run report").wait_for(timeout=30_000)
         page.screenshot(path=str(SHOTS / "run.png"), full_page=True)

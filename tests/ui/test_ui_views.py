@@ -43,7 +43,7 @@ def test_a_change_of_settings_starts_a_new_series_and_says_what_changed():
     rows = [row("r1", 1, config="bfloat16"), row("r2", 2, config="bfloat16"), row("r3", 3, tps=14000.0, config="fp8")]
     [group] = groups(rows)
     assert [(s.name, len(s.rows)) for s in group.series] == [("S1", 2), ("S2", 1)]
-    assert group.series[1].changed == ["dtype: bfloat16 -> fp8"]
+    assert group.series[1].changed == ["dtype: bfloat16 -> fp8"] and group.series[1].previous == "S1"
     line_1, line_2 = traces(group.figures[0])[:2]
     assert line_1["y"] == [5000.0, 5000.0] and line_2["y"] == [14000.0]
 
