@@ -348,14 +348,16 @@ def latency(records: list[RunRecord], path: Path) -> Path:
 
 
 def trend(points: list[dict[str, Any]], path: Path) -> Path:
-    """Tokens/s over the logical date, one line per node/scenario/branch; INVALID points as red crosses.
+    """Tokens/s over each run's own time, one line per series (node/scenario/branch and comparability key: a change
+    of settings starts a new line, never a jump in one); INVALID points as red crosses.
 
-    `points`: dicts with logical_date (ISO string or datetime), node, scenario, branch, tokens_per_second, valid.
+    `points`: dicts with logical_date (the run's own time, ISO string or datetime), node, scenario, branch,
+    tokens_per_second, valid and comparability_hash.
     """
     import pandas as pd
 
     fig, ax = plt.subplots(figsize=(11, 5))
-    ax.set_title("Throughput history (output tokens/s by logical date)")
+    ax.set_title("Throughput history of this run's settings (output tokens/s by run date)")
     usable = [p for p in points or [] if p.get("tokens_per_second") is not None and p.get("logical_date")]
     if not usable:
         _no_data(ax, "no history yet")
@@ -364,9 +366,13 @@ def trend(points: list[dict[str, Any]], path: Path) -> Path:
         frame["logical_date"] = pd.to_datetime(frame["logical_date"], utc=True, format="mixed")
         frame["branch"] = frame.get("branch", "single")
         frame["valid"] = frame["valid"].fillna(False).astype(bool) if "valid" in frame else True
-        for (node, scenario, branch), group in frame.sort_values("logical_date").groupby(
-                ["node", "scenario", "branch"], sort=True):
+        frame["key"] = frame["comparability_hash"].fillna("") if "comparability_hash" in frame else ""
+        keys_per_place = frame.groupby(["node", "scenario", "branch"])["key"].nunique()
+        for (node, scenario, branch, key), group in frame.sort_values("logical_date").groupby(
+                ["node", "scenario", "branch", "key"], sort=True):
             label = f"{node} {scenario} ({branch})"
+            if keys_per_place[(node, scenario, branch)] > 1:
+                label += f" settings {key[:8] or 'unknown'}"
             good = group[group["valid"]]
             line, = ax.plot(good["logical_date"], good["tokens_per_second"], marker="o", label=label)
             bad = group[~group["valid"]]
@@ -390,7 +396,7 @@ def trend(points: list[dict[str, Any]], path: Path) -> Path:
         else:
             ax.set_ylim(bottom=0)
             ax.set_ylabel("output tokens/s")
-        ax.set_xlabel("logical date (UTC)")
+        ax.set_xlabel("run date (UTC)")
         fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path)

@@ -370,7 +370,8 @@ class HistoryStore:
 
     def results(self, scenario: str | None = None, node: str | None = None, branch: str | None = None,
                 mode: str | None = None, since: datetime | None = None, until: datetime | None = None,
-                run_id: str | None = None, run_ids: Sequence[str] | None = None) -> list[ResultRow]:
+                run_id: str | None = None, run_ids: Sequence[str] | None = None,
+                key_hashes: Sequence[str] | None = None) -> list[ResultRow]:
         """SUT runs matching every given filter, oldest first by their run's own time; `since` inclusive, `until`
         exclusive (the run's own time)."""
         check_aware("since", since)
@@ -385,6 +386,9 @@ class HistoryStore:
                 query = query.where(column == str(value))
         if run_ids is not None:
             query = query.where(BenchmarkRun.run_id.in_([str(r) for r in run_ids if not unstorable(r)]))
+        if key_hashes is not None:
+            query = query.where(BenchmarkResult.comparability_hash.in_([str(k) for k in key_hashes
+                                                                        if not unstorable(k)]))
         if since is not None:
             query = query.where(BenchmarkRun.run_at >= since)
         if until is not None:
