@@ -40,6 +40,19 @@ class AcceleratorInfo:
 
 
 @dataclass(frozen=True)
+class HostInfo:
+    """The machine the SUT process saw (optional in result.json: absent in results written before it)."""
+
+    cpu_model: str | None
+    sockets: int | None
+    cores_per_socket: int | None
+    logical_cpus: int | None
+    memory_gib: float | None
+    os: str | None
+    kernel: str | None
+
+
+@dataclass(frozen=True)
 class Counts:
     queries_issued: int
     samples_completed: int
@@ -92,6 +105,7 @@ class SutResult:
     shard: Shard | None
     accuracy_meaningful: bool
     files: list[str]
+    host: HostInfo | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SutResult":
@@ -107,6 +121,7 @@ class SutResult:
             endpoints=[Endpoint(**e) for e in data["endpoints"]],
             shard=Shard(**data["shard"]) if data["shard"] is not None else None,
             accuracy_meaningful=data["accuracy_meaningful"], files=list(data["files"]),
+            host=HostInfo(**data["host"]) if data.get("host") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from include import mlperf_rules
 from include.records import RunRecord
+from include.sut_result import SutResult
 from include.submission import system_desc, test06
 from include.submission.system_desc import DeployFields
 
@@ -55,12 +56,25 @@ class SubmissionTree:
                              "missing_fields": s.description.missing} for s in self.systems]}
 
 
-def system_id(records: list[RunRecord], node: str) -> str:
-    """<accelerators>x<model>_<node>: a folder name (letters, digits, '.', '-', '_')."""
-    sut = records[0].sut
-    used = int(sut.engine.get("tensor_parallel_size") or 1) if sut.accelerator.kind == "gpu" else 0
-    what = f"{used}x{sut.accelerator.name}" if used else "CPU"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{what}_{node}").strip("_")
+def system_id(hardware: SutResult | None, name: str) -> str:
+    """<accelerators>x<model>_<name>: a folder name (letters, digits, '.', '-', '_')."""
+    if hardware is None:
+        what = "unknown"
+    else:
+        used = int(hardware.engine.get("tensor_parallel_size") or 1) if hardware.accelerator.kind == "gpu" else 0
+        what = f"{used}x{hardware.accelerator.name}" if used else "CPU"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{what}_{name}").strip("_")
+
+
+def _hardware(runs: list[RunRecord], records: list[RunRecord]) -> SutResult | None:
+    """The run that recorded the system's accelerator and host: a single-GPU run's own; for the coordinated run a
+    completed single-GPU run on one of its servers' nodes (its LoadGen process saw only the coordinator)."""
+    sut = runs[0].sut
+    if sut.backend != "http":
+        return sut
+    nodes = set(sut.endpoint_nodes)
+    return next((r.sut for r in records if r.branch == "single" and r.status == "completed" and r.sut is not None
+                 and r.node in nodes), None)
 
 
 def _systems(records: list[RunRecord]) -> tuple[dict[tuple[str, str], list[RunRecord]], list[str]]:
@@ -183,8 +197,9 @@ def build(records: list[RunRecord], out_dir: Path, deploy: DeployFields,
     for (branch, label), runs in sorted(groups.items()):
         sut = runs[0].sut
         nodes = len(sut.endpoint_nodes) or 1
-        sid = system_id(runs, label if branch == "single" else f"{label}_{nodes}nodes")
-        tree = SystemTree(sid, system_desc.describe(sid, sut, nodes, deploy))
+        hardware = _hardware(runs, records)
+        sid = system_id(hardware, label if branch == "single" else f"{label}_{nodes}nodes")
+        tree = SystemTree(sid, system_desc.describe(sid, sut, nodes, deploy, hardware))
         by_scenario: dict[str, dict[str, RunRecord]] = defaultdict(dict)
         for r in runs:
             by_scenario[r.scenario][r.mode] = r

@@ -1,9 +1,10 @@
 """systems/<system>.json: the system description MLCommons' checker requires, filled from what the SUT recorded.
 
-What the runs recorded (result.json: accelerator, count, memory, driver, software versions; the CPU model where the
-SUT ran on the CPU) and what the deployment says (division, submitter, status, and a JSON file of the fields only a
-person knows: cooling, storage, networking, ...) fill the document. A required field nobody recorded is left empty
-and listed by name: never guessed. The field lists are include/mlperf_rules.py's (the checker's constants.py).
+What the runs recorded (result.json: accelerator, count, memory, driver, software versions, and the host's
+CPU, sockets, cores, memory and OS) and what the deployment says (division, submitter, status, and a JSON file of
+the fields only a person knows: cooling, storage, networking, ...) fill the document. A required field nobody
+recorded is left empty and listed by name: never guessed. The field lists are include/mlperf_rules.py's (the
+checker's constants.py).
 """
 from __future__ import annotations
 
@@ -60,17 +61,32 @@ def _software(sut: SutResult) -> tuple[str, str]:
     return framework, ", ".join(other)
 
 
-def describe(system_id: str, sut: SutResult, nodes: int, deploy: DeployFields) -> SystemDescription:
-    """The system description of one system (a node's single-GPU runs, or the coordinated nodes as one)."""
+def describe(system_id: str, sut: SutResult, nodes: int, deploy: DeployFields,
+             hardware: SutResult | None) -> SystemDescription:
+    """The system description of one system (a node's single-GPU runs, or the coordinated nodes as one).
+
+    `hardware`: the run that recorded the system's accelerator and host: the run itself, or for the coordinated
+    run (whose LoadGen process saw only its own machine) a single-GPU run on one of its servers' nodes; None leaves
+    those fields empty, listed as missing."""
     fields: dict[str, Any] = {name: "" for name in mlperf_rules.SYSTEM_FIELDS}
     framework, other = _software(sut)
-    acc = sut.accelerator
-    used = int(sut.engine.get("tensor_parallel_size") or 1) * int(sut.engine.get("pipeline_parallel_size") or 1)
     fields.update({
         "division": deploy.division, "submitter": deploy.submitter or "", "status": deploy.status or "",
         "system_type": mlperf_rules.SYSTEM_TYPE, "number_of_nodes": nodes, "framework": framework,
         "other_software_stack": other,
     })
+    if hardware is not None:
+        fields.update(_hardware(hardware))
+    fields.update(deploy.hand_written())
+    missing = [name for name in mlperf_rules.SYSTEM_MEANINGFUL_FIELDS if fields.get(name) in ("", None)]
+    return SystemDescription(system_id, fields, missing)
+
+
+def _hardware(sut: SutResult) -> dict[str, Any]:
+    """The accelerator and host fields one run recorded."""
+    fields: dict[str, Any] = {}
+    acc = sut.accelerator
+    used = int(sut.engine.get("tensor_parallel_size") or 1) * int(sut.engine.get("pipeline_parallel_size") or 1)
     if acc.kind == "gpu":
         fields.update({"accelerators_per_node": used, "accelerator_model_name": acc.name,
                        "accelerator_memory_capacity": f"{acc.memory_gib:g} GiB" if acc.memory_gib else ""})
@@ -79,6 +95,11 @@ def describe(system_id: str, sut: SutResult, nodes: int, deploy: DeployFields) -
                        "accelerator_memory_capacity": "N/A", "accelerator_host_interconnect": "N/A",
                        "accelerator_memory_configuration": "N/A", "accelerator_interconnect": "N/A",
                        "host_processor_model_name": acc.name})
-    fields.update(deploy.hand_written())
-    missing = [name for name in mlperf_rules.SYSTEM_MEANINGFUL_FIELDS if fields.get(name) in ("", None)]
-    return SystemDescription(system_id, fields, missing)
+    if sut.host is not None:
+        h = sut.host
+        fields.update({key: value for key, value in (
+            ("host_processor_model_name", h.cpu_model), ("host_processors_per_node", h.sockets),
+            ("host_processor_core_count", h.cores_per_socket),
+            ("host_memory_capacity", f"{h.memory_gib:g} GiB" if h.memory_gib else None),
+            ("operating_system", f"{h.os} (kernel {h.kernel})" if h.os and h.kernel else h.os)) if value})
+    return fields

@@ -1,7 +1,9 @@
-"""What the SUT ran on, for result.json: the GPU (name, count, driver, memory) or else the CPU model."""
+"""What the SUT ran on, for result.json: the GPU (name, count, driver, memory) or else the CPU model; and the host
+(CPU, sockets, cores, memory, OS), which a submission's system description needs."""
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
@@ -28,6 +30,32 @@ def detect() -> Accelerator:
         return Accelerator("gpu", properties.name, torch.cuda.device_count(), _nvidia_driver(),
                            round(properties.total_memory / 2**30, 1))
     return Accelerator("cpu", _cpu_model(), os.cpu_count() or 1, None, _memory_gib())
+
+
+def host() -> dict:
+    """The machine the SUT process saw (in a container: the host's CPU, memory and kernel, the image's OS)."""
+    cpus = _cpuinfo()
+    sockets = len({c.get("physical id") for c in cpus if c.get("physical id") is not None}) or None
+    cores = next((int(c["cpu cores"]) for c in cpus if c.get("cpu cores", "").isdigit()), None)
+    try:
+        os_name = platform.freedesktop_os_release().get("PRETTY_NAME")
+    except OSError:
+        os_name = None
+    return {"cpu_model": _cpu_model(), "sockets": sockets, "cores_per_socket": cores, "logical_cpus": os.cpu_count(),
+            "memory_gib": _memory_gib(), "os": os_name, "kernel": platform.release() or None}
+
+
+def _cpuinfo() -> list[dict[str, str]]:
+    """/proc/cpuinfo's blocks (one per logical CPU) as dicts; empty where the file is absent."""
+    path = Path("/proc/cpuinfo")
+    if not path.is_file():
+        return []
+    blocks = []
+    for block in path.read_text().split("\n\n"):
+        fields = dict((k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in block.splitlines()))
+        if fields:
+            blocks.append(fields)
+    return blocks
 
 
 def _nvidia_driver() -> str | None:

@@ -63,6 +63,7 @@ class RunResult:
     endpoints: list = field(default_factory=list)
     versions: dict = field(default_factory=versions)
     files: list = field(default_factory=list)
+    host: dict | None = None
 
     def comparable(self) -> dict:
         return {"scenario": self.scenario, "mode": self.mode, "model_name": self.model["name"],

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_overrides: Sequence[str] = ()) -> int:
     """One LoadGen test into `output_dir` with the job's backend (started here, or reused if already started);
     writes result.json whatever happens. 0 completed, 1 runtime failure."""
-    from mlperf_sut.accelerator import detect
+    from mlperf_sut.accelerator import detect, host
     from mlperf_sut.cli import EXIT_OK, EXIT_RUNTIME, print_failure
     from mlperf_sut.harness import Harness
     from mlperf_sut.progress import Progress
@@ -114,7 +114,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
         accelerator=detect().to_dict(), engine=_requested_engine(args), generation=BENCHMARK_GENERATION.to_dict(),
         loadgen_settings=settings.effective(),
         shard={"index": job.shard.index, "count": job.shard.count} if job.shard else None,
-        accuracy_meaningful=not dummy)
+        accuracy_meaningful=not dummy, host=host())
     def abort(error: BaseException) -> None:
         """LoadGen would run out its min_duration after the failure: record it and leave now (LoadGen's logs of
         this run stay partial)."""

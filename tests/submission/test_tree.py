@@ -51,21 +51,23 @@ def test_the_system_description_comes_from_the_run_and_names_what_nobody_recorde
     root = tmp_path / "tree" / "open" / "Example Org"
     desc = json.loads((root / "systems" / f"CPU_{NODE}.json").read_text())
     assert set(desc) == set(mlperf_rules.SYSTEM_FIELDS)
-    assert desc["host_processor_model_name"] == sut.accelerator.name      # the SUT ran on this CPU
+    assert desc["host_processor_model_name"] == sut.accelerator.name == sut.host.cpu_model   # it ran on this CPU
+    assert desc["operating_system"] == f"{sut.host.os} (kernel {sut.host.kernel})"
+    assert desc["host_processor_core_count"] == sut.host.cores_per_socket and sut.host.logical_cpus >= 1
     assert desc["framework"] == f"vLLM {sut.versions['vllm']}, PyTorch {sut.versions['torch']}"
     assert f"MLPerf LoadGen {sut.versions['loadgen']}" in desc["other_software_stack"]
     assert (desc["division"], desc["submitter"], desc["status"]) == ("open", "Example Org", "available")
     missing = result["systems"][0]["missing_fields"]
-    assert "operating_system" in missing and "cooling" in missing and "host_memory_capacity" in missing
+    assert "cooling" in missing and "host_storage_capacity" in missing and "system_name" in missing
     assert all(desc[name] == "" for name in missing)                      # never guessed
 
 
 def test_hand_written_fields_fill_the_description_and_a_wrong_name_is_refused(run_folder, tmp_path):
     extra = tmp_path / "system.json"
-    extra.write_text(json.dumps({"operating_system": "Debian 12", "cooling": "air"}))
+    extra.write_text(json.dumps({"host_storage_type": "NVMe", "cooling": "air"}))
     result, _ = make(run_folder, tmp_path, system_desc.DeployFields("open", "Example Org", "available", str(extra)))
     missing = result["systems"][0]["missing_fields"]
-    assert "operating_system" not in missing and "cooling" not in missing
+    assert "host_storage_type" not in missing and "cooling" not in missing
     extra.write_text(json.dumps({"coolling": "air"}))
     with pytest.raises(ValueError, match="coolling not a system field"):
         make(run_folder, tmp_path / "again", system_desc.DeployFields("open", "X", None, str(extra)))
@@ -89,7 +91,7 @@ def test_the_embedded_run_is_not_compliant_and_each_reason_names_rule_and_file(r
     assert "[settings]" in problems and "performance/run_1/mlperf_log_detail.txt: min_duration 0 s" in problems
     assert "performance_sample_count 16, below the data set's 13,368" in problems
     assert "accuracy/mlperf_log_detail.txt: the accuracy run covers 16 samples" in problems
-    assert "[system]" in problems and "field operating_system" in problems
+    assert "[system]" in problems and "field cooling" in problems
     assert "[structure]" not in problems and "[loadgen-errors]" not in problems and "[validity]" not in problems
     readme = next((tmp_path / "tree").rglob("Offline/README.md")).read_text()
     assert "Submission check: not compliant" in readme and "min_duration 0 s" in readme
@@ -130,3 +132,26 @@ def test_the_cli_lays_out_and_checks_with_a_non_zero_exit(run_folder, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "include", "submission", "--check", str(out / "nope")], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "not a directory" in bad.stderr
+
+
+def test_the_coordinated_system_takes_its_hardware_from_its_servers_nodes_not_the_coordinator(run_folder, tmp_path):
+    import dataclasses
+
+    from include import pipeline
+    from include.submission import layout
+
+    single = next(r for r in pipeline.parse_folder(run_folder) if r.mode == "performance")
+    coordinator = {**single.result, "backend": "http", "node": "coordinator",
+                   "accelerator": {**single.result["accelerator"], "kind": "cpu", "name": "the coordinator's CPU"},
+                   "host": {**single.result["host"], "cpu_model": "the coordinator's CPU"},
+                   "endpoints": [{"url": "http://10.0.0.1:8000", "node": NODE, "samples_completed": 16,
+                                  "output_tokens": 2048}]}
+    coordinated = dataclasses.replace(single, branch="distributed", result=coordinator)
+    tree = layout.build([single, coordinated], tmp_path / "tree", OPEN)
+    [system] = [s for s in tree.systems if "_1nodes" in s.system_id]
+    assert system.description.fields["host_processor_model_name"] == single.sut.host.cpu_model
+    assert system.description.fields["number_of_nodes"] == 1
+    alone = layout.build([coordinated], tmp_path / "alone", OPEN)      # no single run of its nodes: not guessed
+    [system] = alone.systems
+    assert system.system_id.startswith("unknown_")
+    assert {"host_processor_model_name", "accelerator_model_name"} <= set(system.description.missing)
