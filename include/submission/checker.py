@@ -207,7 +207,9 @@ class _Checker:
                                             f"{mlperf_rules.OFFLINE_MIN_QUERY_COUNT:,} (closed division)")
         loadgen_scenario = mlperf_rules.LOADGEN_SCENARIO.get(scenario, scenario)
         if loadgen_scenario in mlperf_rules.EARLY_STOPPING_SCENARIOS and not values.get("early_stopping_met"):
-            self.fail("settings", path, f"early stopping not met ({values.get('early_stopping_result')})")
+            keys = ("early_stopping_result", "early_stopping_ttft_result", "early_stopping_tpot_result")
+            why = "; ".join(" ".join(str(values[k]).split()) for k in keys if str(values.get(k) or "").strip())
+            self.fail("settings", path, f"early stopping not met ({why or 'LoadGen gave no reason'})")
         if loadgen_scenario == "Server":
             target = number("effective_target_latency_ns")
             if target is not None and target > mlperf_rules.SERVER_TARGET_LATENCY_LIMIT_NS:
