@@ -347,6 +347,9 @@ def latency(records: list[RunRecord], path: Path) -> Path:
     return path
 
 
+TREND_POINTS = 40     # runs per series in the report's trend: enough to see a drift, few enough to read
+
+
 def trend(points: list[dict[str, Any]], path: Path) -> Path:
     """Tokens/s over each run's own time, one line per series (node/scenario/branch and comparability key: a change
     of settings starts a new line, never a jump in one); INVALID points as red crosses.
@@ -357,7 +360,8 @@ def trend(points: list[dict[str, Any]], path: Path) -> Path:
     import pandas as pd
 
     fig, ax = plt.subplots(figsize=(11, 5))
-    ax.set_title("Throughput history of this run's settings (output tokens/s by run date)")
+    ax.set_title(f"Throughput history of this run's settings (output tokens/s by run date, last {TREND_POINTS} "
+                 "runs per series)")
     usable = [p for p in points or [] if p.get("tokens_per_second") is not None and p.get("logical_date")]
     if not usable:
         _no_data(ax, "no history yet")
@@ -370,6 +374,7 @@ def trend(points: list[dict[str, Any]], path: Path) -> Path:
         keys_per_place = frame.groupby(["node", "scenario", "branch"])["key"].nunique()
         for (node, scenario, branch, key), group in frame.sort_values("logical_date").groupby(
                 ["node", "scenario", "branch", "key"], sort=True):
+            group = group.tail(TREND_POINTS)
             label = f"{node} {scenario} ({branch})"
             if keys_per_place[(node, scenario, branch)] > 1:
                 label += f" settings {key[:8] or 'unknown'}"

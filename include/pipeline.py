@@ -20,7 +20,7 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from include.verdict import Verdict, judge
 
 log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD_PCT = 5.0
-TREND_DAYS = 180                  # how far back the report's trend chart reaches
 
 
 @dataclass(frozen=True)
@@ -202,7 +201,7 @@ def _point(run_id: str, when: str, node: str, scenario: str, branch: str, tokens
             "comparability_hash": key_hash}
 
 
-def _history_points(rows: list[Any]) -> list[dict[str, Any]]:
+def trend_points(rows: list[Any]) -> list[dict[str, Any]]:
     return [_point(r.run_id, (r.at or r.logical_date).isoformat(), r.node, r.scenario, r.branch, r.tokens_per_second,
                    r.state or ("VALID" if r.status == "completed" and r.valid else "INVALID"), r.comparability_hash)
             for r in rows if r.mode == "performance"]
@@ -218,6 +217,7 @@ def _against_history(records: list[RunRecord], verdict: Verdict, url: str, run_i
                      before: datetime) -> tuple[list[Regression], list[dict[str, Any]], list[str]]:
     """Regressions of every run against earlier runs of the same comparability key; the trend points."""
     from include import regressions as regression_rules
+    from include.charts import TREND_POINTS
     from include.history import HistoryStore, result_columns
 
     store = HistoryStore(url, readonly=True)
@@ -239,10 +239,10 @@ def _against_history(records: list[RunRecord], verdict: Verdict, url: str, run_i
                              f"{insufficient[0].history_runs} comparable earlier run(s), too few to judge")
         notes.insert(0, f"{judged} of {len(records)} runs compared with earlier runs of the same settings "
                         f"(threshold {threshold_pct:g}%)")
-        # The report's trend: this run's own series (the same comparability keys), over the last TREND_DAYS.
-        history = _history_points(store.results(
-            mode="performance", key_hashes=sorted({v.comparability_hash for v in verdict.runs}),
-            since=before - timedelta(days=TREND_DAYS)))
+        # The report's trend: this run's own series (the same comparability keys), their latest runs only.
+        keys = sorted({v.comparability_hash for v in verdict.runs})
+        history = trend_points(store.results(mode="performance", key_hashes=keys,
+                                             latest=TREND_POINTS * len(keys)))
         return found, history, notes
     finally:
         store.dispose()

@@ -81,6 +81,7 @@ _PUBLISHED_FIELDS = [f.name for f in dataclasses.fields(PublishedRow)]
 # The store
 
 
+_HEAVY_COLUMNS = ("comparability", "compliance_reasons", "loadgen_errors")
 _RESULT_FIELDS = [f.name for f in dataclasses.fields(ResultRow)
                   if f.name not in ("id", "run_id", "dag_id", "logical_date", "mlperf_compliant", "at")]
 
@@ -281,7 +282,9 @@ class HistoryStore:
     # -- read side -----------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _run_query():
+    def _run_query(run_pks: Any):
+        """Runs with their headline counts, counted only for the runs `run_pks` (ids or a select of ids): a page of
+        runs costs the same on a history of 50 runs and of 50,000 results."""
         result_counts = (
             select(
                 BenchmarkResult.run_pk.label("run_pk"),
@@ -293,11 +296,11 @@ class HistoryStore:
                 func.sum(case((BenchmarkResult.status.in_(("failed", "missing")), 1), else_=0)).label("failed"),
                 func.sum(case((BenchmarkResult.plausibility == "implausible", 1), else_=0)).label("implausible"),
                 func.sum(case((BenchmarkResult.submission_grade.is_(False), 1), else_=0)).label("not_grade"),
-            ).group_by(BenchmarkResult.run_pk).subquery()
+            ).where(BenchmarkResult.run_pk.in_(run_pks)).group_by(BenchmarkResult.run_pk).subquery()
         )
         regression_counts = (
             select(RegressionRecord.run_pk.label("run_pk"), func.count(RegressionRecord.id).label("total"))
-            .group_by(RegressionRecord.run_pk).subquery()
+            .where(RegressionRecord.run_pk.in_(run_pks)).group_by(RegressionRecord.run_pk).subquery()
         )
         return (
             select(BenchmarkRun, result_counts.c.total, result_counts.c.valid, result_counts.c.invalid,
@@ -305,6 +308,7 @@ class HistoryStore:
                    result_counts.c.not_grade)
             .outerjoin(result_counts, result_counts.c.run_pk == BenchmarkRun.id)
             .outerjoin(regression_counts, regression_counts.c.run_pk == BenchmarkRun.id)
+            .where(BenchmarkRun.id.in_(run_pks))
         )
 
     @staticmethod
@@ -329,10 +333,13 @@ class HistoryStore:
         where = self._run_filters(scenario, node, branch, since, until)
         if where is None:
             return []
-        query = (self._run_query().where(*where).order_by(BenchmarkRun.run_at.desc(), BenchmarkRun.id.desc())
-                 .limit(limit).offset(offset))
+        newest_first = (BenchmarkRun.run_at.desc(), BenchmarkRun.id.desc())
+        page = select(BenchmarkRun.id).where(*where).order_by(*newest_first).limit(limit).offset(offset)
         with self._guard("list runs"), Session(self.engine) as session:
-            return [self._run_row(*row) for row in session.execute(query).all()]
+            ids = list(session.scalars(page))
+            if not ids:
+                return []
+            return [self._run_row(*row) for row in session.execute(self._run_query(ids).order_by(*newest_first))]
 
     @staticmethod
     def _run_filters(scenario: str | None, node: str | None, branch: str | None, since: datetime | None,
@@ -357,26 +364,41 @@ class HistoryStore:
         if unstorable(run_id):
             return None
         with self._guard("read a run"), Session(self.engine) as session:
-            row = session.execute(self._run_query().where(BenchmarkRun.run_id == str(run_id))).first()
+            row = session.execute(self._run_query(
+                select(BenchmarkRun.id).where(BenchmarkRun.run_id == str(run_id)))).first()
             return self._run_row(*row) if row else None
 
     @staticmethod
-    def _result_row(result: BenchmarkResult, run: BenchmarkRun) -> ResultRow:
-        values = {name: getattr(result, name) for name in _RESULT_FIELDS}
+    def _result_query(light: bool = False):
+        """Results with their run's identity, as plain rows (no ORM objects: the page reads thousands of them).
+        `light`: without the larger JSON columns (comparability, compliance reasons, LoadGen errors), read as None."""
+        table = BenchmarkResult.__table__
+        columns = [c for c in table.columns if not (light and c.name in _HEAVY_COLUMNS)]
+        return (select(*columns, BenchmarkRun.run_id.label("run_run_id"),
+                       BenchmarkRun.dag_id.label("run_dag_id"), BenchmarkRun.logical_date.label("run_logical_date"),
+                       BenchmarkRun.mlperf_compliant.label("run_compliant"), BenchmarkRun.run_at.label("run_run_at"))
+                .join(BenchmarkRun, BenchmarkResult.run_pk == BenchmarkRun.id))
+
+    @staticmethod
+    def _result_row(row: Any) -> ResultRow:
+        m = row._mapping
+        values = {name: m.get(name) for name in _RESULT_FIELDS}
         values["invalid_reasons"] = list(values["invalid_reasons"] or [])
         values["versions"] = dict(values["versions"] or {})
-        return ResultRow(id=result.id, run_id=run.run_id, dag_id=run.dag_id, logical_date=run.logical_date,
-                         mlperf_compliant=bool(run.mlperf_compliant), at=result.start_utc or run.run_at, **values)
+        return ResultRow(id=m["id"], run_id=m["run_run_id"], dag_id=m["run_dag_id"],
+                         logical_date=m["run_logical_date"], mlperf_compliant=bool(m["run_compliant"]),
+                         at=m["start_utc"] or m["run_run_at"], **values)
 
     def results(self, scenario: str | None = None, node: str | None = None, branch: str | None = None,
                 mode: str | None = None, since: datetime | None = None, until: datetime | None = None,
                 run_id: str | None = None, run_ids: Sequence[str] | None = None,
-                key_hashes: Sequence[str] | None = None) -> list[ResultRow]:
+                key_hashes: Sequence[str] | None = None, light: bool = False,
+                latest: int | None = None) -> list[ResultRow]:
         """SUT runs matching every given filter, oldest first by their run's own time; `since` inclusive, `until`
-        exclusive (the run's own time)."""
+        exclusive (the run's own time); `latest`: only the newest N."""
         check_aware("since", since)
         check_aware("until", until)
-        query = select(BenchmarkResult, BenchmarkRun).join(BenchmarkRun, BenchmarkResult.run_pk == BenchmarkRun.id)
+        query = self._result_query(light)
         filters = ((BenchmarkResult.scenario, scenario), (BenchmarkResult.node, node),
                    (BenchmarkResult.branch, branch), (BenchmarkResult.mode, mode), (BenchmarkRun.run_id, run_id))
         if any(unstorable(value) for _, value in filters):
@@ -393,10 +415,27 @@ class HistoryStore:
             query = query.where(BenchmarkRun.run_at >= since)
         if until is not None:
             query = query.where(BenchmarkRun.run_at < until)
-        query = query.order_by(BenchmarkRun.run_at, BenchmarkRun.id, BenchmarkResult.branch,
-                               BenchmarkResult.node, BenchmarkResult.scenario, BenchmarkResult.mode)
+        order = (BenchmarkRun.run_at, BenchmarkRun.id, BenchmarkResult.branch, BenchmarkResult.node,
+                 BenchmarkResult.scenario, BenchmarkResult.mode)
+        if latest is not None:          # the newest `latest`, still returned oldest first
+            query = query.order_by(*(column.desc() for column in order)).limit(int(latest))
+        else:
+            query = query.order_by(*order)
         with self._guard("read results"), Session(self.engine) as session:
-            return [self._result_row(result, run) for result, run in session.execute(query).all()]
+            rows = [self._result_row(row) for row in session.execute(query).all()]
+        return rows[::-1] if latest is not None else rows
+
+    def comparability_keys(self, key_hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The comparability key of each hash (read once per series, not once per result)."""
+        hashes = sorted({str(k) for k in key_hashes if k and not unstorable(k)})
+        if not hashes:
+            return {}
+        first = (select(func.min(BenchmarkResult.id)).where(BenchmarkResult.comparability_hash.in_(hashes))
+                 .group_by(BenchmarkResult.comparability_hash))
+        query = select(BenchmarkResult.comparability_hash, BenchmarkResult.comparability).where(
+            BenchmarkResult.id.in_(first))
+        with self._guard("read comparability keys"), Session(self.engine) as session:
+            return {h: dict(k or {}) for h, k in session.execute(query).all()}
 
     def comparable_history(self, key_hash: str | None, mode: str, before: datetime, limit: int = 20,
                            exclude_run_id: str | None = None) -> list[ResultRow]:
@@ -410,8 +449,7 @@ class HistoryStore:
         if not key_hash or unstorable(key_hash) or unstorable(exclude_run_id):
             return []
         query = (
-            select(BenchmarkResult, BenchmarkRun)
-            .join(BenchmarkRun, BenchmarkResult.run_pk == BenchmarkRun.id)
+            self._result_query()
             .where(BenchmarkResult.comparability_hash == key_hash, BenchmarkResult.mode == mode,
                    BenchmarkResult.status == "completed",
                    BenchmarkResult.plausibility.is_distinct_from("implausible"),
@@ -424,7 +462,7 @@ class HistoryStore:
         if exclude_run_id is not None:
             query = query.where(BenchmarkRun.run_id != exclude_run_id)
         with self._guard("read comparable history"), Session(self.engine) as session:
-            rows = [self._result_row(r, run) for r, run in session.execute(query).all()]
+            rows = [self._result_row(row) for row in session.execute(query).all()]
         rows.reverse()
         return rows
 
@@ -477,10 +515,16 @@ class HistoryStore:
 
     def filter_options(self) -> dict[str, Any]:
         """Distinct values the UI offers as filters, and the range of the runs' own times (None when empty)."""
-        def distinct(column) -> list[str]:
-            return [v for v in session.scalars(select(column).distinct().order_by(column)) if v is not None]
+        places = (BenchmarkResult.scenario, BenchmarkResult.node, BenchmarkResult.branch, BenchmarkResult.mode,
+                  BenchmarkResult.accelerator)
 
         with self._guard("read filter options"), Session(self.engine) as session:
+            combos = session.execute(select(*places).group_by(*places)).all()     # one pass over the results
+
+            def distinct(column) -> list[str]:
+                i = places.index(column)
+                return sorted({combo[i] for combo in combos if combo[i] is not None})
+
             first, last = session.execute(
                 select(func.min(BenchmarkRun.run_at), func.max(BenchmarkRun.run_at))).one()
             # min()/max() bypass the column type on some backends: normalise to aware UTC here.

@@ -13,9 +13,9 @@ from include.history import HistoryStore
 from . import trends, views
 from .filters import Filters
 
-RUNS_PER_PAGE = 50
+RUNS_PER_PAGE = 25
 REGRESSIONS_SHOWN = 20
-TREND_WINDOW_DAYS = 90
+TREND_WINDOW_DAYS = 14
 
 
 def trend_window(store: HistoryStore, filters: Filters, options: dict[str, Any]) -> dict[str, Any]:
@@ -32,15 +32,16 @@ def overview(store: HistoryStore, filters: Filters, page: int) -> dict[str, Any]
     if options.get("date_range") is None:
         return {"empty": True, "options": options}
     window = trend_window(store, filters, options)
-    results = store.results(**window)
+    results = store.results(light=True, **window)
     chart_regressions = store.regressions(**window)
-    groups = trends.build_groups(results, chart_regressions, store.published())
+    groups = trends.build_groups(results, chart_regressions, store.published(),
+                                 store.comparability_keys(r.comparability_hash for r in results))
 
     run_rows = store.runs(limit=RUNS_PER_PAGE + 1, offset=(page - 1) * RUNS_PER_PAGE, **filters.store_kwargs())
     has_more = len(run_rows) > RUNS_PER_PAGE
     run_rows = run_rows[:RUNS_PER_PAGE]
     by_run: dict[str, list] = {}
-    for row in store.results(run_ids=[r.run_id for r in run_rows]):
+    for row in store.results(run_ids=[r.run_id for r in run_rows], light=True):
         by_run.setdefault(row.run_id, []).append(row)
     runs = [{"run": r, "validity": views.validity_summary(r), "headline": views.run_headline(by_run.get(r.run_id, [])),
              "has_report": bool(r.report_path)} for r in run_rows]
@@ -63,7 +64,9 @@ def overview(store: HistoryStore, filters: Filters, page: int) -> dict[str, Any]
 def figures(store: HistoryStore, filters: Filters) -> list[dict[str, Any]]:
     """The trend groups as JSON: each group's title, series (settings in words, what changed) and figures."""
     window = trend_window(store, filters, store.filter_options())
-    groups = trends.build_groups(store.results(**window), store.regressions(**window), store.published())
+    results = store.results(light=True, **window)
+    groups = trends.build_groups(results, store.regressions(**window), store.published(),
+                                 store.comparability_keys(r.comparability_hash for r in results))
     return [{"scenario": g.scenario, "accelerator": g.accelerator, "figures": g.figures,
              "series": [{"name": s.name, "node": s.node, "branch": s.branch, "mode": s.mode, "settings": s.settings,
                          "changed": s.changed, "comparability_hash": s.key_hash, "points": len(s.rows)}

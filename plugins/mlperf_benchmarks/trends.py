@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
@@ -163,11 +164,11 @@ class Series:
     def name(self) -> str:
         return f"S{self.number}"
 
-    @property
+    @cached_property
     def settings(self) -> str:
         return settings_words(self.key)
 
-    @property
+    @cached_property
     def engine_args(self) -> str:
         return engine_args_words(self.key)
 
@@ -192,6 +193,7 @@ class Group:
     series: list[Series]
     failed: list                                  # failed / missing SUT runs of this scenario, on their dates
     figures: list[dict[str, Any]] = field(default_factory=list)
+    hover: dict[int, str] = field(default_factory=dict)   # each row's chart-independent hover lines
 
     @property
     def title(self) -> str:
@@ -204,8 +206,10 @@ def _series_id(row) -> str:
     return f"{key}/{row.mode}"
 
 
-def build_groups(results: Sequence, regressions: Sequence = (), published: Sequence = ()) -> list[Group]:
-    """The page's trend groups: series by comparability key, grouped by (scenario, accelerator), with figures."""
+def build_groups(results: Sequence, regressions: Sequence = (), published: Sequence = (),
+                 keys: dict[str, dict[str, Any]] | None = None) -> list[Group]:
+    """The page's trend groups: series by comparability key, grouped by (scenario, accelerator), with figures.
+    `keys`: comparability hash -> key, where the rows were read without their keys (the store's light rows)."""
     by_id: dict[str, Series] = {}
     failed: dict[str, list] = defaultdict(list)
     for row in sorted(results, key=lambda r: (when(r), r.run_id)):
@@ -214,7 +218,8 @@ def build_groups(results: Sequence, regressions: Sequence = (), published: Seque
             continue
         sid = _series_id(row)
         if sid not in by_id:
-            by_id[sid] = Series(row.comparability_hash or sid, row.comparability, row.scenario, row.branch, row.node,
+            key = row.comparability if row.comparability is not None else (keys or {}).get(row.comparability_hash)
+            by_id[sid] = Series(row.comparability_hash or sid, key, row.scenario, row.branch, row.node,
                                 row.mode, accelerator_key(row.accelerator))
         by_id[sid].rows.append(row)
 
@@ -258,19 +263,25 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:,.0f}" if digits == 0 else f"{value:,.{digits}f}"
 
 
-def _hover(row, series: Series | None, metric: Metric, value: float | None) -> str:
-    unit = f" {metric.unit}" if metric.unit else ""
-    lines = [f"<b>{esc(metric.label)}: {esc(fmt(value, metric.digits))}{esc(unit)}</b>" if value is not None
-             else f"<b>{esc(row.status.upper())}</b>",
-             f"run: {esc(row.run_id)}",
-             f"ran: {esc(when(row).strftime('%Y-%m-%d %H:%M UTC'))}",
+def _hover_base(row, series: Series | None) -> str:
+    """The lines of a point's hover that do not depend on the chart (one per row and build, shared by its charts)."""
+    lines = [f"run: {esc(row.run_id)}", f"ran: {esc(when(row).strftime('%Y-%m-%d %H:%M UTC'))}",
              f"{esc(row.scenario)} · {esc(row.branch)} · {esc(row.node)}"]
     if series is not None:
         lines.append(f"{esc(series.name)}: {esc(series.settings)}")
     lines.append(f"verdict: {esc(row.verdict or row.error or 'not recorded')}")
-    if metric.mode == "accuracy" and value is not None:
-        lines.insert(1, "ROUGE-1/2/L/Lsum: " + " / ".join(esc(fmt(getattr(row, m), 2)) for m in ROUGE_METRICS))
     return "<br>".join(lines)
+
+
+def _hover(row, series: Series | None, metric: Metric, value: float | None, base: dict[int, str]) -> str:
+    unit = f" {metric.unit}" if metric.unit else ""
+    head = (f"<b>{esc(metric.label)}: {esc(fmt(value, metric.digits))}{esc(unit)}</b>" if value is not None
+            else f"<b>{esc(row.status.upper())}</b>")
+    if metric.mode == "accuracy" and value is not None:
+        head += "<br>ROUGE-1/2/L/Lsum: " + " / ".join(esc(fmt(getattr(row, m), 2)) for m in ROUGE_METRICS)
+    if id(row) not in base:
+        base[id(row)] = _hover_base(row, series)
+    return f"{head}<br>{base[id(row)]}"
 
 
 def _marker(style: PointStyle, color: str, size: int = 9) -> dict[str, Any]:
@@ -336,7 +347,8 @@ def trend_figure(metric_name: str, group: Group, regressions: Sequence = (),
         traces.append({
             "type": "scatter", "mode": "lines+markers", "name": esc(series.label), "legendgroup": series.name,
             "x": [iso(when(r)) for r in on_line], "y": [metric.display(getattr(r, metric.name)) for r in on_line],
-            "text": [_hover(r, series, metric, metric.display(getattr(r, metric.name))) for r in on_line],
+            "text": [_hover(r, series, metric, metric.display(getattr(r, metric.name)), group.hover)
+                     for r in on_line],
             "customdata": [r.run_id for r in on_line], "hovertemplate": "%{text}<extra></extra>",
             "line": {"color": series.color, "width": 2},
             "marker": {"size": 9, "symbol": [s.symbol for s in styles],
@@ -348,7 +360,8 @@ def trend_figure(metric_name: str, group: Group, regressions: Sequence = (),
                 "type": "scatter", "mode": "markers", "name": esc(f"{series.name} {STYLES[style].label}"),
                 "legendgroup": series.name, "showlegend": False, "x": [iso(when(r)) for r in marked],
                 "y": [metric.display(getattr(r, metric.name)) for r in marked],
-                "text": [_hover(r, series, metric, metric.display(getattr(r, metric.name))) for r in marked],
+                "text": [_hover(r, series, metric, metric.display(getattr(r, metric.name)), group.hover)
+                         for r in marked],
                 "customdata": [r.run_id for r in marked], "hovertemplate": "%{text}<extra></extra>",
                 "marker": _marker(STYLES[style], series.color, 12), "meta": style,
             })
@@ -359,7 +372,8 @@ def trend_figure(metric_name: str, group: Group, regressions: Sequence = (),
         traces.append({
             "type": "scatter", "mode": "markers", "name": "failed runs", "showlegend": False,
             "x": [iso(when(r)) for r in failed], "y": [0] * len(failed),
-            "text": [_hover(r, None, metric, None) for r in failed], "customdata": [r.run_id for r in failed],
+            "text": [_hover(r, None, metric, None, group.hover) for r in failed],
+            "customdata": [r.run_id for r in failed],
             "hovertemplate": "%{text}<extra></extra>", "marker": _marker(STYLES["failed"], KEY_COLOR, 11),
             "meta": "failed",
         })
