@@ -85,6 +85,7 @@ test-cluster: $(VENV)/.installed $(SUT_VENV)/.installed tiny
 bench: venvs tiny
 	$(SUT_VENV)/bin/python benchmarks/harness_overhead.py --model $(TINY_MODEL) --dataset $(TINY_DATASET)
 	$(VENV)/bin/python benchmarks/rouge_speed.py
+	$(VENV)/bin/python benchmarks/history_scale.py
 
 clean:
 	rm -rf $(VENV) $(SUT_VENV) $(CACHE) .artifacts .airflow
