@@ -7,7 +7,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 D=${MLPERF_CLUSTER_DIR:-$REPO/.cache/cluster}
-C=${MLPERF_CLUSTER_CACHE:-/var/cache/mlperf-k8s}
+CACHE=${MLPERF_CLUSTER_CACHE:-/var/cache/mlperf-k8s}
 [ -d "$D/pids" ] || { echo "local cluster: not started from $D"; exit 0; }
 NODES=(gpu-node-a gpu-node-b)
 
@@ -46,7 +46,7 @@ for n in "${NODES[@]}"; do
 done
 [ -f $D/pids/etcd.pid ] && stop_pid "$(cat $D/pids/etcd.pid)"
 # kube-proxy's own cleanup removes its chains and rules (KUBE-*) from every table it wrote.
-[ -f $D/etc/kube-proxy.yaml ] && [ -x $C/bin/kube-proxy ] && $C/bin/kube-proxy --cleanup >$D/logs/kube-proxy-cleanup.log 2>&1
+[ -f $D/etc/kube-proxy.yaml ] && [ -x $CACHE/bin/kube-proxy ] && $CACHE/bin/kube-proxy --cleanup >$D/logs/kube-proxy-cleanup.log 2>&1
 ip addr del 10.89.0.10/32 dev lo 2>/dev/null     # up.sh's DNS_IP
 [ -f $D/etc/ip_forward.before ] && cat $D/etc/ip_forward.before > /proc/sys/net/ipv4/ip_forward && rm -f $D/etc/ip_forward.before
 # Mounts live in the nodes' private namespaces and vanish with them; anything that leaked to this one goes too.

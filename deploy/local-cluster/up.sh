@@ -223,6 +223,9 @@ spec["mounts"] += [{"destination": m["mount_path"], "source": m["host_path"], "t
                     "options": ["rbind", "ro"]} for m in mounts]
 spec["process"]["env"] = spec["process"].get("env") or []
 spec["process"]["env"] += ["VLLM_CPU_KVCACHE_SPACE=1", "VLLM_CPU_OMP_THREADS_BIND=" + core]
+# No rlimits: containerd'"'"'s default spec caps open files at 1024, fewer than the coordinator'"'"'s HTTP client needs;
+# without them a container has the node'"'"'s own limit, as containers on a production node commonly do.
+spec["process"].pop("rlimits", None)
 json.dump(spec, sys.stdout, indent=1)' "$D/images/sut-mounts.json" $((i % $(nproc))) > $D/nodes/$n/base-spec.json
   i=$((i + 1))
 done
