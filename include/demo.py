@@ -98,12 +98,21 @@ def import_reference(history_url: str, artifacts: Path, root: Path = REFERENCE_R
     from include import cli
 
     reports = []
-    for run in sorted(p for p in root.iterdir() if (p / "single").is_dir()):
-        out = artifacts / f"reference-{root.name}" / run.name
-        out.mkdir(parents=True, exist_ok=True)
-        cli.main(["report", str(run), "--out", str(out), "--model", str(REFERENCE_MODEL), "--record",
-                  "--history-url", history_url, "--run-id", f"{root.name}-reference-{run.name}"])
-        reports.append(out / "report.html")
+    # The reports lie under the demo's artefacts root: the history stores their paths relative to it.
+    saved = os.environ.get("MLPERF_ARTIFACTS_DIR")
+    os.environ["MLPERF_ARTIFACTS_DIR"] = str(artifacts)
+    try:
+        for run in sorted(p for p in root.iterdir() if (p / "single").is_dir()):
+            out = artifacts / f"reference-{root.name}" / run.name
+            out.mkdir(parents=True, exist_ok=True)
+            cli.main(["report", str(run), "--out", str(out), "--model", str(REFERENCE_MODEL), "--record",
+                      "--history-url", history_url, "--run-id", f"{root.name}-reference-{run.name}"])
+            reports.append(out / "report.html")
+    finally:
+        if saved is None:
+            os.environ.pop("MLPERF_ARTIFACTS_DIR", None)
+        else:
+            os.environ["MLPERF_ARTIFACTS_DIR"] = saved
     return reports
 
 
@@ -148,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nreference GPU runs ({root.relative_to(REPO)}/), recorded in the same history:")
             for path in import_reference(env["MLPERF_HISTORY_URL"], artifacts, root):
                 print(f"  report  {path}")
+    print("\nthe Benchmarks page on this history: make ui (prints the URL and the login)")
     return 0 if rc == 0 else 1
 
 
