@@ -1,10 +1,11 @@
 """Time the Benchmarks page, the regression check and the report's trend chart on a history of 50,000 results.
 
 A year of nightly runs on a 16-node cluster is ~25,000 results; this seeds twice that into a private PostgreSQL
-database (created on 127.0.0.1:5432 and dropped afterwards): 2,000 runs of 25 SUT runs each (16 nodes Offline,
-8 nodes Server, one coordinated distributed run), spread over a year, with a change of settings every ~60 days
-(bf16 -> FP8 -> FP8 + 32k batched tokens...), ~2% INVALID, ~1% failed, ~0.3% implausible, ~1% with LoadGen errors
-and ~1% regressions: realistic keys and verdicts. Rows are written with bulk inserts (the write path is not timed).
+database (created on 127.0.0.1:5432 and dropped afterwards): two years of nightly runs of 66 SUT runs each (16
+nodes x Offline and Server x performance and accuracy, two coordinated distributed runs), a change of settings
+every ~4 months (bf16 -> FP8 -> FP8 KV -> 32k batched tokens -> vLLM 0.27...), ~2% INVALID, ~1% failed, ~0.3%
+implausible, ~1% with LoadGen errors and a regression in a quarter of the runs: realistic keys and verdicts. Rows
+are written with bulk inserts (the write path is not timed).
 
 Timed (wall clock, warm, after one untimed pass):
 - the page: what each request of the overview asks of the store and builds (queries.overview: trend window,
@@ -69,7 +70,7 @@ def key(scenario: str, branch: str, node: str, epoch: int) -> dict:
 
 
 def result_row(rng: random.Random, run_pk: int, when: datetime, scenario: str, branch: str, node: str,
-               epoch: int) -> dict:
+               mode: str, epoch: int) -> dict:
     k = key(scenario, branch, node, epoch)
     roll = rng.random()
     status = "failed" if roll < 0.01 else "completed"
@@ -79,16 +80,22 @@ def result_row(rng: random.Random, run_pk: int, when: datetime, scenario: str, b
     tps = BASE_TPS[scenario] * (1 + 0.15 * epoch) * (16 if branch == "distributed" else 1) * rng.gauss(1, 0.01)
     if implausible:
         tps *= 3
-    state = "FAILED" if status == "failed" else ("VALID" if valid else "INVALID")
+    accuracy = mode == "accuracy"
+    if accuracy and status == "completed":
+        valid, implausible = None, False
+    state = "FAILED" if status == "failed" else ("COMPLETED" if accuracy else ("VALID" if valid else "INVALID"))
     flags = (["IMPLAUSIBLE"] if implausible else []) + ([] if grade else ["not submission-grade"])
     return {
-        "run_pk": run_pk, "branch": branch, "node": node, "scenario": scenario, "mode": "performance",
+        "run_pk": run_pk, "branch": branch, "node": node, "scenario": scenario, "mode": mode,
         "status": status, "error": "pod exited 137" if status == "failed" else None, "valid": valid,
         "invalid_reasons": [] if valid is not False else ["min duration not satisfied"],
         "config_hash": key_hash(k)[:32], "accelerator": "NVIDIA H200",
         "versions": {"vllm": k["vllm_version"], "loadgen": "6.0.17"},
-        "samples_per_second": None if status == "failed" else tps / 128,
-        "tokens_per_second": None if status == "failed" else tps,
+        "samples_per_second": None if status == "failed" or accuracy else tps / 128,
+        "tokens_per_second": None if status == "failed" or accuracy else tps,
+        "rouge1": 38.8 if accuracy else None, "rouge2": 15.9 if accuracy else None,
+        "rougeL": rng.gauss(24.5, 0.05) if accuracy else None, "rougeLsum": 35.8 if accuracy else None,
+        "accuracy_passed": True if accuracy else None, "accuracy_meaningful": True if accuracy else None,
         "ttft_p50_ns": 60e6, "ttft_p99_ns": 180e6 * rng.gauss(1, 0.02), "tpot_p50_ns": 17e6,
         "tpot_p99_ns": 40e6 * rng.gauss(1, 0.02), "latency_p50_ns": 2.2e9, "latency_p99_ns": 4.8e9,
         "duration_s": 612.0, "output_tokens": int(tps * 612), "samples_completed": 13368,
@@ -102,25 +109,26 @@ def result_row(rng: random.Random, run_pk: int, when: datetime, scenario: str, b
 
 def seed(store: HistoryStore, results: int, seed_value: int = 14) -> datetime:
     rng = random.Random(seed_value)
-    places = ([("Offline", "single", n) for n in NODES] + [("Server", "single", n) for n in NODES[:8]]
-              + [("Offline", "distributed", "coordinated")])
-    runs = results // len(places)
-    start = datetime(2025, 12, 1, 2, 0, tzinfo=timezone.utc)
-    step = timedelta(days=365) / runs
+    places = ([(s, "single", n, m) for s in ("Offline", "Server") for m in ("performance", "accuracy")
+               for n in NODES] + [(s, "distributed", "coordinated", "performance") for s in ("Offline", "Server")])
+    runs = -(-results // len(places))                                  # the last run holds the remainder
+    step = timedelta(days=1)                                           # nightly
+    start = datetime(2026, 11, 29, 2, 0, tzinfo=timezone.utc) - runs * step
     with store.engine.begin() as conn:
         for i in range(runs):
             when = start + i * step
-            epoch = min(int(i * step / timedelta(days=61)), len(SETTINGS) - 1)
+            epoch = min(int(i * len(SETTINGS) / runs), len(SETTINGS) - 1)
             run_pk = conn.execute(insert(BenchmarkRun).returning(BenchmarkRun.id), {
                 "run_id": f"scheduled__{when.isoformat()}", "dag_id": "mlperf_llama31_8b", "logical_date": when,
                 "run_at": when + timedelta(minutes=2), "trigger": "scheduled", "status": "success", "params": {},
                 "mlperf_compliant": False, "compliance": "not compliant", "verdict": "VALID · not compliant",
                 "report_path": f"{i}/report/report.html", "started_at": when, "finished_at": when,
                 "created_at": when}).scalar_one()
-            rows = [result_row(rng, run_pk, when + timedelta(minutes=2), s, b, n, epoch) for s, b, n in places]
+            rows = [result_row(rng, run_pk, when + timedelta(minutes=2), s, b, n, m, epoch)
+                    for s, b, n, m in places[:results - i * len(places)]]
             conn.execute(insert(BenchmarkResult), rows)
             if rng.random() < 0.25:
-                r = rows[rng.randrange(len(rows))]
+                r = rows[rng.randrange(len(NODES))]
                 conn.execute(insert(RegressionRecord), {
                     "run_pk": run_pk, "metric": "tokens_per_second", "node": r["node"], "scenario": r["scenario"],
                     "branch": r["branch"], "current": 7000.0, "baseline": 7800.0, "change_pct": -10.3,
