@@ -68,7 +68,7 @@ def figures(store: HistoryStore, filters: Filters) -> list[dict[str, Any]]:
     groups = trends.build_groups(results, store.regressions(**window), store.published(),
                                  store.comparability_keys(r.comparability_hash for r in results))
     return [{"scenario": g.scenario, "accelerator": g.accelerator, "figures": g.figures,
-             "series": [{"name": s.name, "node": s.node, "branch": s.branch, "mode": s.mode, "settings": s.settings,
+             "references": g.references, "series": [{"name": s.name, "node": s.node, "branch": s.branch, "mode": s.mode, "settings": s.settings,
                          "changed": s.changed, "comparability_hash": s.key_hash, "points": len(s.rows)}
                         for s in g.series]} for g in groups]
 

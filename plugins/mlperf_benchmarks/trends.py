@@ -194,6 +194,7 @@ class Group:
     failed: list                                  # failed / missing SUT runs of this scenario, on their dates
     figures: list[dict[str, Any]] = field(default_factory=list)
     hover: dict[int, str] = field(default_factory=dict)   # each row's chart-independent hover lines
+    references: list[str] = field(default_factory=list)   # the published results drawn as reference lines
 
     @property
     def title(self) -> str:
@@ -249,6 +250,7 @@ def build_groups(results: Sequence, regressions: Sequence = (), published: Seque
         names = PERFORMANCE_CHARTS + ((ACCURACY_CHART,) if any(
             r.mode == "accuracy" for s in group.series for r in s.rows) else ())
         refs = [p for p in published if p.accelerator == group.accelerator and p.scenario == group.scenario]
+        group.references = [p.label for p in best_published(refs)]
         group.figures = [trend_figure(name, group, regressions, refs) for name in names]
     return groups
 

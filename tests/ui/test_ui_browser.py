@@ -140,6 +140,7 @@ def test_benchmarks_page_renders_series_verdicts_and_references(server, token, b
         # The published reference line, drawn and named in the legend.
         published = traces_of(page, "tokens_per_second", "published")
         assert published and "MLPerf v" in legend and "tokens/s per GPU" in legend
+        assert "MLPerf v" in offline.locator("[data-testid='published-reference']").first.inner_text()
         assert page.locator(".bm-chart[data-metric='tokens_per_second'] .scatterlayer .trace").count() >= 8
 
         assert page.get_by_text(seeded.xss_run).count() >= 1                # the hostile run id, shown as text
