@@ -430,6 +430,20 @@ class HistoryStore:
             rows = self._result_rows(session.execute(query))
         return rows[::-1] if latest is not None else rows
 
+    def headline_figures(self, run_ids: Sequence[str]) -> list[Any]:
+        """The few columns of each SUT run of these runs that a run table's headline needs (read-only rows with
+        attribute access: run_id, place, mode, status, validity, plausibility, throughput, p99s, ROUGE-L)."""
+        ids = [str(r) for r in run_ids if not unstorable(r)]
+        if not ids:
+            return []
+        columns = [getattr(BenchmarkResult, name) for name in (
+            "branch", "node", "scenario", "mode", "status", "valid", "plausibility", "tokens_per_second",
+            "ttft_p99_ns", "tpot_p99_ns", "rougeL", "accuracy_passed", "versions", "config_hash")]
+        query = (select(BenchmarkRun.run_id, *columns).join(BenchmarkRun, BenchmarkResult.run_pk == BenchmarkRun.id)
+                 .where(BenchmarkRun.run_id.in_(ids)))
+        with self._guard("read headline figures"), Session(self.engine) as session:
+            return list(session.execute(query).all())
+
     def comparability_keys(self, key_hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The comparability key of each hash (read once per series, not once per result)."""
         hashes = sorted({str(k) for k in key_hashes if k and not unstorable(k)})

@@ -41,7 +41,7 @@ def overview(store: HistoryStore, filters: Filters, page: int) -> dict[str, Any]
     has_more = len(run_rows) > RUNS_PER_PAGE
     run_rows = run_rows[:RUNS_PER_PAGE]
     by_run: dict[str, list] = {}
-    for row in store.results(run_ids=[r.run_id for r in run_rows], light=True):
+    for row in store.headline_figures([r.run_id for r in run_rows]):
         by_run.setdefault(row.run_id, []).append(row)
     runs = [{"run": r, "validity": views.validity_summary(r), "headline": views.run_headline(by_run.get(r.run_id, [])),
              "has_report": bool(r.report_path)} for r in run_rows]
@@ -67,8 +67,8 @@ def figures(store: HistoryStore, filters: Filters) -> list[dict[str, Any]]:
     results = store.results(light=True, **window)
     groups = trends.build_groups(results, store.regressions(**window), store.published(),
                                  store.comparability_keys(r.comparability_hash for r in results))
-    return [{"scenario": g.scenario, "accelerator": g.accelerator, "figures": g.figures,
-             "references": g.references, "series": [{"name": s.name, "node": s.node, "branch": s.branch, "mode": s.mode, "settings": s.settings,
+    return [{"scenario": g.scenario, "accelerator": g.accelerator, "figures": g.figures, "references": g.references,
+             "series": [{"name": s.name, "node": s.node, "branch": s.branch, "mode": s.mode, "settings": s.settings,
                          "changed": s.changed, "comparability_hash": s.key_hash, "points": len(s.rows)}
                         for s in g.series]} for g in groups]
 
