@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -53,6 +54,12 @@ SERVER_PORT = 8000
 ANY_NODE = "any"                      # the `mlperf/node` label of a pod without node affinity
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# The node lifecycle controller's event on every pod of a node that stopped reporting (kubelet or machine down).
+NODE_LOST_EVENT = "NodeNotReady"
+NODE_CHECK_INTERVAL_S = 10
+# How long a broken log stream waits for the control plane's verdict on the node: the controller manager's node
+# monitor grace period (40 s by default) plus a few checks.
+NODE_VERDICT_TIMEOUT_S = 90
 
 
 def _env(name: str, default: str) -> str:
@@ -222,6 +229,72 @@ def sut_env(node: str | None) -> list[k8s.V1EnvVar]:
 # The run pod: one project-wide KubernetesPodOperator factory
 # --------------------------------------------------------------------------------------------------------------------
 
+class NodeLost(RuntimeError):
+    """The node of a running SUT pod went NotReady; the message names the node, the pod and the cause."""
+
+
+class _NodeWatch:
+    """Watches a running pod's node while the operator follows the pod's log.
+
+    A node that goes NotReady mid-run (its kubelet or the machine died) leaves its pod "Running" in the API for good:
+    the kubelet that would report the end is gone, the pod's own deadline never fires, and the provider either waits
+    until execution_timeout (hours) or fails on the first broken log stream with an HTTP 500 that names neither the
+    node nor the cause, leaving the pod Terminating. This sees the node lifecycle controller's verdict on the pod
+    (Ready=False and a NodeNotReady event), remembers the cause and force-deletes the pod (grace period 0: only that
+    removes the object while no kubelet can confirm; the kubelet kills the container if it comes back). Reads only the
+    pod and its events: the `airflow` Role needs no cluster-wide access.
+    """
+
+    def __init__(self, client: CoreV1Api, pod: k8s.V1Pod, interval_s: float = NODE_CHECK_INTERVAL_S) -> None:
+        self.client, self.name, self.namespace = client, pod.metadata.name, pod.metadata.namespace
+        self.interval_s = interval_s
+        self.cause: str | None = None
+        self._decided = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"node-watch-{self.name}", daemon=True)
+
+    def __enter__(self) -> "_NodeWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def verdict(self, timeout_s: float) -> str | None:
+        """The cause, once the node was found lost, waiting at most `timeout_s` for it."""
+        self._decided.wait(timeout_s)
+        return self.cause
+
+    def _watch(self) -> None:
+        try:
+            while not self._stop.wait(self.interval_s):
+                try:
+                    if self._check():
+                        return
+                except ApiException as exc:      # the pod is gone or the API hiccuped: the operator sees it too
+                    if exc.status == 404:
+                        return
+                    log.warning("node watch of pod %s/%s: %s", self.namespace, self.name, exc.reason)
+        finally:
+            self._decided.set()                  # a verdict, or none will come
+
+    def _check(self) -> bool:
+        pod = self.client.read_namespaced_pod(self.name, self.namespace)
+        not_ready = any(c.type == "Ready" and c.status != "True" for c in pod.status.conditions or [])
+        if pod.status.phase != "Running" or not not_ready:
+            return False
+        events = self.client.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={self.name}")
+        lost = [e for e in events.items if e.reason == NODE_LOST_EVENT and e.involved_object.uid == pod.metadata.uid]
+        if not lost:
+            return False
+        self.cause = (f"node {pod.spec.node_name} went NotReady mid-run ({lost[-1].message}: its kubelet stopped "
+                      f"reporting); pod {self.namespace}/{self.name} was force-deleted")
+        log.error("%s", self.cause)
+        self.client.delete_namespaced_pod(self.name, self.namespace, grace_period_seconds=0)
+        return True
+
+
 class SutPodOperator(KubernetesPodOperator):
     """A KubernetesPodOperator whose pod also carries the run's sanitised `mlperf/dag` and `mlperf/run` labels.
 
@@ -246,6 +319,22 @@ class SutPodOperator(KubernetesPodOperator):
         self.labels = {**self.labels, **_labels(dag_id=dag_id, run_id=run_id, node=self.node or ANY_NODE,
                                                 branch=self.branch, role="sut")}
         return super().build_pod_request_obj(context, dry_run=dry_run)
+
+    def await_pod_completion(self, pod: k8s.V1Pod) -> None:
+        with _NodeWatch(self.client, pod) as watch:
+            try:
+                super().await_pod_completion(pod)
+            except ApiException as exc:
+                # The log stream broke (e.g. 500: the API server cannot reach the kubelet): the node's fault?
+                if cause := watch.verdict(NODE_VERDICT_TIMEOUT_S):
+                    raise NodeLost(cause) from exc
+                raise
+            except Exception as exc:
+                if watch.cause:
+                    raise NodeLost(watch.cause) from exc
+                raise
+        if watch.cause:
+            raise NodeLost(watch.cause)
 
 
 def _sut_pod_kwargs(

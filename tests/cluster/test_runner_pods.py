@@ -1,12 +1,14 @@
 """The kubernetes runner's pods on the real cluster: the project-wide pod factory (include/runners/kubernetes.py),
 the provider's KubernetesPodOperator and the real scheduler, kubelets and containers, acting as the `airflow`
 service account. A single run pinned to each node runs the real SUT (vLLM's CPU build, tiny model); then the faults:
-the pod killed mid-run, an image that does not exist, the pod's deadline. Each leaves nothing of its run behind.
+the pod killed mid-run, an image that does not exist, the pod's deadline, a retry after the worker died, the node
+going NotReady. Each leaves nothing of its run behind.
 """
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 import uuid
@@ -16,7 +18,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from kubernetes.client import models as k8s
 
 from include.runners import kubernetes as runner
-from tests.cluster.local import NAMESPACE, NODES, LocalCluster
+from tests.cluster.local import NAMESPACE, NODES, REPO, LocalCluster
 from tests.kubernetes.context import task_context
 
 pytestmark = pytest.mark.slow
@@ -213,3 +215,47 @@ def test_retry_after_the_worker_died_reattaches_to_the_running_pod(local_cluster
     result = volumes["artifacts"] / run_id / "single" / NODES[0] / "Offline/performance/result.json"
     assert json.loads(result.read_text())["node"] == NODES[0]
     _nothing_left(local_cluster, run_id)
+
+
+def _node(cluster: LocalCluster, action: str, node: str) -> None:
+    done = subprocess.run([str(REPO / "deploy/local-cluster/node.sh"), action, node], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "MLPERF_CLUSTER_DIR": str(cluster.state_dir)})
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _sut_processes_of(run_id: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "mlperf_sut" in line and run_id in line]
+
+
+def test_node_that_goes_not_ready_fails_the_run_naming_the_node_and_leaves_nothing(local_cluster, volumes,
+                                                                                   airflow_connection) -> None:
+    """The kubelet of the pod's node dies mid-run: the control plane marks the node NotReady, the task fails naming
+    the node and the cause (not hours later at its timeout), the pod is gone from the API, and once the kubelet is
+    back it kills the orphaned container. The kubelet is started again whatever happened, for the later tests."""
+    run_id = f"cluster-nodelost-{uuid.uuid4().hex[:8]}"
+    node = NODES[1]
+    task = _sut_task(local_cluster, "node_lost", node, run_id, retries=0,
+                     extra_arguments=("--override", "min_duration=600000"))
+    try:
+        with PodWatch(local_cluster, run_id) as watch:
+            thread, errors = _run_in_thread(task, task_context("node_lost", run_id=run_id))
+            pod = watch.wait_running()
+            _node(local_cluster, "stop", node)
+            thread.join(timeout=240)
+        assert not thread.is_alive(), "the task kept following a pod whose node is gone"
+        assert errors, "the task succeeded although its node went NotReady"
+        text = _failure_text(errors[0])
+        assert f"node {node} went NotReady" in text and pod in text, text
+        assert list(watch.nodes) == [pod], f"more than one pod: {watch.nodes}"
+        _nothing_left(local_cluster, run_id)
+    finally:
+        _node(local_cluster, "start", node)
+    deadline = time.monotonic() + 180
+    while local_cluster.kubectl("get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+                                ).stdout != "True":
+        assert time.monotonic() < deadline, f"{node} is not Ready again after its kubelet restarted"
+        time.sleep(2)
+    while _sut_processes_of(run_id):
+        assert time.monotonic() < deadline, f"the deleted pod's SUT still runs: {_sut_processes_of(run_id)}"
+        time.sleep(2)
