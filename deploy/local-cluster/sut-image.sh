@@ -2,8 +2,8 @@
 # The SUT image of the local cluster: `mlperf-sut:latest` (KubernetesSettings' default MLPERF_SUT_IMAGE), made from
 # the Debian bookworm + Python 3.11 base that build.sh debootstraps, plus one layer: the mount points and the
 # non-root user of sut_image/Dockerfile. The SUT itself (vLLM's CPU build, LoadGen, mlperf_sut) is NOT copied in:
-# the pods mount this machine's .venv-sut, its Python and sut_image/ read-only (hostPath), as listed in
-# OUTDIR/sut-mounts.json. Why: that venv is ~3.5 GB (torch + vLLM); packing it and importing it into both nodes'
+# each node binds this machine's .venv-sut, its Python and sut_image/ read-only into every container (its base
+# runtime spec, made by up.sh from OUTDIR/sut-mounts.json), so the pods' specs stay exactly the DAG's. Why: that venv is ~3.5 GB (torch + vLLM); packing it and importing it into both nodes'
 # containerd costs ~14 GB of disk and minutes on every cold CI run, for bytes the host already has (see the README).
 # usage: sut-image.sh CACHE_DIR OUTDIR REPO
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""The local cluster as the tests see it: paths, kubectl, API clients, service-account credentials, the SUT mounts.
+"""The local cluster as the tests see it: paths, kubectl, API clients, service-account credentials.
 
 Everything here reads what deploy/local-cluster/up.sh wrote; the cluster itself is started by conftest.py.
 """
@@ -66,16 +66,6 @@ class LocalCluster:
         }))
         path.chmod(0o600)
         return path
-
-    def sut_mounts(self) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMount]]:
-        """Read-only hostPath mounts standing in for the SUT image's contents (deploy/local-cluster/sut-image.sh)."""
-        mounts = json.loads((self.state_dir / "images/sut-mounts.json").read_text())
-        volumes = [k8s.V1Volume(name=m["name"], host_path=k8s.V1HostPathVolumeSource(path=m["host_path"],
-                                                                                     type="Directory"))
-                   for m in mounts]
-        volume_mounts = [k8s.V1VolumeMount(name=m["name"], mount_path=m["mount_path"], read_only=True)
-                         for m in mounts]
-        return volumes, volume_mounts
 
     def objects_labelled(self, selector: str, namespace: str = NAMESPACE) -> list[str]:
         """What `kubectl get all,pvc -l SELECTOR` lists: the test's proof that a run left nothing behind."""

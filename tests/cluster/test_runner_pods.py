@@ -15,7 +15,6 @@ import uuid
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException
-from kubernetes.client import models as k8s
 
 from include.runners import kubernetes as runner
 from tests.cluster.local import NAMESPACE, NODES, REPO, LocalCluster
@@ -59,20 +58,13 @@ class PodWatch:
         raise AssertionError(f"no pod of {self.selector} running after {timeout_s:.0f} s: {self.phases}")
 
 
-def _sut_task(cluster: LocalCluster, task_id: str, node: str, run_id: str, *, samples: int = 16,
+def _sut_task(task_id: str, node: str, run_id: str, *, samples: int = 16,
               extra_arguments: tuple[str, ...] = (), **overrides):
-    """The SUT pod for `node` as the DAG makes it, plus the local image's read-only mounts of the SUT environment."""
-    settings = runner.KubernetesSettings.from_env()
-    volumes, mounts = cluster.sut_mounts()
+    """The SUT pod for `node` exactly as the DAG makes it (the node supplies the SUT environment and its CPU binding:
+    deploy/local-cluster/up.sh's base runtime spec)."""
     out = f"/artifacts/{run_id}/single/{node}/Offline/performance"
     task = runner.sut_pod(
         task_id=task_id, node=node, branch="single",
-        volumes=[*runner.sut_volumes(settings), *volumes],
-        volume_mounts=[*runner.sut_volume_mounts(settings), *mounts],
-        # vLLM's CPU build sizes its KV cache from this (GiB; the tiny model needs little) and binds its compute
-        # thread to one core: a core of its own per node, as two machines would have (the default is core 0 for both).
-        env_vars=[*runner.sut_env(node), k8s.V1EnvVar(name="VLLM_CPU_KVCACHE_SPACE", value="1"),
-                  k8s.V1EnvVar(name="VLLM_CPU_OMP_THREADS_BIND", value=str(NODES.index(node) % (os.cpu_count() or 1)))],
         arguments=["run", "--scenario", "Offline", "--mode", "performance", "--model", "/models/tiny-llama",
                    "--dataset", "/data/cnn_eval.json", "--total-sample-count", str(samples), "--output-dir", out,
                    "--node", node, "--override", "min_duration=0", "--override", f"min_query_count={samples}",
@@ -121,7 +113,7 @@ def _failure_text(exc: BaseException) -> str:
 def test_a_single_run_pinned_to_each_node_runs_the_sut_there(local_cluster, volumes, airflow_connection) -> None:
     run_id = f"cluster-single-{uuid.uuid4().hex[:8]}"
     with PodWatch(local_cluster, run_id) as watch:
-        threads = {node: _run_in_thread(_sut_task(local_cluster, f"single_{i}", node, run_id),
+        threads = {node: _run_in_thread(_sut_task(f"single_{i}", node, run_id),
                                         task_context(f"single_{i}", run_id=run_id))
                    for i, node in enumerate(NODES)}
         for node, (thread, errors) in threads.items():
@@ -143,7 +135,7 @@ def test_sut_pod_killed_mid_run_fails_the_task_and_leaves_nothing(local_cluster,
                                                                   airflow_connection) -> None:
     run_id = f"cluster-killed-{uuid.uuid4().hex[:8]}"
     # A run long enough to be killed in the middle: LoadGen keeps issuing queries for 10 minutes.
-    task = _sut_task(local_cluster, "killed", NODES[1], run_id, retries=0,
+    task = _sut_task("killed", NODES[1], run_id, retries=0,
                      extra_arguments=("--override", "min_duration=600000"))
     with PodWatch(local_cluster, run_id) as watch:
         thread, errors = _run_in_thread(task, task_context("killed", run_id=run_id))
@@ -160,7 +152,7 @@ def test_sut_pod_killed_mid_run_fails_the_task_and_leaves_nothing(local_cluster,
 def test_image_that_does_not_exist_fails_fast_with_the_cause(local_cluster, volumes, airflow_connection) -> None:
     run_id = f"cluster-noimage-{uuid.uuid4().hex[:8]}"
     image = "localhost:9/mlperf-sut:does-not-exist"
-    task = _sut_task(local_cluster, "no_image", NODES[0], run_id, retries=0, image=image)
+    task = _sut_task("no_image", NODES[0], run_id, retries=0, image=image)
     started = time.monotonic()
     with pytest.raises(AirflowException) as failure:
         _execute(task, task_context("no_image", run_id=run_id))
@@ -179,7 +171,7 @@ def test_pod_past_its_deadline_is_stopped_and_the_timed_out_task_deletes_it(loca
     here the operator only stops following the pod when the Airflow-side timeout fires, as it would in production.
     """
     run_id = f"cluster-deadline-{uuid.uuid4().hex[:8]}"
-    task = _sut_task(local_cluster, "deadline", NODES[0], run_id, retries=0, active_deadline_seconds=20,
+    task = _sut_task("deadline", NODES[0], run_id, retries=0, active_deadline_seconds=20,
                      extra_arguments=("--override", "min_duration=600000"))
     api = local_cluster.api()
     with PodWatch(local_cluster, run_id) as watch:
@@ -203,13 +195,13 @@ def test_retry_after_the_worker_died_reattaches_to_the_running_pod(local_cluster
     still-running pod to its end, not start a second SUT on the same GPU."""
     run_id = f"cluster-reattach-{uuid.uuid4().hex[:8]}"
     with PodWatch(local_cluster, run_id) as watch:
-        first = _sut_task(local_cluster, "reattach", NODES[0], run_id)
+        first = _sut_task("reattach", NODES[0], run_id)
         context1 = task_context("reattach", run_id=run_id, try_number=1)
         first.render_template_fields(context1)
         first.get_or_create_pod(first.build_pod_request_obj(context1), context1)
         orphan = watch.wait_running()
 
-        _execute(_sut_task(local_cluster, "reattach", NODES[0], run_id),
+        _execute(_sut_task("reattach", NODES[0], run_id),
                  task_context("reattach", run_id=run_id, try_number=2))
     assert list(watch.nodes) == [orphan], f"a second pod was started: {watch.nodes}"
     result = volumes["artifacts"] / run_id / "single" / NODES[0] / "Offline/performance/result.json"
@@ -235,7 +227,7 @@ def test_node_that_goes_not_ready_fails_the_run_naming_the_node_and_leaves_nothi
     back it kills the orphaned container. The kubelet is started again whatever happened, for the later tests."""
     run_id = f"cluster-nodelost-{uuid.uuid4().hex[:8]}"
     node = NODES[1]
-    task = _sut_task(local_cluster, "node_lost", node, run_id, retries=0,
+    task = _sut_task("node_lost", node, run_id, retries=0,
                      extra_arguments=("--override", "min_duration=600000"))
     try:
         with PodWatch(local_cluster, run_id) as watch:
