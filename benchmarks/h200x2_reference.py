@@ -1,15 +1,18 @@
-"""Figures of the committed 2x H200 reference run (reference/h200x2/) and of one H200 (reference/h200/).
+"""Figures of the committed 2x H200 reference runs (reference/h200x2/) and of one H200 (reference/h200/).
 
 Read with the pipeline's own code (run_artifacts, scaling), so the figures are the report's:
-- h200x2-offline/ (benchmarks/h200/x2_offline_commands.sh, generated from the DAG's plan): Offline single on each
-  GPU, coordinated (one LoadGen over a vLLM server per GPU, HTTP) and sharded; SHORTENED (min_duration 0; LoadGen
-  issued 13,368 samples per single run, 13,368 for the coordinated pair and 6,684 per shard), not MLPerf's 600 s.
-  x2_single_tok_s is the sum of the two single-GPU runs' LoadGen tokens/s (the efficiency's denominator; each
-  GPU's own figure is printed above), x2_coordinated_tok_s and
-  x2_sharded_tok_s the aggregate over the common wall-clock window, the efficiencies aggregate / that sum.
-- h200x2-http/ (x2_session.sh http): the HTTP backend (a `mlperf_sut serve` per GPU, one LoadGen each) against the
-  in-process engine on the same GPU and settings. h200_http_vs_inproc is HTTP Offline tokens/s over the in-process
-  single run of h200x2-offline on that GPU, the lower of the two GPUs; Server at 50 QPS is compared too (TTFT p99).
+- h200x2-offline-600s/ (x2_600s_commands.sh, generated from the DAG's plan by x2_plan.sh 600s): Offline coordinated
+  (one LoadGen over a vLLM server per GPU, HTTP) over MLPerf's full 600 s, 80,208 samples; single on each GPU at
+  once, one pass of 13,368 samples each (two 600 s single runs did not fit the session's device time).
+  x2_single_tok_s is the sum of the two single runs' LoadGen tokens/s (the efficiency's denominator),
+  x2_coordinated_tok_s the aggregate over the whole wall-clock window, x2_coordinated_eff aggregate / that sum.
+- h200x2-offline/ (x2_offline_commands.sh): the same modes SHORTENED (min_duration 0; 13,368 samples per single
+  run, 13,368 for the coordinated pair, 6,684 per shard), before the HTTP fix. x2_sharded_tok_s and x2_sharded_eff
+  come from it (no 600 s sharded run yet), against its own single runs.
+- h200_http_vs_inproc: in h200x2-offline-600s, each GPU's share of the coordinated run (its server's output tokens
+  over the whole window, HTTP) over the in-process single run on that GPU, the lower of the two. Server at 50 QPS,
+  HTTP against in-process (h200x2-http-server/: in-process on GPU 0 and a `serve` on GPU 1 at the same time, 3,000
+  queries each) is printed above it, with TTFT p99.
 - h200x2-search/ (search-qps on the coordinated pair): 30 s probes, printed apart (probes, not confirming runs).
 - h200_offline_fp8_tok_s and h200_server_max_valid_qps: benchmarks/h200_reference.py's headline (reference/h200).
 A figure that cannot be computed from the committed logs prints as None.
@@ -29,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import h200_reference  # noqa: E402  (the sibling script)
 
 from include import run_artifacts  # noqa: E402
-from include.records import RunRecord  # noqa: E402
+from include.records import RunRecord, ScalingResult  # noqa: E402
 from include.scaling import is_coordinated, scaling_efficiency  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "h200x2"
@@ -65,51 +68,53 @@ def _r(x: float | None, digits: int = 2) -> float | None:
     return None if x is None else round(x, digits)
 
 
-def offline_scaling() -> dict[str, float | None]:
-    records = _records("h200x2-offline")
+def offline_scaling(run: str) -> dict[str, ScalingResult]:
+    """Print the run's Offline performance runs; its scaling results by kind ("coordinated", "sharded")."""
+    records = _records(run)
     singles = [r for r in records if r.branch == "single"]
-    coordinated = [r for r in records if r.branch == "distributed" and is_coordinated(r)]
-    sharded = [r for r in records if r.branch == "distributed" and not is_coordinated(r)]
     for r in records:
         lg = r.loadgen
         samples = ((r.result or {}).get("counts") or {}).get("samples_completed")
-        print(f"h200x2-offline {r.branch:11s} {r.node:12s} {r.scenario:8s} "
+        print(f"{run} {r.branch:11s} {r.node:12s} {r.scenario:8s} "
               f"{'VALID' if r.valid else 'not valid':9s} "
               f"{(lg.tokens_per_second or 0) if lg else 0:>9,.1f} tokens/s  "
               f"({(lg.duration_s or 0) if lg else 0:,.1f} s, {samples} samples)")
-    out: dict[str, float | None] = {"x2_single_tok_s": None, "x2_coordinated_tok_s": None, "x2_sharded_tok_s": None,
-                                    "x2_coordinated_eff": None, "x2_sharded_eff": None}
-    per_gpu = [_tps(r) for r in sorted(singles, key=lambda r: r.node)]
-    if len(per_gpu) == 2 and None not in per_gpu:
-        out["x2_single_tok_s"] = _r(sum(per_gpu))
-    for name, dist in (("coordinated", coordinated), ("sharded", sharded)):
-        if not dist:
-            continue
-        for result in scaling_efficiency(singles + dist):
-            if result.scenario != "Offline":
-                continue
-            out[f"x2_{name}_tok_s"] = _r(result.aggregate_tokens_per_second)
-            out[f"x2_{name}_eff"] = _r(result.efficiency, 4)
-            for flag in result.flags:
-                print(f"  {name}: {flag}")
-    return out
+    found: dict[str, ScalingResult] = {}
+    for name, coordinated in (("coordinated", True), ("sharded", False)):
+        dist = [r for r in records if r.branch == "distributed" and is_coordinated(r) == coordinated]
+        for result in scaling_efficiency(singles + dist) if dist else []:
+            if result.scenario == "Offline":
+                found[name] = result
+                print(f"  {name}: {_r(result.aggregate_tokens_per_second)} tokens/s over {_r(result.window_s, 1)} s, "
+                      f"efficiency {_r(result.efficiency, 4)}; " + "; ".join(result.flags))
+    return found
 
 
-def http_vs_inproc() -> float | None:
-    inproc = _records("h200x2-offline")
-    http = _records("h200x2-http")
+def single_sum(run: str) -> float | None:
+    """Sum of the two single-GPU runs' LoadGen tokens/s; None unless both are VALID."""
+    per_gpu = [_tps(r) for r in _records(run) if r.branch == "single" and r.scenario == "Offline"]
+    return _r(sum(per_gpu)) if len(per_gpu) == 2 and None not in per_gpu else None
+
+
+def http_vs_inproc(coordinated: ScalingResult | None) -> float | None:
+    """Each GPU's HTTP share of the coordinated 600 s run over its in-process single run; the lower ratio."""
+    server = _records("h200x2-http-server")
+    s_in, s_http = _find(server, "single", "h200-0", "Server"), _find(server, "single", "h200-1-http", "Server")
+    ratio = _r(_tps(s_http) / _tps(s_in), 4) if _tps(s_http) and _tps(s_in) else None
+    print(f"Server 50 QPS, 3,000 queries: HTTP (GPU 1) {_tps(s_http)} tokens/s, TTFT p99 {_ttft_p99_ms(s_http)} ms "
+          f"({'VALID' if s_http and s_http.valid else 'not valid'}) / in-process (GPU 0) {_tps(s_in)} tokens/s, "
+          f"TTFT p99 {_ttft_p99_ms(s_in)} ms ({'VALID' if s_in and s_in.valid else 'not valid'}) = {ratio}")
+    if coordinated is None:
+        return None
+    singles = {r.node: _tps(r) for r in _records("h200x2-offline-600s") if r.branch == "single"}
     ratios = []
-    for gpu in ("h200-0", "h200-1"):
-        a, b = _tps(_find(http, "single", f"{gpu}-http", "Offline")), _tps(_find(inproc, "single", gpu, "Offline"))
-        ratio = _r(a / b, 4) if a and b else None
-        s_http, s_in = _find(http, "single", f"{gpu}-http", "Server"), _find(http, "single", gpu, "Server")
-        print(f"{gpu}: Offline http {a} / in-process {b} tokens/s = {ratio}; Server 50 QPS: http "
-              f"{_tps(s_http)} tokens/s, TTFT p99 {_ttft_p99_ms(s_http)} ms "
-              f"({'VALID' if s_http and s_http.valid else 'not valid'}) vs in-process {_tps(s_in)}, "
-              f"TTFT p99 {_ttft_p99_ms(s_in)} ms ({'VALID' if s_in and s_in.valid else 'not valid'})")
-        if ratio is not None:
-            ratios.append(ratio)
-    return min(ratios) if ratios else None
+    for share in coordinated.balance:
+        inproc = singles.get(share.node)
+        ratio = _r(share.tokens_per_second / inproc, 4) if share.tokens_per_second and inproc else None
+        print(f"{share.node}: Offline HTTP share {_r(share.tokens_per_second, 1)} / in-process {inproc} tokens/s "
+              f"= {ratio}")
+        ratios.append(ratio)
+    return min(ratios) if ratios and None not in ratios else None
 
 
 def coordinated_search() -> float | None:
@@ -128,13 +133,23 @@ def coordinated_search() -> float | None:
 
 
 def main() -> None:
-    figures = offline_scaling()
-    figures["h200_http_vs_inproc"] = http_vs_inproc()
+    full = offline_scaling("h200x2-offline-600s")
+    shortened = offline_scaling("h200x2-offline")
+    coordinated, sharded = full.get("coordinated"), shortened.get("sharded")
+    figures: dict[str, float | None] = {
+        "x2_single_tok_s": single_sum("h200x2-offline-600s"),
+        "x2_coordinated_tok_s": _r(coordinated.aggregate_tokens_per_second) if coordinated else None,
+        "x2_sharded_tok_s": _r(sharded.aggregate_tokens_per_second) if sharded else None,
+        "x2_coordinated_eff": _r(coordinated.efficiency, 4) if coordinated else None,
+        "x2_sharded_eff": _r(sharded.efficiency, 4) if sharded else None,
+        "h200_http_vs_inproc": http_vs_inproc(coordinated),
+    }
     probe = coordinated_search()
     h200 = h200_reference.figures()
     single_qps = h200["h200_server_max_valid_qps"]
     print(f"x2_coordinated_server_probe_max_valid_qps={probe} (30 s probes) "
           f"vs 1.95 x the single H200's {single_qps} = {_r(1.95 * single_qps) if single_qps else None}")
+    print("x2_sharded_* are the SHORTENED run's (h200x2-offline, before the HTTP fix); the rest the 600 s run's")
     figures["h200_offline_fp8_tok_s"] = h200["h200_offline_fp8_tok_s"]
     figures["h200_server_max_valid_qps"] = single_qps
     print(" ".join(f"{k}={v}" for k, v in figures.items()))

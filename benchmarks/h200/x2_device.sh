@@ -22,7 +22,7 @@ case ${1:?usage: see the top of x2_device.sh} in
     [ -d "$work/vsite" ] || bash /tmp/p/unpack.sh "$work" || exit 1
     rm -rf "$work/repo" && mkdir -p "$work/repo" && cp -a benchmarks sut_image "$work/repo/" || exit 1
     rm -f "$work/session.done"
-    (cd "$work/repo" && setsid nohup bash -c 'benchmarks/h200/x2_session.sh "$@"; echo "exit $?" > /tmp/b/session.done' \
+    (cd "$work/repo" && setsid nohup bash -c 'bash benchmarks/h200/x2_session.sh "$@"; echo "exit $?" > /tmp/b/session.done' \
        x2_session "$@" > "$work/session.log" 2>&1 < /dev/null &)
     sleep 5; cat "$work/session.log" ;;
   wait)
