@@ -1,13 +1,13 @@
 #!/bin/bash
 # Stops the local cluster that up.sh started and leaves nothing running or mounted: every process it started (by pid
 # file), every process in a node's mount namespace (containerd, its shims, the pods' containers), the CNI bridges,
-# the netns files, the nodes' cgroups and kube-proxy's iptables rules; IP forwarding is set back to what up.sh found. The state folder stays for its logs; up.sh starts from a clean one.
+# the netns files, the nodes' cgroups, the DNS stand-in's address and the KUBE-* iptables chains (kube-proxy's and the
+# kubelets'); IP forwarding is set back to what up.sh found. The state folder stays for its logs; up.sh starts from a clean one.
 # usage: down.sh           (state: $MLPERF_CLUSTER_DIR, default <repo>/.cache/cluster)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 D=${MLPERF_CLUSTER_DIR:-$REPO/.cache/cluster}
-CACHE=${MLPERF_CLUSTER_CACHE:-/var/cache/mlperf-k8s}
 [ -d "$D/pids" ] || { echo "local cluster: not started from $D"; exit 0; }
 NODES=(gpu-node-a gpu-node-b)
 
@@ -45,8 +45,17 @@ for n in "${NODES[@]}"; do
   fi
 done
 [ -f $D/pids/etcd.pid ] && stop_pid "$(cat $D/pids/etcd.pid)"
-# kube-proxy's own cleanup removes its chains and rules (KUBE-*) from every table it wrote.
-[ -f $D/etc/kube-proxy.yaml ] && [ -x $CACHE/bin/kube-proxy ] && $CACHE/bin/kube-proxy --cleanup >$D/logs/kube-proxy-cleanup.log 2>&1
+# The iptables chains of kube-proxy and of the kubelets (KUBE-*), and the rules that jump to them (`kube-proxy
+# --cleanup` stops at the first ipset it cannot remove and leaves the kubelets' chains).
+for ipt in iptables ip6tables; do
+  for table in nat filter mangle; do
+    $ipt -t $table -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j KUBE-' | sed 's/^-A /-D /' |
+      while read -r rule; do eval "$ipt -t $table $rule"; done
+    chains=$($ipt -t $table -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}')
+    for chain in $chains; do $ipt -t $table -F $chain; done
+    for chain in $chains; do $ipt -t $table -X $chain; done
+  done
+done
 ip addr del 10.89.0.10/32 dev lo 2>/dev/null     # up.sh's DNS_IP
 [ -f $D/etc/ip_forward.before ] && cat $D/etc/ip_forward.before > /proc/sys/net/ipv4/ip_forward && rm -f $D/etc/ip_forward.before
 # Mounts live in the nodes' private namespaces and vanish with them; anything that leaked to this one goes too.
