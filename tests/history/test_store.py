@@ -112,12 +112,14 @@ def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_runs(store, db
             {"t": T0.replace(tzinfo=None), "c": True})
         connection.execute(text(
             "INSERT INTO benchmark_results (run_pk, branch, node, scenario, mode, status, valid, invalid_reasons,"
-            " versions, tokens_per_second) SELECT id, 'single', 'n0', 'Offline', 'performance', 'completed', :v,"
-            " '[]', '{}', 5000.0 FROM benchmark_runs WHERE run_id = 'old'"), {"v": True})
+            " versions, tokens_per_second, start_utc) SELECT id, 'single', 'n0', 'Offline', 'performance',"
+            " 'completed', :v, '[]', '{}', 5000.0, :s FROM benchmark_runs WHERE run_id = 'old'"),
+            {"v": True, "s": (T0 + timedelta(minutes=7)).replace(tzinfo=None)})
     store.upgrade()
     assert store.current_revision() == _head()
     old = store.run("old")
     assert old.compliance == "unknown" and old.verdict is None
+    assert old.run_at == T0 + timedelta(minutes=7)          # 0003 dates it by its own SUT start
     [row] = store.results(run_id="old")
     assert (row.tokens_per_second, row.state, row.comparability_hash) == (5000.0, None, None)
 
