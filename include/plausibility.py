@@ -248,7 +248,7 @@ def check_record(record: RunRecord, *, model_params: float | None = None, params
     if not tps:
         return None
     sut = record.sut
-    acc_name = sut.accelerator.name if sut else "unknown"
+    acc_name = sut.accelerator.name if sut and sut.accelerator_known else "unknown"
     acc = lookup(sut.accelerator.name, sut.accelerator.kind, sut.accelerator.memory_gib) if sut else None
 
     def make(compute, bandwidth, implausible, explanation):
@@ -256,6 +256,9 @@ def check_record(record: RunRecord, *, model_params: float | None = None, params
         return PlausibilityCheck(node, record.scenario, acc_name, float(tps), compute, bandwidth,
                                  implausible, explanation)
 
+    if sut is not None and not sut.accelerator_known:
+        return make(None, None, False, "no bound: the servers of this coordinated run did not report their "
+                                       "accelerator (result.json written before the server card), so it is unknown")
     if acc is None:
         return make(None, None, False, f"no bound known for accelerator '{acc_name}'")
     if acc.kind == "cpu":

@@ -72,6 +72,13 @@ class Endpoint:
     node: str
     samples_completed: int
     output_tokens: int
+    accelerator: AcceleratorInfo | None = None     # the server's own (its card); None in results written before
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Endpoint":
+        acc = data.get("accelerator")
+        return cls(data["url"], data["node"], data["samples_completed"], data["output_tokens"],
+                   AcceleratorInfo(**acc) if acc else None)
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,7 @@ class SutResult:
             engine=dict(data["engine"]), generation=dict(data["generation"]),
             loadgen_settings=dict(data["loadgen_settings"]), config_hash=data["config_hash"],
             timing=Timing(**data["timing"]), counts=Counts(**data["counts"]),
-            endpoints=[Endpoint(**e) for e in data["endpoints"]],
+            endpoints=[Endpoint.from_json(e) for e in data["endpoints"]],
             shard=Shard(**data["shard"]) if data["shard"] is not None else None,
             accuracy_meaningful=data["accuracy_meaningful"], files=list(data["files"]),
             host=HostInfo(**data["host"]) if data.get("host") else None,
@@ -136,6 +143,12 @@ class SutResult:
         if "enable_prefix_caching" in self.engine:
             return bool(self.engine["enable_prefix_caching"])
         return self.backend == "vllm" and bool(self.engine)
+
+    @property
+    def accelerator_known(self) -> bool:
+        """False for a coordinated run whose servers did not report what they run on (results written before the
+        server card): its `accelerator` and `engine` are then the coordinator's, which served no query."""
+        return not (self.backend == "http" and self.endpoints and any(e.accelerator is None for e in self.endpoints))
 
     @property
     def endpoint_nodes(self) -> list[str]:

@@ -297,7 +297,8 @@ def _by_key(lines: list[str]) -> dict[str, str]:
 def comparability_key(record: RunRecord, profile: str | None = None) -> dict[str, Any]:
     """The settings that change performance. Two runs are compared only when these are equal."""
     sut, lg = record.sut, record.loadgen
-    engine = dict(sut.engine) if sut else {}
+    # a coordinated run whose servers did not report their card: its engine fields are the coordinator's flags
+    engine = dict(sut.engine) if sut and sut.accelerator_known else {}
     qps = loadgen_setting(record, "server_target_qps", "target_qps") if record.scenario != "Offline" else None
     return {
         "scenario": record.scenario, "branch": record.branch, "node": record.node, "profile": profile,
@@ -312,8 +313,8 @@ def comparability_key(record: RunRecord, profile: str | None = None) -> dict[str
         "engines": sut.engines if sut else None,
         "engine_args": {k: v for k, v in sorted(engine.items()) if k != "enable_prefix_caching"},
         "backend": sut.backend if sut else None,
-        "accelerator": sut.accelerator.name if sut else None,
-        "accelerator_count": sut.accelerator.count if sut else None,
+        "accelerator": sut.accelerator.name if sut and sut.accelerator_known else None,
+        "accelerator_count": sut.accelerator.count if sut and sut.accelerator_known else None,
         "server_target_qps": float(qps) if qps is not None else None,
         "sut_version": sut.versions.get("mlperf_sut") if sut else None,
         "vllm_version": sut.versions.get("vllm") if sut else None,

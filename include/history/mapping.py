@@ -85,7 +85,7 @@ def result_columns(record: RunRecord, verdict: RunVerdict | None = None) -> dict
         "valid": loadgen.valid if loadgen is not None else None,
         "invalid_reasons": list(loadgen.invalid_reasons) if loadgen is not None else [],
         "config_hash": sut.config_hash if sut else None,
-        "accelerator": sut.accelerator.name if sut else None,
+        "accelerator": sut.accelerator.name if sut and sut.accelerator_known else None,
         "versions": versions,
         "samples_per_second": _finite(loadgen.samples_per_second) if loadgen else None,
         "tokens_per_second": _finite(loadgen.tokens_per_second) if loadgen else None,

@@ -98,6 +98,13 @@ def requested_options(args: argparse.Namespace) -> dict:
             "extra": dict(parse_engine_arg(text) for text in args.engine_arg)}
 
 
+def requested_engine(args: argparse.Namespace) -> dict:
+    """The engine flags as given, `--engine-arg`s merged in: what result.json records before an engine resolves them
+    (and what a `serve`d server's card reports)."""
+    options = requested_options(args)
+    return {**{key: value for key, value in options.items() if key != "extra"}, **options["extra"]}
+
+
 def parse_engine_arg(text: str) -> tuple[str, object]:
     """`KEY=JSON` -> (key, value); a bare word that is not JSON is taken as a string."""
     key, sep, value = text.partition("=")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlperf_sut.backends.base import Backend
-from mlperf_sut.engine import EngineOptions, requested_options
+from mlperf_sut.engine import EngineOptions, requested_engine
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.qsl import QuerySampleLibrary, Shard
@@ -111,7 +111,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
                "load_format": job.options.load_format if job.options else "remote"},
         dataset={"path": str(args.dataset), "total_sample_count": len(job.qsl),
                  "dataset_size": job.qsl.info.dataset_size, "sha256": job.qsl.info.sha256},
-        accelerator=detect().to_dict(), engine=_requested_engine(args), generation=BENCHMARK_GENERATION.to_dict(),
+        accelerator=detect().to_dict(), engine=requested_engine(args), generation=BENCHMARK_GENERATION.to_dict(),
         loadgen_settings=settings.effective(),
         shard={"index": job.shard.index, "count": job.shard.count} if job.shard else None,
         accuracy_meaningful=not dummy, host=host())
@@ -128,6 +128,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
     try:
         job.backend.start(harness)
         result.engine = job.backend.engine_info() or result.engine
+        result.accelerator = job.backend.accelerator_info() or result.accelerator
         outcome = harness.run(settings.test_settings, output_dir, audit)
     except Exception as error:  # noqa: BLE001 - every runtime failure is recorded in result.json, then exit 1
         print_failure(error, args.debug, where_to_look(job, output_dir, error))
@@ -139,8 +140,10 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
     result.counts = {"queries_issued": outcome.queries_issued, "samples_completed": outcome.samples_completed,
                      "output_tokens": outcome.output_tokens}
     node_of = {e.url: e.node for e in job.endpoints}
+    cards = job.backend.server_cards()
     result.endpoints = [{"url": url, "node": node_of.get(url, args.node), "samples_completed": samples,
-                         "output_tokens": tokens} for url, (samples, tokens) in sorted(outcome.per_endpoint.items())]
+                         "output_tokens": tokens, "accelerator": cards[url]["accelerator"] if url in cards else None}
+                        for url, (samples, tokens) in sorted(outcome.per_endpoint.items())]
     path = result.write(output_dir)
     print(f"result: {path} ({outcome.samples_completed} samples, {outcome.output_tokens} output tokens, "
           f"{outcome.duration_s:.1f} s)", flush=True)
@@ -198,7 +201,3 @@ def _backend(args: argparse.Namespace, scenario: Scenario, endpoints: list[Endpo
     return create_vllm_backend(scenario, options, BENCHMARK_GENERATION), options
 
 
-def _requested_engine(args: argparse.Namespace) -> dict:
-    """The engine flags as given; replaced by the engine's resolved values once it has started."""
-    options = requested_options(args)
-    return {**{key: value for key, value in options.items() if key != "extra"}, **options["extra"]}

@@ -16,9 +16,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from mlperf_sut.engine import EngineOptions, add_engine_arguments
+from mlperf_sut.engine import EngineOptions, add_engine_arguments, requested_engine
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
+from mlperf_sut.server_card import MIDDLEWARE, SERVER_CARD_ENV, card
 
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 # Tokens per server-sent event after the first. vLLM's default, 1, makes the server build and send one JSON chunk per
@@ -52,7 +53,9 @@ def vllm_server_argv(model: Path, host: str, port: int, options: EngineOptions) 
             "--host", host, "--port", str(port),
             # One access-log line per request is 13,368 lines per run in the pod log, and says nothing the SUT's
             # result.json does not.
-            "--disable-uvicorn-access-log"]
+            "--disable-uvicorn-access-log",
+            # GET /mlperf/server: the accelerator and engine settings, for the coordinator's result.json
+            "--middleware", MIDDLEWARE]
     kwargs = options.vllm_kwargs()
     kwargs.setdefault("stream_interval", STREAM_INTERVAL)
     for name, value in kwargs.items():
@@ -76,6 +79,11 @@ def main(argv: list[str]) -> int:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT
+    from mlperf_sut.accelerator import detect
+
     command = vllm_server_argv(args.model, args.host, args.port, options)
+    engine = requested_engine(args)
+    engine.setdefault("stream_interval", STREAM_INTERVAL)
+    os.environ[SERVER_CARD_ENV] = card(detect().to_dict(), engine)
     print(f"serve: exec {shlex.join(command)}", flush=True)
     os.execv(command[0], command)

@@ -269,3 +269,45 @@ def test_prefix_cache_reference_run_is_implausible_and_the_others_are_not() -> N
     assert check.measured_tokens_per_second == pytest.approx(21_101.6)
     assert "fp8 weights (quantization=fp8), fp8 KV cache" in check.explanation
     assert check.compute_bound_tokens_per_second < 21_101.6
+
+
+REFERENCE_X2 = Path(__file__).resolve().parents[2] / "reference" / "h200x2" / "h200x2-offline-600s"
+
+
+def _coordinated_600s(tmp_path: Path, servers_reported: bool):
+    """The committed 2x H200 coordinated run (written before the servers reported their card), or the same run as
+    the SUT now writes it: each endpoint with its server's accelerator, the top-level fields the servers'."""
+    import shutil
+
+    from include.run_artifacts import read_run
+
+    source = REFERENCE_X2 / "distributed" / "coordinated" / "Offline" / "performance"
+    run_dir = tmp_path / "coordinated" / "Offline" / "performance"
+    shutil.copytree(source, run_dir)
+    if servers_reported:
+        result = json.loads((run_dir / "result.json").read_text())
+        h200 = {"kind": "gpu", "name": "NVIDIA H200", "count": 1, "driver": "580.95.05", "memory_gib": 139.8}
+        result["accelerator"] = h200
+        result["engine"].update(quantization="fp8", kv_cache_dtype="fp8", max_num_seqs=1024)
+        for endpoint in result["endpoints"]:
+            endpoint["accelerator"] = h200
+        (run_dir / "result.json").write_text(json.dumps(result))
+    return read_run(run_dir, "distributed", "coordinated")
+
+
+def test_a_coordinated_run_is_bounded_by_its_servers_accelerator_never_the_coordinators(tmp_path) -> None:
+    from include.verdict import comparability_key
+
+    old = _coordinated_600s(tmp_path / "old", servers_reported=False)
+    assert old.sut.accelerator.kind == "cpu"          # the coordinator's machine, which served no query
+    check = check_record(old)
+    assert check.accelerator == "unknown" and "did not report their accelerator" in check.explanation
+    assert "CPU run" not in check.explanation
+    assert comparability_key(old)["accelerator"] is None and comparability_key(old)["quantization"] is None
+
+    new = _coordinated_600s(tmp_path / "new", servers_reported=True)
+    check = check_record(new)
+    assert check.accelerator == "NVIDIA H200" and not check.implausible
+    assert "2 endpoints" in devices(new).why and devices(new).count == 2
+    key = comparability_key(new)
+    assert key["accelerator"] == "NVIDIA H200" and key["quantization"] == "fp8"

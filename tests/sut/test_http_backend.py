@@ -22,6 +22,7 @@ from http_servers import VllmServer, free_port, start_servers
 from mlperf_sut.engine import EngineOptions
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.serve import VLLM_SERVER_MODULE, vllm_server_argv
+from mlperf_sut.server_card import MIDDLEWARE
 
 SAMPLES = 16
 # float32 rather than the tiny model's bfloat16: exact ties between bfloat16 logits could let batch composition
@@ -44,10 +45,10 @@ def servers(tiny_model, tmp_path_factory) -> Iterator[dict[str, VllmServer]]:
 
 def run_args(model: Path, dataset: Path, output_dir: Path, scenario: str, mode: str, endpoints: list[str],
              overrides: list[str], samples: int = SAMPLES) -> list[str]:
-    """`run` through the http backend; engine flags as the servers got them, so result.json records them."""
+    """`run` through the http backend. No engine flags: result.json takes the servers' from their cards."""
     return ["run", "--backend", "http", "--scenario", scenario, "--mode", mode, "--model", str(model),
             "--dataset", str(dataset), "--total-sample-count", str(samples), "--output-dir", str(output_dir),
-            "--node", "coordinator", "--progress-interval", "1", *ENGINE_FLAGS,
+            "--node", "coordinator", "--progress-interval", "1",
             *(f"--endpoint={e}" for e in endpoints), *(f"--override={o}" for o in overrides)]
 
 
@@ -86,6 +87,11 @@ def test_run_spreads_over_both_endpoints_with_exact_token_ids(tiny_model, tiny_d
     assert all(share["samples_completed"] > 0 for share in shares.values()), result["endpoints"]
     assert sum(s["samples_completed"] for s in shares.values()) == result["counts"]["samples_completed"] == SAMPLES
     assert sum(s["output_tokens"] for s in shares.values()) == result["counts"]["output_tokens"] > 0
+    # what served the queries is the servers' (their cards), not the coordinator's defaults
+    assert result["engine"]["dtype"] == "float32" and result["engine"]["max_model_len"] == 1024, result["engine"]
+    assert result["engine"]["stream_interval"] == BENCHMARK_GENERATION.max_tokens
+    assert all(share["accelerator"] == result["accelerator"] for share in shares.values()), result["endpoints"]
+    assert result["accelerator"]["kind"] == "cpu" and result["host"]["cpu_model"]
 
     prompts = json.loads(tiny_dataset.read_text())
     logged = json.loads((tmp_path / "mlperf_log_accuracy.json").read_text())
@@ -124,7 +130,7 @@ def test_serve_hands_engine_flags_to_vllm_and_serves_under_the_basename(tiny_mod
     options = EngineOptions.for_model(tiny_model, dtype="float32", max_num_seqs=8, kv_cache_dtype="fp8")
     assert vllm_server_argv(tiny_model, "0.0.0.0", 8001, options) == [
         sys.executable, "-m", VLLM_SERVER_MODULE, "--model", str(tiny_model), "--served-model-name", tiny_model.name,
-        "--host", "0.0.0.0", "--port", "8001", "--disable-uvicorn-access-log",
+        "--host", "0.0.0.0", "--port", "8001", "--disable-uvicorn-access-log", "--middleware", MIDDLEWARE,
         "--dtype", "float32", "--tensor-parallel-size", "1", "--max-num-seqs", "8", "--load-format", "auto",
         "--kv-cache-dtype", "fp8", "--no-enable-prefix-caching", "--stream-interval", "128"]
 
@@ -174,3 +180,36 @@ def test_serve_turns_prefix_caching_on_only_when_asked(tiny_model):
     assert "--enable-prefix-caching" in on and "--no-enable-prefix-caching" not in on
     off = vllm_server_argv(tiny_model, "0.0.0.0", 8001, EngineOptions.for_model(tiny_model))
     assert "--no-enable-prefix-caching" in off and "--enable-prefix-caching" not in off
+
+
+def test_server_without_a_card_is_refused_at_start(tiny_model, tiny_dataset, tmp_path):
+    """A vLLM server not started by `serve` (no GET /mlperf/server) would leave result.json with the coordinator's
+    machine as the accelerator: the run refuses it before LoadGen starts, and says how to start it."""
+    import http.server
+
+    class PlainVllm(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = {"/health": b"", "/v1/models": json.dumps({"data": [{"id": tiny_model.name}]}).encode()}
+            if self.path not in body:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body[self.path])
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PlainVllm)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        done = run_cli(*run_args(tiny_model, tiny_dataset, tmp_path, "Offline", "performance", [f"plain={url}"],
+                                 ["min_duration=0"]), timeout=RUN_TIMEOUT_S)
+    finally:
+        server.shutdown()
+    assert done.returncode == 1, done.stderr[-3000:]
+    message = done.stderr.strip().splitlines()[-1]
+    assert url in message and "/mlperf/server answered HTTP 404" in message and "mlperf_sut serve" in message, message
+    assert read_result(tmp_path)["status"] == "failed"

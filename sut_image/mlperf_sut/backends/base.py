@@ -67,3 +67,11 @@ class Backend(abc.ABC):
     def engine_info(self) -> dict:
         """Engine settings and versions for result.json (empty where unknown)."""
         return {}
+
+    def accelerator_info(self) -> dict | None:
+        """The accelerator that served the queries, where it is not this process's own (None: this machine's)."""
+        return None
+
+    def server_cards(self) -> dict[str, dict]:
+        """The http backend's servers' cards (accelerator, engine) by URL; empty for an in-process engine."""
+        return {}

@@ -27,6 +27,7 @@ import aiohttp
 from mlperf_sut.backends.base import Backend, Query, Reporter
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import GenerationConfig
+from mlperf_sut.server_card import SERVER_CARD_PATH
 from mlperf_sut.settings import Scenario
 
 T = TypeVar("T")
@@ -74,6 +75,7 @@ class _EndpointState:
 
     url: str
     outstanding: int = 0
+    card: dict | None = None       # GET /mlperf/server: the server's accelerator and engine settings
 
 
 class HttpBackend(Backend):
@@ -147,13 +149,34 @@ class HttpBackend(Backend):
             await self._session.close()
 
     async def _check_endpoints(self) -> None:
-        problems = await asyncio.gather(*(self._check(state.url) for state in self._states))
+        problems = await asyncio.gather(*(self._check(state) for state in self._states))
         failed = [f"{state.url}: {problem}" for state, problem in zip(self._states, problems) if problem]
         if failed:
             raise EndpointError("endpoint check failed: " + "; ".join(failed))
+        for part in ("engine", "accelerator"):
+            first = self._states[0]
+            differ = [s.url for s in self._states[1:] if s.card[part] != first.card[part]]
+            if differ:
+                raise EndpointError(f"endpoints serve with different {part} settings ({', '.join(differ)} differ from "
+                                    f"{first.url}): one LoadGen over unlike servers measures no single system; start "
+                                    "every server with the same `serve` flags on the same kind of node")
 
-    async def _check(self, url: str) -> str | None:
-        """None if the server is healthy and serves the model, else what is wrong."""
+    def engine_info(self) -> dict:
+        """The servers' engine settings (all equal: checked at start), as their cards report them."""
+        return dict(self._states[0].card["engine"]) if self._states[0].card else {}
+
+    def accelerator_info(self) -> dict | None:
+        """One server's accelerator (all equal: checked at start): what served the queries, not this machine."""
+        return dict(self._states[0].card["accelerator"]) if self._states[0].card else None
+
+    def server_cards(self) -> dict[str, dict]:
+        """Each endpoint's card by URL (empty before start)."""
+        return {state.url: state.card for state in self._states if state.card}
+
+    async def _check(self, state: _EndpointState) -> str | None:
+        """None if the server is healthy, serves the model and reports its card (kept in `state`), else what is
+        wrong."""
+        url = state.url
         timeout = aiohttp.ClientTimeout(total=self._options.health_timeout_s,
                                         sock_connect=self._options.connect_timeout_s)
         try:
@@ -164,6 +187,12 @@ class HttpBackend(Backend):
                 if response.status != 200:
                     return f"GET /v1/models answered HTTP {response.status}: {await _excerpt(response)}"
                 served = [model["id"] for model in (await response.json())["data"]]
+            async with self._session.get(f"{url}{SERVER_CARD_PATH}", timeout=timeout) as response:
+                if response.status != 200:
+                    return (f"GET {SERVER_CARD_PATH} answered HTTP {response.status}: the server does not report its "
+                            "accelerator and engine settings; start it with `python -m mlperf_sut serve`")
+                card = await response.json()
+                state.card = {"accelerator": dict(card["accelerator"]), "engine": dict(card["engine"])}
         except TimeoutError:
             return f"no answer within {self._options.health_timeout_s:g} s"
         except aiohttp.ClientConnectorError as error:
@@ -171,7 +200,7 @@ class HttpBackend(Backend):
         except aiohttp.ClientError as error:
             return f"request failed: {_describe(error)}"
         except (ValueError, KeyError, TypeError) as error:
-            return f"not vLLM's OpenAI API (unexpected /v1/models answer): {_describe(error)}"
+            return f"not a `serve`d vLLM server (unexpected /v1/models or {SERVER_CARD_PATH} answer): {_describe(error)}"
         if self._model_name not in served:
             return (f"does not serve model {self._model_name!r} (it serves {', '.join(map(repr, served)) or 'none'}; "
                     "start it with `python -m mlperf_sut serve --model DIR`, which serves DIR's basename)")
