@@ -88,7 +88,10 @@ def sut_command(spec: dict[str, Any], sut_python: str) -> list[str]:
 
 
 def sut_log_path(spec: dict[str, Any]) -> Path:
-    return Path(spec["output_dir"]).parent / f"{spec['mode']}.sut.log"
+    """The SUT's console log beside its run folder, named after it (performance, accuracy, TEST06): a compliance
+    run in performance mode never overwrites the performance run's log."""
+    out = Path(spec["output_dir"])
+    return out.parent / f"{out.name}.sut.log"
 
 
 def serve_command(sut_python: str, model_path: str, port: int, engine_args: list[str],

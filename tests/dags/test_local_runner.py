@@ -140,3 +140,13 @@ def test_servers_are_stopped_when_one_fails_to_start(tmp_path):
     assert sorted(local.stop_servers(str(run_dir))) == ["a", "b"]
     assert not any(local.group_alive(p) for p in pgids)
     assert local.stop_servers(str(run_dir)) == []        # teardown is idempotent
+
+
+def test_a_compliance_runs_log_never_overwrites_the_performance_runs_log():
+    """TEST06 runs in performance mode into <scenario>/TEST06/: its console log is TEST06.sut.log beside it."""
+    from include.runners.local import sut_log_path
+
+    base = "/artifacts/r1/single/gpu-a/Offline"
+    performance = sut_log_path({"output_dir": f"{base}/performance", "mode": "performance"})
+    test06 = sut_log_path({"output_dir": f"{base}/TEST06", "mode": "performance"})
+    assert str(performance) == f"{base}/performance.sut.log" and str(test06) == f"{base}/TEST06.sut.log"
