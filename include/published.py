@@ -52,10 +52,14 @@ class PublishedResult:
     software: str = ""                  # the software stack as published, unchanged
 
     def label(self) -> str:
-        """The line a chart prints beside the reference: "MLPerf v5.1, 8x H200 TensorRT-LLM: 7,288 tokens/s per
-        accelerator"."""
-        return (f"MLPerf {self.round}, {self.accelerator_count}x {self.accelerator} {self.engine}: "
-                f"{self.tokens_per_s_per_accelerator:,.0f} {TOKENS_UNIT} per accelerator")
+        return reference_label(self)
+
+
+def reference_label(result) -> str:
+    """The line a chart and the compare view print for a published result (a PublishedResult or the history's row):
+    "MLPerf v5.1, 8x H200 TensorRT-LLM (Cisco): 7,288 tokens/s per GPU"."""
+    return (f"MLPerf {result.round}, {result.accelerator_count}x {result.accelerator} {result.engine} "
+            f"({result.submitter}): {result.tokens_per_s_per_accelerator:,.0f} {TOKENS_UNIT} per GPU")
 
 
 class PublishedDataError(ValueError):

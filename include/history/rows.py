@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from include.published import reference_label
+
 # ----------------------------------------------------------------------------------------------------------------
 # What callers pass in
 
@@ -206,9 +208,7 @@ class PublishedRow(_Row):
 
     @property
     def label(self) -> str:
-        """'MLPerf v5.1, 8x H200 TRT-LLM (NVIDIA): 7,288 tokens/s per GPU'."""
-        return (f"MLPerf {self.round}, {self.accelerator_count}x {self.accelerator} {self.engine} ({self.submitter}):"
-                f" {self.tokens_per_s_per_accelerator:,.0f} tokens/s per GPU")
+        return reference_label(self)
 
 
 def is_baseline_worthy(status: str, mode: str, valid: bool | None) -> bool:

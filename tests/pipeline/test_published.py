@@ -54,7 +54,7 @@ def test_best_v51_h200_offline_per_gpu_is_hpes_xd670(results) -> None:
     assert (best.submitter, best.accelerator_count, best.tokens_per_s) == ("HPE", 8, 66036.8)
     assert best.tokens_per_s_per_accelerator == 8254.6
     assert "/closed/HPE/results/HPE_Cray_XD670_H200_SXM_141GBx8_TRT/llama3.1-8b/Offline/" in best.source_url
-    assert best.label() == "MLPerf v5.1, 8x H200 TensorRT-LLM: 8,255 tokens/s per accelerator"
+    assert best.label() == "MLPerf v5.1, 8x H200 TensorRT-LLM (HPE): 8,255 tokens/s per GPU"
     assert best_per_accelerator(results, "H200", "SingleStream") is None
 
 
