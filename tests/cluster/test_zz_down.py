@@ -35,6 +35,7 @@ def _listening(port: int) -> bool:
 
 def test_cluster_down_leaves_nothing_running_or_mounted(local_cluster: LocalCluster) -> None:
     namespaces = [(local_cluster.state_dir / f"pids/mntns-{n}").read_text().strip() for n in NODES]
+    ip_forward_before = (local_cluster.state_dir / "etc/ip_forward.before").read_text().strip()
     down = subprocess.run([str(REPO / "deploy/local-cluster/down.sh")], capture_output=True, text=True, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr
 
@@ -44,7 +45,13 @@ def test_cluster_down_leaves_nothing_running_or_mounted(local_cluster: LocalClus
     assert in_node_namespaces == []                  # no container, shim or containerd of either node
     mounts = Path("/proc/mounts").read_text()
     assert str(local_cluster.state_dir) not in mounts
-    assert [p for p in (2379, 6443, 10250, 10260) if _listening(p)] == []
+    assert [p for p in (2379, 6443, 10249, 10250, 10256, 10260) if _listening(p)] == []
+    # kube-proxy's rules are gone from every table and IP forwarding is what it was before up.sh.
+    for table in ("nat", "filter"):
+        rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout
+        assert "KUBE-" not in rules, rules
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == ip_forward_before
+    assert "10.89.0.10" not in subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout  # DNS
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert "mlperfbr" not in links
     cgroups = [line.split()[1] for line in mounts.splitlines() if line.split()[2] == "cgroup"]
