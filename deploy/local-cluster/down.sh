@@ -2,7 +2,8 @@
 # Stops the local cluster that up.sh started and leaves nothing running or mounted: every process it started (by pid
 # file), every process in a node's mount namespace (containerd, its shims, the pods' containers), the CNI bridges,
 # the netns files, the nodes' cgroups, the DNS stand-in's address and the KUBE-* iptables chains (kube-proxy's and the
-# kubelets'); IP forwarding is set back to what up.sh found. The state folder stays for its logs; up.sh starts from a clean one.
+# kubelets'); IP forwarding is set back to what up.sh found. The state folder stays for its logs; up.sh starts from
+# a clean one.
 # usage: down.sh           (state: $MLPERF_CLUSTER_DIR, default <repo>/.cache/cluster)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -106,7 +106,8 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
 
 def _command(args: list[str], env: dict[str, str]) -> str:
     done = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-5000:]}"
+    assert done.returncode == 0, \
+        f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-5000:]}"
     return done.stdout
 
 
