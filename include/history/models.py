@@ -144,6 +144,9 @@ class BenchmarkResult(Base):
         Index("ix_benchmark_results_comparability", "comparability_hash", "mode"),
         # the page's filters: the runs with a result in this scenario / node / branch
         Index("ix_benchmark_results_place", "scenario", "node", "branch", "run_pk"),
+        # the page's filter options: distinct values by a skip scan (scenario, node, branch have theirs above)
+        Index("ix_benchmark_results_mode", "mode"),
+        Index("ix_benchmark_results_accelerator", "accelerator"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from include.published import reference_label
 
@@ -151,6 +151,42 @@ class ResultRow(_Row):
     @property
     def usable_as_baseline(self) -> bool:
         return is_baseline_worthy(self.status, self.mode, self.valid)
+
+
+class TrendRow(NamedTuple):
+    """One SUT run as the Benchmarks page's trend charts draw it (plugins/mlperf_benchmarks/trends.py): its place,
+    verdict and charted figures only, read by `HistoryStore.trend_rows` as plain tuples (a trend window holds
+    thousands). `comparability` is the key on the first row of each key in the window, None on the others."""
+
+    id: int
+    run_id: str
+    logical_date: datetime
+    at: datetime | None                # when this SUT run started (result.json), else its run's own time
+    branch: str
+    node: str
+    scenario: str
+    mode: str
+    status: str
+    error: str | None
+    valid: bool | None
+    config_hash: str | None
+    accelerator: str | None
+    tokens_per_second: float | None
+    ttft_p99_ns: float | None
+    tpot_p99_ns: float | None
+    rouge1: float | None
+    rouge2: float | None
+    rougeL: float | None
+    rougeLsum: float | None
+    accuracy_passed: bool | None
+    accuracy_meaningful: bool | None
+    state: str | None
+    verdict: str | None
+    submission_grade: bool | None
+    compliance: str | None
+    plausibility: str | None
+    comparability_hash: str | None
+    comparability: dict[str, Any] | None
 
 
 @dataclass(frozen=True)

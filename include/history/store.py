@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, create_engine, delete, event, exists, func, or_, select
+from sqlalchemy import and_, case, create_engine, delete, event, exists, func, or_, select, type_coerce
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -51,8 +51,17 @@ from include.history.models import (
     PublishedResultRow,
     RegressionRecord,
     ScalingResultRow,
+    UTCDateTime,
 )
-from include.history.rows import PublishedRow, RegressionRow, ResultRow, RunMeta, RunRow, ScalingRow
+from include.history.rows import (
+    PublishedRow,
+    RegressionRow,
+    ResultRow,
+    RunMeta,
+    RunRow,
+    ScalingRow,
+    TrendRow,
+)
 from include.records import Regression, RunRecord, ScalingResult
 from include.verdict import COMPLIANT, Verdict
 
@@ -81,9 +90,19 @@ _PUBLISHED_FIELDS = [f.name for f in dataclasses.fields(PublishedRow)]
 # The store
 
 
-_HEAVY_COLUMNS = ("comparability", "compliance_reasons", "loadgen_errors")
 _RESULT_FIELDS = [f.name for f in dataclasses.fields(ResultRow)
                   if f.name not in ("id", "run_id", "dag_id", "logical_date", "mlperf_compliant", "at")]
+_RESULT_ORDER = (BenchmarkRun.run_at, BenchmarkRun.id, BenchmarkResult.branch, BenchmarkResult.node,
+                 BenchmarkResult.scenario, BenchmarkResult.mode)
+
+
+def _skip_scan(column):
+    """The distinct non-NULL values of an indexed column, one index probe per value (a recursive CTE), not a pass
+    over every result: the page's filter options cost the same at 50 and at 50,000 results."""
+    values = select(func.min(column).label("value")).cte("distinct_values", recursive=True)
+    following = select(column).where(column > values.c.value).order_by(column).limit(1).scalar_subquery()
+    values = values.union_all(select(following).where(values.c.value.is_not(None)))
+    return select(values.c.value).where(values.c.value.is_not(None))
 
 
 class HistoryStore:
@@ -369,12 +388,9 @@ class HistoryStore:
             return self._run_row(*row) if row else None
 
     @staticmethod
-    def _result_query(light: bool = False):
-        """Results with their run's identity, as plain rows (no ORM objects: the page reads thousands of them).
-        `light`: without the larger JSON columns (comparability, compliance reasons, LoadGen errors), read as None."""
-        table = BenchmarkResult.__table__
-        columns = [c for c in table.columns if not (light and c.name in _HEAVY_COLUMNS)]
-        return (select(*columns, BenchmarkRun.run_id.label("run_run_id"),
+    def _result_query():
+        """Results with their run's identity, as plain rows (no ORM objects: a report reads hundreds of them)."""
+        return (select(*BenchmarkResult.__table__.columns, BenchmarkRun.run_id.label("run_run_id"),
                        BenchmarkRun.dag_id.label("run_dag_id"), BenchmarkRun.logical_date.label("run_logical_date"),
                        BenchmarkRun.mlperf_compliant.label("run_compliant"), BenchmarkRun.run_at.label("run_run_at"))
                 .join(BenchmarkRun, BenchmarkResult.run_pk == BenchmarkRun.id))
@@ -397,31 +413,19 @@ class HistoryStore:
     def results(self, scenario: str | None = None, node: str | None = None, branch: str | None = None,
                 mode: str | None = None, since: datetime | None = None, until: datetime | None = None,
                 run_id: str | None = None, run_ids: Sequence[str] | None = None,
-                key_hashes: Sequence[str] | None = None, light: bool = False,
-                latest: int | None = None) -> list[ResultRow]:
+                key_hashes: Sequence[str] | None = None, latest: int | None = None) -> list[ResultRow]:
         """SUT runs matching every given filter, oldest first by their run's own time; `since` inclusive, `until`
         exclusive (the run's own time); `latest`: only the newest N."""
-        check_aware("since", since)
-        check_aware("until", until)
-        query = self._result_query(light)
-        filters = ((BenchmarkResult.scenario, scenario), (BenchmarkResult.node, node),
-                   (BenchmarkResult.branch, branch), (BenchmarkResult.mode, mode), (BenchmarkRun.run_id, run_id))
-        if any(unstorable(value) for _, value in filters):
+        where = self._result_filters(scenario, node, branch, mode, run_id, since, until)
+        if where is None:
             return []
-        for column, value in filters:
-            if value is not None:
-                query = query.where(column == str(value))
+        query = self._result_query().where(*where)
         if run_ids is not None:
             query = query.where(BenchmarkRun.run_id.in_([str(r) for r in run_ids if not unstorable(r)]))
         if key_hashes is not None:
             query = query.where(BenchmarkResult.comparability_hash.in_([str(k) for k in key_hashes
                                                                         if not unstorable(k)]))
-        if since is not None:
-            query = query.where(BenchmarkRun.run_at >= since)
-        if until is not None:
-            query = query.where(BenchmarkRun.run_at < until)
-        order = (BenchmarkRun.run_at, BenchmarkRun.id, BenchmarkResult.branch, BenchmarkResult.node,
-                 BenchmarkResult.scenario, BenchmarkResult.mode)
+        order = _RESULT_ORDER
         if latest is not None:          # the newest `latest`, still returned oldest first
             query = query.order_by(*(column.desc() for column in order)).limit(int(latest))
         else:
@@ -430,31 +434,59 @@ class HistoryStore:
             rows = self._result_rows(session.execute(query))
         return rows[::-1] if latest is not None else rows
 
+    @staticmethod
+    def _result_filters(scenario: str | None, node: str | None, branch: str | None, mode: str | None,
+                        run_id: str | None, since: datetime | None, until: datetime | None) -> list[Any] | None:
+        """WHERE clauses on results joined to their runs; None when a value cannot match anything stored."""
+        check_aware("since", since)
+        check_aware("until", until)
+        filters = ((BenchmarkResult.scenario, scenario), (BenchmarkResult.node, node),
+                   (BenchmarkResult.branch, branch), (BenchmarkResult.mode, mode), (BenchmarkRun.run_id, run_id))
+        if any(unstorable(value) for _, value in filters):
+            return None
+        where = [column == str(value) for column, value in filters if value is not None]
+        if since is not None:
+            where.append(BenchmarkRun.run_at >= since)
+        if until is not None:
+            where.append(BenchmarkRun.run_at < until)
+        return where
+
+    def trend_rows(self, scenario: str | None = None, node: str | None = None, branch: str | None = None,
+                   since: datetime | None = None, until: datetime | None = None) -> list[TrendRow]:
+        """The SUT runs of a window as the trend charts draw them (TrendRow's columns only), oldest first by their
+        run's own time, filtered as `results`. Each comparability key is read once, on its first row in the window
+        (a window function), so one query serves the charts and their series' settings."""
+        where = self._result_filters(scenario, node, branch, None, None, since, until)
+        if where is None:
+            return []
+        first_of_key = and_(BenchmarkResult.comparability_hash.is_not(None), BenchmarkResult.id == func.min(
+            BenchmarkResult.id).over(partition_by=BenchmarkResult.comparability_hash))
+        computed = {
+            "run_id": BenchmarkRun.run_id, "logical_date": BenchmarkRun.logical_date,
+            "at": type_coerce(func.coalesce(BenchmarkResult.start_utc, BenchmarkRun.run_at), UTCDateTime()),
+            "comparability": type_coerce(case((first_of_key, BenchmarkResult.comparability)),
+                                         BenchmarkResult.comparability.type),
+        }
+        columns = [computed[name] if name in computed else getattr(BenchmarkResult, name) for name in TrendRow._fields]
+        query = (select(*columns).join(BenchmarkRun, BenchmarkResult.run_pk == BenchmarkRun.id).where(*where)
+                 .order_by(*_RESULT_ORDER))
+        with self._guard("read trend rows"), Session(self.engine) as session:
+            return [TrendRow._make(row) for row in session.execute(query)]
+
     def headline_figures(self, run_ids: Sequence[str]) -> list[Any]:
         """The few columns of each SUT run of these runs that a run table's headline needs (read-only rows with
-        attribute access: run_id, place, mode, status, validity, plausibility, throughput, p99s, ROUGE-L)."""
+        attribute access: run_id, place, mode, status, validity, plausibility, throughput, p99s, ROUGE-L; no JSON
+        column, so a page of 25 runs decodes none)."""
         ids = [str(r) for r in run_ids if not unstorable(r)]
         if not ids:
             return []
         columns = [getattr(BenchmarkResult, name) for name in (
             "branch", "node", "scenario", "mode", "status", "valid", "plausibility", "tokens_per_second",
-            "ttft_p99_ns", "tpot_p99_ns", "rougeL", "accuracy_passed", "versions", "config_hash")]
+            "ttft_p99_ns", "tpot_p99_ns", "rougeL", "accuracy_passed")]
         query = (select(BenchmarkRun.run_id, *columns).join(BenchmarkRun, BenchmarkResult.run_pk == BenchmarkRun.id)
                  .where(BenchmarkRun.run_id.in_(ids)))
         with self._guard("read headline figures"), Session(self.engine) as session:
             return list(session.execute(query).all())
-
-    def comparability_keys(self, key_hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The comparability key of each hash (read once per series, not once per result)."""
-        hashes = sorted({str(k) for k in key_hashes if k and not unstorable(k)})
-        if not hashes:
-            return {}
-        first = (select(func.min(BenchmarkResult.id)).where(BenchmarkResult.comparability_hash.in_(hashes))
-                 .group_by(BenchmarkResult.comparability_hash))
-        query = select(BenchmarkResult.comparability_hash, BenchmarkResult.comparability).where(
-            BenchmarkResult.id.in_(first))
-        with self._guard("read comparability keys"), Session(self.engine) as session:
-            return {h: dict(k or {}) for h, k in session.execute(query).all()}
 
     def comparable_history(self, key_hash: str | None, mode: str, before: datetime, limit: int = 20,
                            exclude_run_id: str | None = None) -> list[ResultRow]:
@@ -534,15 +566,9 @@ class HistoryStore:
 
     def filter_options(self) -> dict[str, Any]:
         """Distinct values the UI offers as filters, and the range of the runs' own times (None when empty)."""
-        places = (BenchmarkResult.scenario, BenchmarkResult.node, BenchmarkResult.branch, BenchmarkResult.mode,
-                  BenchmarkResult.accelerator)
-
         with self._guard("read filter options"), Session(self.engine) as session:
-            combos = session.execute(select(*places).group_by(*places)).all()     # one pass over the results
-
             def distinct(column) -> list[str]:
-                i = places.index(column)
-                return sorted({combo[i] for combo in combos if combo[i] is not None})
+                return sorted(session.scalars(_skip_scan(column)))
 
             first, last = session.execute(
                 select(func.min(BenchmarkRun.run_at), func.max(BenchmarkRun.run_at))).one()

@@ -87,4 +87,5 @@ def run_page(request: Request, run_id: str):
         report_problem = str(exc)
     return render(request, "run.html", run=run, validity=views.validity_summary(run), results=results,
                   regressions=store.regressions(run_id=run_id), scaling=store.scaling(run_id=run_id),
-                  report_problem=report_problem, headline=views.run_headline(results))
+                  report_problem=report_problem,
+                  headline=dict(views.run_headline(results), **views.run_versions(results)))

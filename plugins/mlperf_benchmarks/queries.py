@@ -32,10 +32,9 @@ def overview(store: HistoryStore, filters: Filters, page: int) -> dict[str, Any]
     if options.get("date_range") is None:
         return {"empty": True, "options": options}
     window = trend_window(store, filters, options)
-    results = store.results(light=True, **window)
+    results = store.trend_rows(**window)
     chart_regressions = store.regressions(**window)
-    groups = trends.build_groups(results, chart_regressions, store.published(),
-                                 store.comparability_keys(r.comparability_hash for r in results))
+    groups = trends.build_groups(results, chart_regressions, store.published())
 
     run_rows = store.runs(limit=RUNS_PER_PAGE + 1, offset=(page - 1) * RUNS_PER_PAGE, **filters.store_kwargs())
     has_more = len(run_rows) > RUNS_PER_PAGE
@@ -64,9 +63,7 @@ def overview(store: HistoryStore, filters: Filters, page: int) -> dict[str, Any]
 def figures(store: HistoryStore, filters: Filters) -> list[dict[str, Any]]:
     """The trend groups as JSON: each group's title, series (settings in words, what changed) and figures."""
     window = trend_window(store, filters, store.filter_options())
-    results = store.results(light=True, **window)
-    groups = trends.build_groups(results, store.regressions(**window), store.published(),
-                                 store.comparability_keys(r.comparability_hash for r in results))
+    groups = trends.build_groups(store.trend_rows(**window), store.regressions(**window), store.published())
     return [{"scenario": g.scenario, "accelerator": g.accelerator, "figures": g.figures, "references": g.references,
              "series": [{"name": s.name, "node": s.node, "branch": s.branch, "mode": s.mode, "settings": s.settings,
                          "changed": s.changed, "comparability_hash": s.key_hash, "points": len(s.rows)}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
@@ -207,10 +207,10 @@ def _series_id(row) -> str:
     return f"{key}/{row.mode}"
 
 
-def build_groups(results: Sequence, regressions: Sequence = (), published: Sequence = (),
-                 keys: dict[str, dict[str, Any]] | None = None) -> list[Group]:
+def build_groups(results: Sequence, regressions: Sequence = (), published: Sequence = ()) -> list[Group]:
     """The page's trend groups: series by comparability key, grouped by (scenario, accelerator), with figures.
-    `keys`: comparability hash -> key, where the rows were read without their keys (the store's light rows)."""
+    A key is read from any row that carries it (the store's trend rows carry it on one row per key)."""
+    keys = {r.comparability_hash: r.comparability for r in results if r.comparability is not None}
     by_id: dict[str, Series] = {}
     failed: dict[str, list] = defaultdict(list)
     for row in sorted(results, key=lambda r: (when(r), r.run_id)):
@@ -219,7 +219,7 @@ def build_groups(results: Sequence, regressions: Sequence = (), published: Seque
             continue
         sid = _series_id(row)
         if sid not in by_id:
-            key = row.comparability if row.comparability is not None else (keys or {}).get(row.comparability_hash)
+            key = row.comparability if row.comparability is not None else keys.get(row.comparability_hash)
             by_id[sid] = Series(row.comparability_hash or sid, key, row.scenario, row.branch, row.node,
                                 row.mode, accelerator_key(row.accelerator))
         by_id[sid].rows.append(row)
@@ -275,12 +275,21 @@ def _hover_base(row, series: Series | None) -> str:
     return "<br>".join(lines)
 
 
+@lru_cache(maxsize=None)
+def _metric_words(metric: Metric) -> tuple[str, str]:
+    """A metric's label and unit, escaped once per chart rather than once per point."""
+    return esc(metric.label), esc(f" {metric.unit}" if metric.unit else "")
+
+
 def _hover(row, series: Series | None, metric: Metric, value: float | None, base: dict[int, str]) -> str:
-    unit = f" {metric.unit}" if metric.unit else ""
-    head = (f"<b>{esc(metric.label)}: {esc(fmt(value, metric.digits))}{esc(unit)}</b>" if value is not None
-            else f"<b>{esc(row.status.upper())}</b>")
+    # fmt() writes only digits, separators and a dash: nothing to escape in a figure.
+    if value is not None:
+        label, unit = _metric_words(metric)
+        head = f"<b>{label}: {fmt(value, metric.digits)}{unit}</b>"
+    else:
+        head = f"<b>{esc(row.status.upper())}</b>"
     if metric.mode == "accuracy" and value is not None:
-        head += "<br>ROUGE-1/2/L/Lsum: " + " / ".join(esc(fmt(getattr(row, m), 2)) for m in ROUGE_METRICS)
+        head += "<br>ROUGE-1/2/L/Lsum: " + " / ".join(fmt(getattr(row, m), 2) for m in ROUGE_METRICS)
     if id(row) not in base:
         base[id(row)] = _hover_base(row, series)
     return f"{head}<br>{base[id(row)]}"
@@ -331,40 +340,41 @@ def trend_figure(metric_name: str, group: Group, regressions: Sequence = (),
     moments: list[datetime] = []
     values: list[float] = []
     for series in group.series:
-        rows = [r for r in series.rows if r.mode == metric.mode and metric.display(getattr(r, metric.name)) is not None]
-        if not rows:
+        # Each point once: (row, its verdict's style, its displayed value, its time).
+        points = []
+        for r in series.rows:
+            value = metric.display(getattr(r, metric.name)) if r.mode == metric.mode else None
+            if value is not None:
+                points.append((r, STYLES[point_style(r, metric)], value, when(r)))
+        if not points:
             continue
-        on_line = [r for r in rows if STYLES[point_style(r, metric)].on_line]
+        on_line = [p for p in points if p[1].on_line]
         apart: dict[str, list] = defaultdict(list)
-        for r in rows:
-            style = point_style(r, metric)
-            styles_seen.add(style)
-            if not STYLES[style].on_line:
-                apart[style].append(r)
-            value = metric.display(getattr(r, metric.name))
-            point_at[(r.run_id, r.branch, r.node, r.scenario)] = (iso(when(r)), value)
-            moments.append(when(r))
+        for point in points:
+            r, style, value, moment = point
+            styles_seen.add(style.key)
+            if not style.on_line:
+                apart[style.key].append(point)
+            point_at[(r.run_id, r.branch, r.node, r.scenario)] = (iso(moment), value)
+            moments.append(moment)
             values.append(value)
-        styles = [STYLES[point_style(r, metric)] for r in on_line]
+        colors = [style.color or series.color for _, style, _, _ in on_line]
         traces.append({
             "type": "scatter", "mode": "lines+markers", "name": esc(series.label), "legendgroup": series.name,
-            "x": [iso(when(r)) for r in on_line], "y": [metric.display(getattr(r, metric.name)) for r in on_line],
-            "text": [_hover(r, series, metric, metric.display(getattr(r, metric.name)), group.hover)
-                     for r in on_line],
-            "customdata": [r.run_id for r in on_line], "hovertemplate": "%{text}<extra></extra>",
+            "x": [iso(moment) for *_, moment in on_line], "y": [value for _, _, value, _ in on_line],
+            "text": [_hover(r, series, metric, value, group.hover) for r, _, value, _ in on_line],
+            "customdata": [r.run_id for r, *_ in on_line], "hovertemplate": "%{text}<extra></extra>",
             "line": {"color": series.color, "width": 2},
-            "marker": {"size": 9, "symbol": [s.symbol for s in styles],
-                       "color": [s.color or series.color for s in styles],
-                       "line": {"color": [s.color or series.color for s in styles], "width": 2}},
+            "marker": {"size": 9, "symbol": [style.symbol for _, style, _, _ in on_line], "color": colors,
+                       "line": {"color": list(colors), "width": 2}},
         })
         for style, marked in apart.items():
             traces.append({
                 "type": "scatter", "mode": "markers", "name": esc(f"{series.name} {STYLES[style].label}"),
-                "legendgroup": series.name, "showlegend": False, "x": [iso(when(r)) for r in marked],
-                "y": [metric.display(getattr(r, metric.name)) for r in marked],
-                "text": [_hover(r, series, metric, metric.display(getattr(r, metric.name)), group.hover)
-                         for r in marked],
-                "customdata": [r.run_id for r in marked], "hovertemplate": "%{text}<extra></extra>",
+                "legendgroup": series.name, "showlegend": False, "x": [iso(moment) for *_, moment in marked],
+                "y": [value for _, _, value, _ in marked],
+                "text": [_hover(r, series, metric, value, group.hover) for r, _, value, _ in marked],
+                "customdata": [r.run_id for r, *_ in marked], "hovertemplate": "%{text}<extra></extra>",
                 "marker": _marker(STYLES[style], series.color, 12), "meta": style,
             })
     failed = [r for r in group.failed if r.mode == metric.mode] if metric.mode == "performance" else []

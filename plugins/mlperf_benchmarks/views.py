@@ -14,7 +14,8 @@ from include.verdict import differences
 
 from .trends import accelerator_key, best_published, fmt, settings_words
 
-__all__ = ["METRICS", "change_pct", "compare_runs", "fmt", "judge", "run_headline", "short_hash", "validity_summary"]
+__all__ = ["METRICS", "change_pct", "compare_runs", "fmt", "judge", "run_headline", "run_versions", "short_hash",
+           "validity_summary"]
 
 
 def series_key(row) -> tuple[str, str, str]:
@@ -63,9 +64,13 @@ def run_headline(results: Sequence) -> dict[str, Any]:
         "tpot_p99_ms": METRICS["tpot_p99_ns"].display(tpot.tpot_p99_ns) if tpot else None,
         "rougeL": rouge.rougeL if rouge else None,
         "accuracy_passed": rouge.accuracy_passed if rouge else None,
-        "versions": versions_text(next((r.versions for r in results if r.versions), None)),
-        "config_hashes": sorted({short_hash(r.config_hash) for r in results if r.config_hash}),
     }
+
+
+def run_versions(results: Sequence) -> dict[str, Any]:
+    """The versions and configuration hashes of one run's SUT runs (the run page's header, not the run table)."""
+    return {"versions": versions_text(next((r.versions for r in results if r.versions), None)),
+            "config_hashes": sorted({short_hash(r.config_hash) for r in results if r.config_hash})}
 
 
 def validity_summary(run) -> dict[str, Any]:
