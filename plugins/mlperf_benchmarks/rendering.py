@@ -32,7 +32,8 @@ _templates.filters["fmt"] = views.fmt
 _templates.filters["urlpart"] = lambda value: quote(str(value), safe="")
 _templates.filters["short_hash"] = views.short_hash
 _templates.filters["dt"] = lambda m: m.strftime("%Y-%m-%d %H:%M") if m else "—"
-_templates.filters["tojson_attr"] = lambda value: json.dumps(jsonable_encoder(value), separators=(",", ":"))
+# A chart's figure is JSON-ready already (thousands of points): encoded directly, jsonable_encoder only for what is not.
+_templates.filters["tojson_attr"] = lambda value: json.dumps(value, separators=(",", ":"), default=jsonable_encoder)
 _templates.globals["METRICS"] = views.METRICS
 
 
