@@ -70,7 +70,7 @@ test-pipeline: $(VENV)/.installed system-packages tiny
 
 # A local two-node Kubernetes cluster on 127.0.0.1 (deploy/local-cluster/, as root): Kubernetes is built once into
 # MLPERF_CLUSTER_CACHE, outside the clone so that a fresh clone on the same machine starts warm (~1.5 min) instead of
-# cold (43 min measured on 2 busy cores); the cluster's state (etcd, nodes, volumes, logs) lives in .cache/cluster.
+# cold (15 to 43 min measured on 2 busy cores); the cluster's state (etcd, nodes, volumes, logs) lives in .cache/cluster.
 export MLPERF_CLUSTER_CACHE ?= /var/cache/mlperf-k8s
 cluster: $(SUT_VENV)/.installed tiny
 	deploy/local-cluster/up.sh
@@ -78,7 +78,8 @@ cluster: $(SUT_VENV)/.installed tiny
 cluster-down:
 	deploy/local-cluster/down.sh
 
-# The runner, RBAC and pods on that cluster for real; the tests start it (if it is not running) and stop it at the end.
+# The DAG (a real Airflow on PostgreSQL), the runner, RBAC, pods and faults on that cluster for real (~12.5 min warm);
+# the tests start it (if it is not running) and stop it at the end.
 test-cluster: $(VENV)/.installed $(SUT_VENV)/.installed tiny
 	$(VENV)/bin/python -m pytest tests/cluster -o asyncio_default_fixture_loop_scope=function
 
