@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -24,7 +23,7 @@ from typing import Iterator
 import httpx
 
 from tests.cluster.local import NODES, REPO, LocalCluster
-from tests.ui.conftest import PG_ADMIN_DSN, airflow_bin, running_api_server
+from tests.ui.conftest import PG_ADMIN_DSN, airflow_bin, running_api_server, stop_process_group
 
 DAG_ID = "mlperf_llama31_8b"
 ADMIN_PASSWORD = "cluster-admin-4711"
@@ -95,13 +94,7 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_process_group(proc)
 
 
 def _command(args: list[str], env: dict[str, str]) -> str:
