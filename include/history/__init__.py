@@ -7,6 +7,7 @@
 
     ui = HistoryStore(url, readonly=True)        # the UI: the database refuses writes on its connections
     ui.runs(limit, offset, scenario=..., since=...); ui.run(run_id); ui.results(scenario=..., node=..., since=...)
+    ui.trend_rows(scenario=..., since=...)        # the page's charts: TrendRow tuples of the charted columns
     ui.regressions(run_id, scenario=..., latest=20); ui.scaling(run_id); ui.filter_options()
     ui.published(accelerator, scenario)          # MLPerf's published results (store.replace_published writes them)
 

@@ -340,6 +340,22 @@ def test_accuracy_history_uses_completed_accuracy_runs(store):
     assert len(store.comparable_history(key, "accuracy", before=T0 + timedelta(days=5))) == 3
 
 
+def test_trend_rows_are_the_results_as_charted_with_each_key_once(store):
+    for day in range(3):
+        _record_judged(store, f"r{day}", day, record(node="n0", tokens_per_second=5000 + day),
+                       record(node="n1", scenario="Server"))
+    _record_judged(store, "fp8", 3, record(node="n0", config_hash=CONFIG_B))
+    full = store.results(since=T0 + timedelta(days=1))
+    rows = store.trend_rows(since=T0 + timedelta(days=1))
+    assert [(r.run_id, r.node, r.at, r.tokens_per_second, r.verdict, r.comparability_hash) for r in rows] == [
+        (r.run_id, r.node, r.at, r.tokens_per_second, r.verdict, r.comparability_hash) for r in full]
+    keyed = [r for r in rows if r.comparability is not None]     # the first row of each key in the window
+    assert [(r.run_id, r.node) for r in keyed] == [("r1", "n0"), ("r1", "n1"), ("fp8", "n0")]
+    assert all(r.comparability == next(f.comparability for f in full if f.id == r.id) for r in keyed)
+    assert [r.run_id for r in store.trend_rows(scenario="Server", until=T0 + timedelta(days=2))] == ["r0", "r1"]
+    assert store.trend_rows(node="n0' OR '1'='1") == []
+
+
 def test_scaling_and_filter_options(store):
     assert store.filter_options()["date_range"] is None
     store.record(meta("r0"), [record(node="n0"), record(node="n1", scenario="Server")], [scaling(0.97)])
@@ -351,6 +367,7 @@ def test_scaling_and_filter_options(store):
     assert options["scenarios"] == ["Offline", "Server"]
     assert options["nodes"] == ["n0", "n1"]
     assert options["branches"] == ["distributed", "single"]
+    assert options["modes"] == ["performance"] and options["accelerators"] == ["NVIDIA H200"]
     assert options["date_range"] == (T0 + timedelta(minutes=1), T0 + timedelta(days=2, minutes=1))   # runs started
 
 

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))   # as 
 from mlperf_benchmarks import reports, trends, views  # noqa: E402
 
 from include.history import ResultRow  # noqa: E402
+from include.history.rows import TrendRow  # noqa: E402
 
 
 def row(run_id="r1", day=1, node="node-a", scenario="Offline", branch="single", mode="performance", valid=True,
@@ -167,6 +168,22 @@ def test_an_implausible_run_is_never_judged_in_compare():
     rows = [row("r1", 1), row("r2", 2, tps=21101.6, plausibility="implausible", verdict="VALID · IMPLAUSIBLE")]
     [group] = views.compare_runs(rows[:1], rows[1:])
     assert group["implausible"] == ["B"] and {m["judgement"] for m in group["metrics"]} == {"not-comparable"}
+
+
+def test_the_page_draws_the_same_charts_from_the_stores_narrow_trend_rows():
+    rows = [row("r1", 1), row("r2", 2, valid=False), row("r3", 3, status="failed", tps=None, error="pod exited"),
+            row("r4", 4, mode="accuracy", rouge_l=24.5, passed=True, tps=None), row("r5", 5, config="fp8"),
+            row("r6", 6, plausibility="implausible", tps=21101.6)]
+    seen: set = set()
+
+    def narrow(r):   # as HistoryStore.trend_rows reads them: the key on the first row of each key only
+        first = r.comparability_hash not in seen
+        seen.add(r.comparability_hash)
+        return TrendRow(**{f: getattr(r, f) for f in TrendRow._fields if f != "comparability"},
+                        comparability=r.comparability if first else None)
+    wide, slim = groups(rows), groups([narrow(r) for r in rows])
+    assert [(g.title, g.figures, [s.settings for s in g.series]) for g in slim] == [
+        (g.title, g.figures, [s.settings for s in g.series]) for g in wide]
 
 
 def test_headline_prefers_valid_throughput():
