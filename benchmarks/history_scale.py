@@ -9,7 +9,8 @@ are written with bulk inserts (the write path is not timed).
 
 Timed (wall clock, warm, after one untimed pass):
 - the page: what each request of the overview asks of the store and builds (queries.overview: trend window,
-  series and figures, one page of runs, regressions, published references) for typical filters; p95 in ms;
+  series and figures, one page of runs, regressions, published references) for typical filters; p95 in ms (on
+  stderr: each filter's median, and the whole page with its HTML rendered);
 - the regression check of one new run: its 25 SUT runs against their comparable history (store + assess);
 - a report's trend chart: this run's series read from the store, drawn to a PNG.
 
@@ -41,7 +42,7 @@ from include.verdict import key_hash
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))   # as Airflow puts its plugins folder
 
-from mlperf_benchmarks import queries  # noqa: E402
+from mlperf_benchmarks import queries, rendering  # noqa: E402
 from mlperf_benchmarks.filters import Filters  # noqa: E402
 
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -137,6 +138,11 @@ def seed(store: HistoryStore, results: int, seed_value: int = 14) -> datetime:
     return start + runs * step
 
 
+class _Request:
+    """What the page's template reads of a request: where the app is mounted."""
+    scope = {"root_path": ""}
+
+
 def timed(fn, repeat: int = 1) -> list[float]:
     out = []
     for _ in range(repeat):
@@ -182,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         for f, label in zip(requests, ("all", "Server", "one node", "distributed", "30 days")):
             one = timed(lambda: queries.overview(store, f, 1), repeat=3)
             print(f"page {label}: median {statistics.median(one):.0f} ms", file=sys.stderr)
+        html = timed(lambda: rendering.render(_Request(), "index.html", schema_missing=None, filters=requests[-1],
+                                              **queries.overview(store, requests[-1], 1)), repeat=3)
+        print(f"page 30 days with its HTML: median {statistics.median(html):.0f} ms", file=sys.stderr)
 
         # One new run: its 25 SUT runs judged against their comparable history.
         new = store.results(run_id=store.runs(limit=1)[0].run_id)
