@@ -34,7 +34,8 @@ def api_run(run_id: str):
         return JSONResponse({"detail": "no such run in the benchmark history"}, status_code=404)
     results = store.results(run_id=run_id)
     return as_json({"run": row_dict(run), "validity": views.validity_summary(run),
-                    "headline": views.run_headline(results), "results": [row_dict(r) for r in results],
+                    "headline": dict(views.run_headline(results), **views.run_versions(results)),
+                    "results": [row_dict(r) for r in results],
                     "regressions": [row_dict(r) for r in store.regressions(run_id=run_id)],
                     "scaling": [row_dict(r) for r in store.scaling(run_id=run_id)]})
 

@@ -141,6 +141,7 @@ def test_runs_table_and_run_json(authed, seeded):
     assert detail["run"]["run_id"] == seeded.latest
     assert len(detail["regressions"]) == 1 and detail["scaling"][0]["scenario"] == "Offline"
     assert detail["headline"]["tokens_per_second"] == pytest.approx(9830 * 1.0, rel=0.05)
+    assert "vllm" in detail["headline"]["versions"] and detail["headline"]["config_hashes"]
     xss = authed.get(f"/api/runs/{enc(seeded.xss_run)}")
     assert xss.status_code == 200 and xss.json()["run"]["run_id"] == XSS.join(["manual__", ""])
     assert authed.get(f"/api/runs/{enc(SQLI)}").status_code == 404
