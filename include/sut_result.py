@@ -21,6 +21,11 @@ class ModelInfo:
     def dummy_weights(self) -> bool:
         return self.load_format == "dummy"
 
+    @property
+    def weights_unknown(self) -> bool:
+        """'remote': an http run whose servers did not report their load format (written before the server card)."""
+        return self.load_format == "remote"
+
 
 @dataclass(frozen=True)
 class DatasetInfo:

@@ -256,6 +256,9 @@ def compliance_of(record: RunRecord) -> tuple[str, list[str]]:
         unknown.append("weights and engine not recorded (no result.json)")
     elif sut.model.dummy_weights:
         reasons.append("dummy (random) weights")
+    elif sut.model.weights_unknown:
+        unknown.append("the servers' weights not recorded (a coordinated run written before its servers reported "
+                       "their settings)")
     if record.mode == "performance":
         if sut is not None and sut.prefix_caching:
             reasons.append("prompt prefix caching on (LoadGen repeats samples, and a prompt seen before skips its "

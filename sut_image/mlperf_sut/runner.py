@@ -129,6 +129,9 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
         job.backend.start(harness)
         result.engine = job.backend.engine_info() or result.engine
         result.accelerator = job.backend.accelerator_info() or result.accelerator
+        if job.options is None and result.engine.get("load_format"):    # http: the weights are the servers'
+            result.model["load_format"] = result.engine["load_format"]
+            result.accuracy_meaningful = result.engine["load_format"] != "dummy"
         outcome = harness.run(settings.test_settings, output_dir, audit)
     except Exception as error:  # noqa: BLE001 - every runtime failure is recorded in result.json, then exit 1
         print_failure(error, args.debug, where_to_look(job, output_dir, error))

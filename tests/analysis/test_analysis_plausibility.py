@@ -288,7 +288,8 @@ def _coordinated_600s(tmp_path: Path, servers_reported: bool):
         result = json.loads((run_dir / "result.json").read_text())
         h200 = {"kind": "gpu", "name": "NVIDIA H200", "count": 1, "driver": "580.95.05", "memory_gib": 139.8}
         result["accelerator"] = h200
-        result["engine"].update(quantization="fp8", kv_cache_dtype="fp8", max_num_seqs=1024)
+        result["engine"].update(quantization="fp8", kv_cache_dtype="fp8", max_num_seqs=1024, load_format="dummy")
+        result["model"]["load_format"], result["accuracy_meaningful"] = "dummy", False
         for endpoint in result["endpoints"]:
             endpoint["accelerator"] = h200
         (run_dir / "result.json").write_text(json.dumps(result))
@@ -311,3 +312,17 @@ def test_a_coordinated_run_is_bounded_by_its_servers_accelerator_never_the_coord
     assert "2 endpoints" in devices(new).why and devices(new).count == 2
     key = comparability_key(new)
     assert key["accelerator"] == "NVIDIA H200" and key["quantization"] == "fp8"
+
+
+
+def test_a_coordinated_runs_compliance_is_unknown_until_its_servers_weights_are_on_record(tmp_path) -> None:
+    from include.verdict import NOT_COMPLIANT, UNKNOWN, compliance_of
+
+    # 600 s over all 13,368 samples, but nobody recorded the servers' weights: never 'compliant'
+    old = _coordinated_600s(tmp_path / "old", servers_reported=False)
+    assert old.sut.model.load_format == "remote"
+    state, reasons = compliance_of(old)
+    assert state == UNKNOWN and any("servers' weights not recorded" in r for r in reasons), reasons
+    # as the SUT now writes it: the servers' load format (dummy weights on the 2x H200 machine) from their cards
+    new = _coordinated_600s(tmp_path / "new", servers_reported=True)
+    assert compliance_of(new) == (NOT_COMPLIANT, ["dummy (random) weights"])

@@ -90,6 +90,7 @@ def test_run_spreads_over_both_endpoints_with_exact_token_ids(tiny_model, tiny_d
     # what served the queries is the servers' (their cards), not the coordinator's defaults
     assert result["engine"]["dtype"] == "float32" and result["engine"]["max_model_len"] == 1024, result["engine"]
     assert result["engine"]["stream_interval"] == BENCHMARK_GENERATION.max_tokens
+    assert result["model"]["load_format"] == result["engine"]["load_format"] == "auto" and result["accuracy_meaningful"]
     assert all(share["accelerator"] == result["accelerator"] for share in shares.values()), result["endpoints"]
     assert result["accelerator"]["kind"] == "cpu" and result["host"]["cpu_model"]
 
