@@ -91,6 +91,8 @@ def _write_weights(path: Path, config: dict) -> None:
         else:
             tensors[name] = (torch.randn(shape, generator=generator) * 0.02).to(torch.bfloat16)
     save_file(tensors, str(path), metadata={"format": "pt"})
+    # safetensors writes 0600: a SUT image's non-root user (uid 10001) could not read weights a root build made
+    path.chmod(0o644)
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -18,6 +18,8 @@ def test_tiny_model_and_dataset_build_byte_identical(tmp_path):
     first, second = build_tiny_model(tmp_path / "a"), build_tiny_model(tmp_path / "b")
     assert _files(first) == _files(second)
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= set(_files(first))
+    # readable by the SUT image's non-root user when root built it (safetensors alone writes 0600)
+    assert all(path.stat().st_mode & 0o044 == 0o044 for path in first.iterdir())
     config = json.loads((first / "config.json").read_text())
     assert (config["num_hidden_layers"], config["hidden_size"]) == (2, 256)
 

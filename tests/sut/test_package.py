@@ -10,9 +10,13 @@ from conftest import SUT_SRC
 DOCKERFILE = (SUT_SRC / "Dockerfile").read_text()
 
 
-def test_dockerfile_base_is_pinned_official_vllm_image():
-    base = re.findall(r"^FROM\s+(\S+)", DOCKERFILE, re.MULTILINE)
-    assert base == ["vllm/vllm-openai:v0.26.0"]
+def test_dockerfile_base_is_pinned_official_vllm_image_unless_the_cpu_flavour_names_one():
+    assert re.findall(r"^FROM\s+(\S+)", DOCKERFILE, re.MULTILINE) == ["${BASE}"]
+    assert re.findall(r"^ARG BASE=(\S+)", DOCKERFILE, re.MULTILINE) == ["vllm/vllm-openai:v0.26.0"]
+    assert re.findall(r"^ARG FLAVOUR=(\S+)", DOCKERFILE, re.MULTILINE) == ["gpu"]
+    # the cpu flavour installs offline from the wheelhouse, pinned by the same constraints as .venv-sut
+    assert "--no-index --find-links /opt/wheels -r /tmp/requirements.txt" in DOCKERFILE
+    assert "-c /opt/wheels/constraints.txt" in DOCKERFILE
 
 
 def test_dockerfile_runs_as_non_root_with_cli_entrypoint():
