@@ -60,7 +60,7 @@ def volumes(local_cluster: LocalCluster) -> dict[str, Path]:
         shutil.copytree(model, dirs["model"] / "tiny-llama")
     shutil.copy(dataset, dirs["dataset"] / "cnn_eval.json")
     # The SUT runs as uid 10001 (sut_image/Dockerfile): the volumes' files must be readable by it, as the download
-    # Job leaves them (build-tiny-model writes model.safetensors 0600, readable by its owner only).
+    # Job leaves them (a tiny model built before build-tiny-model made its weights 0644 has them 0600).
     for root in (dirs["model"], dirs["dataset"]):
         for path in [root, *root.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
