@@ -13,7 +13,7 @@ export NLTK_DATA := $(CURDIR)/$(CACHE)/nltk_data
 # vLLM on the CPU: KV cache size in GiB (the tiny model needs little)
 export VLLM_CPU_KVCACHE_SPACE ?= 1
 
-.PHONY: all venvs system-packages tiny demo ui test test-sut test-pipeline bench clean cluster cluster-down test-cluster
+.PHONY: all venvs system-packages tiny demo ui test test-sut test-pipeline bench clean cluster cluster-down test-cluster test-cluster-image
 
 all: venvs tiny
 
@@ -81,7 +81,14 @@ cluster-down:
 # The DAG (a real Airflow on PostgreSQL), the runner, RBAC, pods and faults on that cluster for real (~12.5 min warm);
 # the tests start it (if it is not running) and stop it at the end.
 test-cluster: $(VENV)/.installed $(SUT_VENV)/.installed tiny
-	$(VENV)/bin/python -m pytest tests/cluster -o asyncio_default_fixture_loop_scope=function
+	$(VENV)/bin/python -m pytest tests/cluster --ignore=tests/cluster/image -o asyncio_default_fixture_loop_scope=function
+
+# The SUT pod from the image sut_image/Dockerfile builds (CPU flavour, docker.io): not in CI (4.8 GB; README says why).
+test-cluster-image: $(VENV)/.installed $(SUT_VENV)/.installed tiny
+	deploy/local-cluster/build.sh
+	deploy/local-cluster/up.sh
+	deploy/local-cluster/sut-image-docker.sh --import
+	$(VENV)/bin/python -m pytest tests/cluster/image tests/cluster/test_zz_down.py -o asyncio_default_fixture_loop_scope=function
 
 bench: venvs tiny
 	$(SUT_VENV)/bin/python benchmarks/harness_overhead.py --model $(TINY_MODEL) --dataset $(TINY_DATASET)
