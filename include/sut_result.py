@@ -72,6 +72,17 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class ProcessClock:
+    """The SUT process's clock (result.json `process`): start, engine start and readiness, stop (None: not
+    stopped cleanly). Tests of one process, i.e. one engine, share `id`."""
+    id: str
+    start_utc: str
+    engine_start_utc: str | None
+    engine_ready_utc: str | None
+    stopped_utc: str | None
+
+
+@dataclass(frozen=True)
 class Endpoint:
     url: str
     node: str
@@ -118,6 +129,7 @@ class SutResult:
     accuracy_meaningful: bool
     files: list[str]
     host: HostInfo | None = None
+    process: ProcessClock | None = None     # None: written before the SUT recorded it
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SutResult":
@@ -134,6 +146,7 @@ class SutResult:
             shard=Shard(**data["shard"]) if data["shard"] is not None else None,
             accuracy_meaningful=data["accuracy_meaningful"], files=list(data["files"]),
             host=HostInfo(**data["host"]) if data.get("host") else None,
+            process=ProcessClock(**data["process"]) if data.get("process") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def search(args: argparse.Namespace) -> int:
     from mlperf_sut.cli import EXIT_OK
-    from mlperf_sut.runner import measure, prepare
+    from mlperf_sut.runner import finish, measure, prepare
 
     ranges = [_parse_range(text) for text in args.range]
     if args.probes < 1 or args.probe_duration_s <= 0:
@@ -96,7 +96,7 @@ def search(args: argparse.Namespace) -> int:
                 if confirmation.valid:
                     break
     finally:
-        job.backend.stop()
+        finish(job)
     summary = {"probe_duration_s": args.probe_duration_s, "probes": [asdict(p) for p in probes],
                "best": {s.label: _best(probes, s.label) for s, _, _ in ranges},
                "confirm_duration_s": args.confirm_duration_s, "confirmations": [asdict(p) for p in confirmations],

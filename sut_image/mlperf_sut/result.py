@@ -64,6 +64,7 @@ class RunResult:
     versions: dict = field(default_factory=versions)
     files: list = field(default_factory=list)
     host: dict | None = None
+    process: dict | None = None
 
     def comparable(self) -> dict:
         return {"scenario": self.scenario, "mode": self.mode, "model_name": self.model["name"],

@@ -5,13 +5,14 @@ import argparse
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlperf_sut.backends.base import Backend
 from mlperf_sut.engine import EngineOptions, requested_engine
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
+from mlperf_sut.process_clock import ProcessClock
 from mlperf_sut.qsl import QuerySampleLibrary, Shard
 from mlperf_sut.settings import (AUDIT_CONFIG, MLPERF_CONF, TEST06_AUDIT_CONFIG, Mode, Override, Scenario,
                                  build_settings, check_user_conf, default_user_conf, embedded_mlperf_conf)
@@ -51,6 +52,8 @@ class Job:
     overrides: list[Override]
     endpoints: list[Endpoint]
     shard: Shard | None
+    clock: ProcessClock = field(default_factory=ProcessClock)
+    written: list = field(default_factory=list)     # (RunResult, output_dir) of every test: finish() stamps the stop
 
 
 def prepare(args: argparse.Namespace) -> Job:
@@ -77,7 +80,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         return measure(job, args.output_dir)
     finally:
+        finish(job)
+
+
+def finish(job: Job) -> None:
+    """Stop the backend, then stamp the process's stop into every result.json it wrote (the GPU time budget's
+    teardown); a process killed before this leaves stopped_utc null: its teardown is unknown, not zero."""
+    try:
         job.backend.stop()
+    finally:
+        job.clock.stopped()
+        for result, output_dir in job.written:
+            result.process = job.clock.to_dict()
+            result.write(output_dir)
 
 
 def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_overrides: Sequence[str] = ()) -> int:
@@ -114,7 +129,8 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
         accelerator=detect().to_dict(), engine=requested_engine(args), generation=BENCHMARK_GENERATION.to_dict(),
         loadgen_settings=settings.effective(),
         shard={"index": job.shard.index, "count": job.shard.count} if job.shard else None,
-        accuracy_meaningful=not dummy, host=host())
+        accuracy_meaningful=not dummy, host=host(), process=job.clock.to_dict())
+    job.written.append((result, output_dir))
     def abort(error: BaseException) -> None:
         """LoadGen would run out its min_duration after the failure: record it and leave now (LoadGen's logs of
         this run stay partial)."""
@@ -126,7 +142,10 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
 
     harness = Harness(job.qsl, job.backend, Progress(args.progress_interval), on_abort=abort)
     try:
+        job.clock.engine_starting()
         job.backend.start(harness)
+        job.clock.engine_ready()
+        result.process = job.clock.to_dict()
         result.engine = job.backend.engine_info() or result.engine
         result.accelerator = job.backend.accelerator_info() or result.accelerator
         if job.options is None and result.engine.get("load_format"):    # http: the weights are the servers'

@@ -37,10 +37,13 @@ def test_search_bisects_with_short_probes_and_reports_the_best_valid_rate(tiny_m
     assert first["target_qps"] == 4.5  # the middle of 1:8; VALID raises the floor, INVALID lowers the ceiling
     assert second["target_qps"] == (6.25 if first["valid"] else 2.75)
     schema = json.loads((REPO / "sut_image" / "mlperf_sut" / "result.schema.json").read_text())
+    clocks = []
     for probe in search["probes"]:
         out = tmp_path / "Server" / f"qps-{probe['target_qps']:g}"
         assert probe["output_dir"] == str(out)
-        jsonschema.validate(json.loads((out / "result.json").read_text()), schema)
+        result = json.loads((out / "result.json").read_text())
+        jsonschema.validate(result, schema)
+        clocks.append(result["process"])
         # mlperf.conf asks 13,368 queries of every llama3.1-8b Server test; a probe asks rate x duration
         assert _logged(out, "effective_min_query_count") == math.ceil(probe["target_qps"] * PROBE_S)
         # ... and LoadGen issues about that many (Poisson arrivals within the duration may add a few), not a
@@ -56,6 +59,8 @@ def test_search_bisects_with_short_probes_and_reports_the_best_valid_rate(tiny_m
         assert "No errors encountered" in summary, out
         assert "error_invalid_config" not in (out / "mlperf_log_detail.txt").read_text(), out
         assert probe["valid"] or probe["invalid_reasons"]
+    # one process, one engine: every probe carries the same clock, its stop stamped after the last probe
+    assert all(c == clocks[0] for c in clocks) and clocks[0]["stopped_utc"] is not None
     valid = [p for p in search["probes"] if p["valid"]]
     assert search["best"]["Server"] == (max(valid, key=lambda p: p["target_qps"]) if valid else None)
     best = search["best"]["Server"]["target_qps"] if valid else "none in the interval"
@@ -104,7 +109,8 @@ def test_a_confirmation_that_fails_steps_down_to_the_next_valid_probe(tmp_path, 
             "Completed tokens per second: 100.0\n")
         return 0
 
-    monkeypatch.setattr(runner, "prepare", lambda args: argparse.Namespace(backend=Backend()))
+    monkeypatch.setattr(runner, "prepare",
+                        lambda args: argparse.Namespace(backend=Backend(), clock=runner.ProcessClock(), written=[]))
     monkeypatch.setattr(runner, "measure", measure)
     args = argparse.Namespace(range=["Server=1:8"], probes=3, probe_duration_s=3.0, confirm_duration_s=600.0,
                               output_dir=tmp_path)

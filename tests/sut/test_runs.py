@@ -92,6 +92,10 @@ def test_loadgen_logs_and_complete_result(runs, scenario, mode):
     assert result["counts"]["samples_completed"] == result["counts"]["queries_issued"] >= SAMPLES
     assert result["counts"]["output_tokens"] > 0
     assert result["timing"]["start_utc"] < result["timing"]["end_utc"] and result["timing"]["duration_s"] > 0
+    # the process's clock in order around the timed test: the GPU time budget's phases (stopped after the engine)
+    clock = result["process"]
+    assert (clock["start_utc"] <= clock["engine_start_utc"] < clock["engine_ready_utc"] <= result["timing"]["start_utc"]
+            < result["timing"]["end_utc"] <= clock["stopped_utc"])
     assert all(result["versions"][k] for k in ("vllm", "torch", "loadgen", "mlperf_sut", "python"))
     assert result["accelerator"]["kind"] == "cpu" and result["accuracy_meaningful"] is True
     assert result["dataset"]["total_sample_count"] == SAMPLES and result["generation"]["max_tokens"] == 128
