@@ -55,7 +55,7 @@ def default_params(dep: Deployment) -> dict[str, Any]:
 def build(dep: Deployment, params: dict[str, Any], run_id: str, *, distributed: list[str] | None = None,
           mode_params: dict[str, dict[str, Any]] | None = None, gpus: dict[str, str] | None = None,
           engine_flags: list[str] | None = None, sut_python: str | None = None,
-          base_port: int = BASE_PORT) -> Commands:
+          base_port: int = BASE_PORT, branch: str | None = None) -> Commands:
     """One plan per `distributed` value (default: the params' own), merged; checks every node has its GPUs.
 
     `mode_params[mode]` are params of that mode's plan alone (e.g. a coordinated run issuing twice the queries of
@@ -85,6 +85,10 @@ def build(dep: Deployment, params: dict[str, Any], run_id: str, *, distributed: 
             if run.name in runs:
                 raise PlanError(f"distributed: two plans give {run.name}")
             runs[run.name] = run
+    if branch is not None:        # one branch only: the other's runs are not in the script (nor its plan.json)
+        runs = {name: run for name, run in runs.items() if run.branch == branch}
+        if not runs:
+            raise PlanError(f"--branch {branch}: the plan has no {branch} runs")
     gpus = local.gpu_map() if gpus is None else gpus
     if gpus:
         missing = [n for n in plans[0].nodes if n not in gpus]
@@ -244,7 +248,7 @@ def main(args) -> int:
         cmds = build(dep, params, args.run_id, distributed=args.distributed, mode_params=mode_params,
                      gpus=local.gpu_map(args.gpus) if args.gpus is not None else None,
                      engine_flags=shlex.split(args.engine_flags or ""), sut_python=args.sut_python,
-                     base_port=args.base_port)
+                     base_port=args.base_port, branch=args.branch)
     except (PlanError, deployment.DeploymentError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -281,5 +285,7 @@ def add_parser(sub) -> None:
     plan.add_argument("--engine-flags", help="SUT engine flags beyond the params, e.g. '--quantization fp8'")
     plan.add_argument("--base-port", type=int, default=BASE_PORT,
                       help="the coordinated branch's servers listen on 127.0.0.1:BASE_PORT+i (default %(default)s)")
+    plan.add_argument("--branch", choices=["single", "distributed"],
+                      help="only this branch's runs (e.g. the distributed branch again, its single-GPU runs kept)")
     plan.add_argument("--sut-python", help="interpreter of the SUT (default $MLPERF_SUT_PYTHON)")
     plan.add_argument("--out", help="file to write (default stdout)")

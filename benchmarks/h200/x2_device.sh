@@ -6,10 +6,11 @@
 #                                                     sut_image/ to /tmp/b/repo and start x2_session.sh STAGE...
 #                                                     there, detached (setsid): it outlives the call while the
 #                                                     machine is held, i.e. while the next call follows within 30 s
-#   x2_device.sh wait SECONDS RUN_ID...               until the session ends or SECONDS pass: its log's tail, each
-#                                                     SUT run's last progress line; once ended, each run's folder
-#                                                     (LoadGen logs, result.json, SUT and server logs; not LoadGen's
-#                                                     trace) as $OUT/RUN_ID.tar.xz, and the session log as $OUT/session.log
+#   x2_device.sh wait SECONDS RUN_ID...               until the session ends, a listed run's stage ends or SECONDS
+#                                                     pass: its log's tail, each SUT run's last progress line; each
+#                                                     run finished since the last call (its folder: LoadGen logs,
+#                                                     result.json, SUT and server logs; not LoadGen's trace) as
+#                                                     $OUT/RUN_ID.tar.xz, and the session log as $OUT/session.log
 # The copy in /tmp/b/repo keeps the running scripts apart from the working tree each call re-sends.
 set -uo pipefail
 work=/tmp/b
@@ -28,20 +29,24 @@ case ${1:?usage: see the top of x2_device.sh} in
   wait)
     shift; seconds=$1; shift
     end=$((SECONDS + seconds))
-    while [ ! -f "$work/session.done" ] && [ $SECONDS -lt $end ]; do sleep 5; done
+    ready() {   # a listed run whose stage is done (its .done) and not yet packed
+      for run in "$@"; do [ -f "$work/artifacts/$run/.done" ] && [ ! -f "$work/artifacts/$run/.packed" ] && return 0; done
+      return 1
+    }
+    while [ ! -f "$work/session.done" ] && [ $SECONDS -lt $end ] && ! ready "$@"; do sleep 5; done
     tail -n 12 "$work/session.log"
     for log in $(find "$work/artifacts" -name '*.sut.log' 2>/dev/null | sort); do
       echo "$log: $(grep '^progress:' "$log" | tail -n 1)"
     done
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
-    if [ -f "$work/session.done" ]; then
-      cat "$work/session.done"
-      cp "$work/session.log" "$OUT/session.log"
-      for run in "$@"; do
-        tar -C "$work/artifacts" --exclude=mlperf_log_trace.json -cJf "$OUT/$run.tar.xz" "$run" && ls -l "$OUT/$run.tar.xz"
-      done
-    else
-      echo "session still running"
-    fi ;;
+    cp "$work/session.log" "$OUT/session.log"
+    for run in "$@"; do   # each finished run once, in the call that sees it finish
+      if [ -f "$work/artifacts/$run/.done" ] || [ -f "$work/session.done" ]; then
+        [ -f "$work/artifacts/$run/.packed" ] && continue
+        tar -C "$work/artifacts" --exclude=mlperf_log_trace.json --exclude=.done -cJf "$OUT/$run.tar.xz" "$run" \
+          && touch "$work/artifacts/$run/.packed" && ls -l "$OUT/$run.tar.xz"
+      fi
+    done
+    if [ -f "$work/session.done" ]; then cat "$work/session.done"; else echo "session still running"; fi ;;
   *) echo "x2_device.sh: unknown command $1"; exit 2 ;;
 esac

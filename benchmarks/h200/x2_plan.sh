@@ -3,6 +3,8 @@
 # (from the repository root, ~10 s each):
 #   benchmarks/h200/x2_plan.sh shortened > benchmarks/h200/x2_offline_commands.sh
 #   benchmarks/h200/x2_plan.sh 600s      > benchmarks/h200/x2_600s_commands.sh
+#   benchmarks/h200/x2_plan.sh sharded600 > benchmarks/h200/x2_sharded600_commands.sh
+#   benchmarks/h200/x2_plan.sh server    > benchmarks/h200/x2_server_commands.sh
 # Deployment: the local runner on one host, nodes h200-0 and h200-1, one GPU each (MLPERF_LOCAL_GPUS), dummy weights,
 # the synthetic data set that x2_session.sh builds in /tmp/b, artefacts under /tmp/b/artifacts/<run id>.
 # Engine: FP8 weights and KV cache, async scheduling, CUDA graphs to 1,024 tokens, max_num_batched_tokens 32,768,
@@ -19,9 +21,16 @@
 #     issues at ~62 samples/s, so it runs >= 600 s from ~101 samples/s up to 121.5) and, as its denominator, single on
 #     each GPU at once, one pass each (13,368 samples, min_duration 0): two single runs of 600 s as well did not fit the
 #     session's 30 minutes of device time.
-# Both without the TEST06 compliance runs (param compliance_tests=[]): dummy weights, and no device time for them.
+#  sharded600 (run h200x2-sharded-600s, the distributed branch alone: --branch distributed): sharded over MLPerf's full
+#    600 s; each shard (6,684 samples) at target_qps 57.5 is issued 6 passes (40,104 samples, ~650 s at the ~62
+#    samples/s of one H200). Its denominator is h200x2-offline-600s's single runs (another lease of the same kind:
+#    no device time was left for single runs in the same session).
+#  server (run h200x2-server-coordinated, the distributed branch alone): coordinated Server at 108.5 QPS over MLPerf's
+#    full 600 s (66,840 queries): 1.95 x the highest VALID Server QPS of one H200 (55.62, reference/h200), the
+#    issue's goal, as one confirming run rather than a search (a search's probes are not MLPerf runs).
+# All without the TEST06 compliance runs (param compliance_tests=[]): dummy weights, and no device time for them.
 set -euo pipefail
-case ${1:?usage: x2_plan.sh shortened|600s} in
+case ${1:?usage: x2_plan.sh shortened|600s|sharded600|server} in
   shortened)
     run=(--run-id h200x2-offline --distributed coordinated --distributed sharded
          --param 'user_conf_overrides={"min_duration": 0, "min_query_count": 4000}'
@@ -30,7 +39,13 @@ case ${1:?usage: x2_plan.sh shortened|600s} in
     run=(--run-id h200x2-offline-600s --distributed coordinated
          --param 'user_conf_overrides={"min_duration": 0}'
          --mode-param 'coordinated:user_conf_overrides={"target_qps": 115}') ;;
-  *) echo "x2_plan.sh: unknown run $1 (shortened or 600s)" >&2; exit 2 ;;
+  sharded600)
+    run=(--run-id h200x2-sharded-600s --distributed sharded --branch distributed
+         --param 'user_conf_overrides={"target_qps": 57.5}') ;;
+  server)
+    run=(--run-id h200x2-server-coordinated --distributed coordinated --branch distributed
+         --param 'distributed_scenarios=["Server"]' --param server_target_qps=108.5) ;;
+  *) echo "x2_plan.sh: unknown run $1 (shortened, 600s, sharded600 or server)" >&2; exit 2 ;;
 esac
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

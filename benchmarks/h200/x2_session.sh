@@ -9,6 +9,8 @@
 #            GPU, coordinated, sharded; SHORTENED (4,000 queries per GPU, min_duration 0), not MLPerf's 600 s
 #   run600   (~19 min) x2_600s_commands.sh (x2_plan.sh 600s): Offline single on each GPU at once (one pass, 13,368
 #            samples), then coordinated over MLPerf's full 600 s (80,208 samples over the two GPUs)
+#   sharded600 (~13 min) x2_sharded600_commands.sh (x2_plan.sh sharded600): the sharded branch alone over 600 s
+#   server   (~12 min) x2_server_commands.sh (x2_plan.sh server): coordinated Server at 108.5 QPS over 600 s
 #   http     (~8 min) the HTTP backend against the in-process one on the same GPU (issue 17, part 2), and the
 #            Server search on the coordinated pair:
 #            1. both GPUs at once: in-process Server at 50 QPS (3,000 queries, min_duration 0, equal issue off)
@@ -80,6 +82,10 @@ for name in "$@"; do
       bash benchmarks/h200/x2_offline_commands.sh ;;
     run600)
       bash benchmarks/h200/x2_600s_commands.sh ;;
+    sharded600)   # (~13 min) x2_sharded600_commands.sh (x2_plan.sh sharded600): sharded over MLPerf's full 600 s
+      bash benchmarks/h200/x2_sharded600_commands.sh; touch "$work/artifacts/h200x2-sharded-600s/.done" ;;
+    server)       # (~12 min) x2_server_commands.sh (x2_plan.sh server): coordinated Server at 108.5 QPS, 600 s
+      bash benchmarks/h200/x2_server_commands.sh; touch "$work/artifacts/h200x2-server-coordinated/.done" ;;
     http)
       run=$work/artifacts/h200x2-http
       mkdir -p "$run"
