@@ -5,8 +5,8 @@
 * parse: every run's result.json (validated once, typed) and LoadGen logs; a run that never wrote anything is a
   `missing` record, one that died a `failed` record with its exit code and log where the runner recorded them.
 * score: ROUGE of each completed accuracy run, exactly as MLCommons' evaluation.py.
-* analyse: scaling, plausibility, regressions against comparable earlier runs (the history is read once, here),
-  and the one `Verdict` of the run, computed here and nowhere else.
+* analyse: scaling, plausibility, the GPU time budget, regressions against comparable earlier runs (the history is
+  read once, here), and the one `Verdict` of the run, computed here and nowhere else.
 * report: charts, report.md/html and analysis.json, from the Analysis alone.
 * record: the run, its results, scaling, regressions and verdicts into the history store, once per run,
   idempotently (a rerun of the same run id replaces its rows).
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from include import plausibility, run_artifacts
+from include.gpu_time import GpuTimeBudget, gpu_time_budget, with_compliance_runs
 from include.records import PlausibilityCheck, Regression, RunRecord, ScalingResult
 from include.report import ANALYSIS_JSON, ReportPaths, build_report
 from include.scaling import scaling_efficiency, scaling_from_dict
@@ -43,6 +44,7 @@ class Analysis:
     threshold_pct: float
     scaling: list[ScalingResult]
     plausibility: list[PlausibilityCheck]
+    gpu_time: GpuTimeBudget
     regressions: list[Regression]
     verdict: Verdict
     notes: list[str] = field(default_factory=list)          # why regressions were not (fully) judged, etc.
@@ -59,6 +61,7 @@ class Analysis:
         data = dict(data)
         data["scaling"] = [scaling_from_dict(s) for s in data.get("scaling") or []]
         data["plausibility"] = [PlausibilityCheck(**p) for p in data.get("plausibility") or []]
+        data["gpu_time"] = GpuTimeBudget.from_dict(data["gpu_time"])
         data["regressions"] = [Regression(**g) for g in data.get("regressions") or []]
         data["records"] = [RunRecord.from_dict(r) for r in data.get("records") or []]
         data["verdict"] = Verdict.from_dict(data["verdict"])
@@ -105,9 +108,10 @@ def parse_folder(artifacts_dir: str | Path) -> list[RunRecord]:
 
 
 def parse_plan(plan: dict[str, Any]) -> list[RunRecord]:
-    """The planned runs, whether or not they wrote anything: a run that never started is a result too. Compliance
-    runs are no results of their own: the submission step verifies them (include/submission/)."""
-    return parse([(r["branch"], Path(r["output_dir"])) for r in plan["runs"] if not r.get("compliance_test")])
+    """Every planned test of every SUT process, whether or not it wrote anything: a test that never ran is a result
+    too. Compliance tests are no results of their own: the submission step verifies them (include/submission/)."""
+    return parse([(r["branch"], Path(t["output_dir"])) for r in plan["runs"] for t in r["tests"]
+                  if not t["compliance_test"]])
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -164,7 +168,8 @@ def analyse(records: list[RunRecord], *, run_id: str, history_url: str | None,
             threshold_pct: float = DEFAULT_THRESHOLD_PCT, model_dir: str | None = None,
             dataset_path: str | None = None, profile: str | None = None, notes: list[str] | None = None,
             logical_date: datetime | str | None = None) -> Analysis:
-    """Scaling, plausibility, regressions against comparable earlier runs, and the run's one Verdict."""
+    """Scaling, plausibility, the GPU time budget, regressions against comparable earlier runs, and the run's one
+    Verdict."""
     when = _as_datetime(logical_date) or own_start(records) or datetime.now(timezone.utc)
     checks = plausibility_checks(records, model_dir, dataset_path)
     # The comparability keys come from the verdict; regressions need them, and the verdict counts regressions.
@@ -185,7 +190,8 @@ def analyse(records: list[RunRecord], *, run_id: str, history_url: str | None,
                                                      for g in regressions])
     return Analysis(run_id=run_id, created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     threshold_pct=float(threshold_pct), scaling=scaling_efficiency(records),
-                    plausibility=[c for c in checks.values() if c is not None], regressions=regressions,
+                    plausibility=[c for c in checks.values() if c is not None],
+                    gpu_time=gpu_time_budget(with_compliance_runs(records)), regressions=regressions,
                     verdict=verdict, notes=notes, history=history, records=records)
 
 

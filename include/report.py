@@ -183,6 +183,40 @@ def _plausibility_rows(analysis: "Analysis") -> list[dict[str, Any]]:
              "implausible": p.implausible, "explanation": p.explanation} for p in analysis.plausibility]
 
 
+def seconds(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:,.1f}"
+
+
+_GPU_TIME_EXPLANATION = (
+    "One row per SUT process (one engine): start-up = process start to engine ready (imports, weights, CUDA graphs, "
+    "warm-up); timed = the sum of its LoadGen tests' durations; other = the rest (between tests, writing logs); "
+    "teardown = the last test's end to the stop after the engine's shutdown; share = timed / wall. The total counts "
+    "only the processes with a complete clock: an unknown one is neither 0% nor 100%.")
+
+
+def _gpu_time(analysis: "Analysis") -> dict[str, Any]:
+    """The budget's one line (the total share against the goal), its table per process and what it cannot see."""
+    budget = analysis.gpu_time
+    goal = f"goal >= {100 * budget.goal:.0f}%"
+    unknown = budget.unknown_processes
+    if budget.share is None:
+        why = (f"none of the {unknown} SUT process(es) has a complete clock" if unknown
+               else "no SUT process held a GPU in these runs")
+        line = f"GPU time budget: unknown ({why}; {goal})"
+    else:
+        line = (f"GPU time budget: {pct(budget.share)} of {budget.wall_s:,.0f} s of GPU time inside LoadGen's timed "
+                f"tests ({goal}: {'met' if budget.meets_goal else 'not met'})")
+        if unknown:
+            line += f"; {unknown} process(es) with an unknown clock not counted"
+    rows = [{"node": p.node, "branch": p.branch, "tests": ", ".join(p.tests), "startup": seconds(p.startup_s),
+             "timed": seconds(p.timed_s), "other": seconds(p.other_s), "teardown": seconds(p.teardown_s),
+             "wall": seconds(p.wall_s), "share": "unknown" if p.share is None else pct(p.share),
+             "below_goal": p.share is not None and p.share < budget.goal, "unknown": p.unknown or ""}
+            for p in budget.processes]
+    return {"line": line, "met": budget.meets_goal, "processes": rows, "not_covered": list(budget.not_covered),
+            "explanation": _GPU_TIME_EXPLANATION}
+
+
 def _regression_rows(analysis: "Analysis") -> list[dict[str, Any]]:
     return [{"metric": g.metric, "node": g.node, "scenario": g.scenario, "branch": g.branch,
              "current": ms(g.current) + " ms" if g.metric.endswith("_ns") else num(g.current, 2),
@@ -229,6 +263,7 @@ def context(analysis: "Analysis", chart_paths: dict[str, Path], produced: list[P
         "accuracy": _accuracy_rows(records, verdicts),
         "scaling": _scaling_rows(analysis),
         "plausibility": _plausibility_rows(analysis),
+        "gpu_time": _gpu_time(analysis),
         "regressions": _regression_rows(analysis),
         "regression_notes": list(analysis.notes),
         "charts": {name: path.name for name, path in chart_paths.items()},

@@ -29,7 +29,8 @@ def make_record(node: str = "gpu-a", scenario: str = "Offline", branch: str = "s
                 loadgen_settings: dict[str, Any] | None = None, shard: dict | None = None,
                 ttft_ms: tuple[float, float] = (220.0, 1900.0), tpot_ms: tuple[float, float] = (23.0, 25.0),
                 accuracy: AccuracyResult | None = None, run_id: str = "run-1", label: str | None = None,
-                config_hash: str = "a" * 64) -> RunRecord:
+                config_hash: str = "a" * 64, process: dict[str, Any] | None = None,
+                test_dir: str | None = None) -> RunRecord:
     if output_tokens is None:
         output_tokens = samples * 128
     if duration_s is None:
@@ -37,7 +38,7 @@ def make_record(node: str = "gpu-a", scenario: str = "Offline", branch: str = "s
     start = T0 + timedelta(seconds=start_offset_s)
     end = start + timedelta(seconds=duration_s)
     label = label or node
-    run_dir = f"/artifacts/{run_id}/{branch}/{label}/{scenario}/{mode}"
+    run_dir = f"/artifacts/{run_id}/{branch}/{label}/{scenario}/{test_dir or mode}"
     settings = {"min_duration": 600000, "min_query_count": 13368, **(loadgen_settings or {})}
     result = {
         "schema_version": 1, "status": status, "error": error, "scenario": scenario, "mode": mode, "node": node,
@@ -60,6 +61,7 @@ def make_record(node: str = "gpu-a", scenario: str = "Offline", branch: str = "s
         "counts": {"queries_issued": samples, "samples_completed": samples, "output_tokens": output_tokens},
         "endpoints": endpoints or [], "shard": shard, "accuracy_meaningful": load_format != "dummy",
         "files": ["mlperf_log_summary.txt", "mlperf_log_detail.txt", "result.json"],
+        **({"process": process} if process else {}),
     }
     loadgen = None
     if status == "completed":

@@ -1,0 +1,187 @@
+"""GPU time budget: how much of the time the SUT processes held their GPU went to LoadGen's timed tests.
+
+Each SUT process (one engine, backend "vllm") stamps its clock into every result.json it writes (`process`: start,
+engine ready, stopped after the engine's shutdown; sut_image/mlperf_sut/process_clock.py). Its wall time, start to
+stop, splits into start-up (start -> engine ready: imports, weights, CUDA graphs, warm-up), timed (the sum of its
+LoadGen tests' durations), teardown (the last test's end -> stop) and other (the rest: between tests, writing logs).
+The share is timed / wall; the run's total is the sum of timed over the sum of wall of the processes whose clock is
+complete. A process whose clock is incomplete (a result written before the SUT recorded it, or a process killed
+before it stopped) is listed as unknown and left out of the total: it is neither 0% nor 100%.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from include import run_artifacts
+from include.mlperf_rules import COMPLIANCE_TESTS
+from include.records import RunRecord
+from include.scaling import parse_utc, scenario_key
+
+# Issue 17 part 6: a nightly plan on one GPU should spend at least this share of its GPU time in LoadGen's timed tests.
+GOAL_SHARE = 0.80
+IN_PROCESS_BACKEND = "vllm"        # the SUT backend whose process holds the GPU (an engine in the process)
+# What no result.json can tell, whatever the runs: said in every budget.
+OUTSIDE_PROCESSES = ("time outside the SUT processes (pod scheduling, image pull, a GPU idle between two pods) is "
+                     "not measured")
+
+
+@dataclass(frozen=True)
+class ProcessBudget:
+    """One SUT process's wall time split into start-up, LoadGen's timed tests, other and teardown (seconds)."""
+
+    process_id: str | None         # None: results written before the SUT recorded its clock (one row per run)
+    node: str
+    branch: str
+    tests: list[str]               # "Offline performance", "Offline accuracy", "Offline TEST06", in run order
+    startup_s: float | None        # process start -> engine ready
+    timed_s: float | None          # sum of its tests' LoadGen durations
+    other_s: float | None          # wall - start-up - timed - teardown
+    teardown_s: float | None       # last test's end -> stopped (after the engine's shutdown)
+    wall_s: float | None           # process start -> stopped
+    share: float | None            # timed / wall; None when either is unknown
+    unknown: str | None            # why part of the clock is unknown; None when it is complete
+
+    @property
+    def complete(self) -> bool:
+        return self.share is not None
+
+
+@dataclass(frozen=True)
+class GpuTimeBudget:
+    """The GPU time budget of one pipeline run: per process, and the total over processes with a complete clock."""
+
+    processes: list[ProcessBudget]
+    timed_s: float | None          # sum over the complete processes; None when none is complete
+    wall_s: float | None
+    share: float | None            # timed_s / wall_s: None ("unknown") when no process has a complete clock
+    goal: float
+    not_covered: list[str]         # GPU time this budget cannot see, and why
+
+    @property
+    def meets_goal(self) -> bool | None:
+        return None if self.share is None else self.share >= self.goal
+
+    @property
+    def unknown_processes(self) -> int:
+        return sum(1 for p in self.processes if not p.complete)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GpuTimeBudget":
+        return cls(**{**data, "processes": [ProcessBudget(**p) for p in data["processes"]]})
+
+
+def _test_name(record: RunRecord) -> str:
+    folder = Path(record.run_dir).name
+    return f"{record.scenario} {folder if folder in COMPLIANCE_TESTS else record.mode}"
+
+
+def _duration(record: RunRecord) -> float | None:
+    timing = record.sut.timing
+    if timing.duration_s is not None:
+        return timing.duration_s
+    start, end = parse_utc(timing.start_utc), parse_utc(timing.end_utc)
+    return (end - start).total_seconds() if start and end else None
+
+
+def _end(record: RunRecord) -> datetime | None:
+    timing = record.sut.timing
+    end = parse_utc(timing.end_utc)
+    start, duration = parse_utc(timing.start_utc), timing.duration_s
+    if end is None and start is not None and duration is not None:
+        return datetime.fromtimestamp(start.timestamp() + duration, start.tzinfo)
+    return end
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start and end else None
+
+
+def _clock_field(tests: list[RunRecord], name: str) -> str | None:
+    """One field of the process's clock: every result.json of the process carries it, the later ones (rewritten at
+    the stop) possibly more than the earlier; the first value given is taken."""
+    return next((getattr(r.sut.process, name) for r in tests if r.sut.process and getattr(r.sut.process, name)), None)
+
+
+def _process(process_id: str | None, tests: list[RunRecord]) -> ProcessBudget:
+    tests = sorted(tests, key=lambda r: (r.sut.timing.start_utc or "", scenario_key(r.scenario), r.run_dir))
+    durations = [_duration(r) for r in tests]
+    timed = sum(durations) if all(d is not None for d in durations) else None
+    names = [_test_name(r) for r in tests]
+    first = tests[0]
+    reasons = []
+    start = ready = stopped = None
+    if process_id is None:
+        reasons.append("no process clock in result.json (written before the SUT recorded it)")
+    else:
+        start = parse_utc(_clock_field(tests, "start_utc"))
+        ready = parse_utc(_clock_field(tests, "engine_ready_utc"))
+        stopped = parse_utc(_clock_field(tests, "stopped_utc"))
+        if stopped is None:
+            reasons.append("not stopped cleanly (stopped_utc null: killed, or still running)")
+        if ready is None:
+            reasons.append("the engine never reported ready")
+    if timed is None:
+        reasons.append("no timed duration for " + ", ".join(n for n, d in zip(names, durations) if d is None))
+    ends = [_end(r) for r in tests]
+    last_end = max(ends) if ends and all(ends) else None
+    startup = _seconds(start, ready)
+    teardown = _seconds(last_end, stopped)
+    wall = _seconds(start, stopped)
+    parts = [startup, timed, teardown]
+    other = wall - sum(parts) if wall is not None and all(p is not None for p in parts) else None
+    share = timed / wall if timed is not None and wall else None
+    return ProcessBudget(process_id=process_id, node=first.sut.node, branch=first.branch, tests=names,
+                         startup_s=startup, timed_s=timed, other_s=other, teardown_s=teardown, wall_s=wall,
+                         share=share, unknown="; ".join(reasons) or None)
+
+
+def _names(records: list[RunRecord]) -> str:
+    return ", ".join(f"{r.branch} {r.node} {_test_name(r)}" for r in records)
+
+
+def gpu_time_budget(records: list[RunRecord], goal: float = GOAL_SHARE) -> GpuTimeBudget:
+    """The budget over every in-process SUT run of `records` (compliance runs included: `with_compliance_runs`)."""
+    in_process = [r for r in records if r.sut is not None and r.sut.backend == IN_PROCESS_BACKEND]
+    groups: dict[str, list[RunRecord]] = {}
+    for r in in_process:   # a run without a clock is a process of its own: it cannot be joined to any other
+        groups.setdefault(r.sut.process.id if r.sut.process else f"no clock: {r.run_dir}", []).append(r)
+    processes = [_process(key if tests[0].sut.process else None, tests) for key, tests in groups.items()]
+    processes.sort(key=lambda p: (p.branch != "single", p.node, p.process_id is None))
+    complete = [p for p in processes if p.complete]
+    timed = sum(p.timed_s for p in complete) if complete else None
+    wall = sum(p.wall_s for p in complete) if complete else None
+    not_covered = []
+    coordinated = [r for r in records if r.sut is not None and r.sut.backend != IN_PROCESS_BACKEND]
+    if coordinated:
+        not_covered.append(f"coordinated runs ({_names(coordinated)}): LoadGen's driver (backend "
+                           f"{coordinated[0].sut.backend}) holds no GPU, and the vLLM servers that do write no "
+                           "result.json, so their GPU time is not covered")
+    no_result = [r for r in records if r.sut is None]
+    if no_result:
+        not_covered.append(f"runs without a result.json ({_names(no_result)}): no process clock to read")
+    not_covered.append(OUTSIDE_PROCESSES)
+    return GpuTimeBudget(processes=processes, timed_s=timed, wall_s=wall, share=timed / wall if wall else None,
+                         goal=goal, not_covered=not_covered)
+
+
+def with_compliance_runs(records: list[RunRecord]) -> list[RunRecord]:
+    """`records` and the compliance runs beside them (<scenario>/TEST06/): the pipeline's records leave those out (the
+    submission step verifies them), but their LoadGen tests ran in the same processes and count as timed."""
+    seen = {Path(r.run_dir) for r in records}
+    extra = []
+    for r in records:
+        if r.sut is None or r.sut.backend != IN_PROCESS_BACKEND:
+            continue
+        for test in COMPLIANCE_TESTS:
+            folder = Path(r.run_dir).parent / test
+            if folder not in seen and (folder / run_artifacts.RESULT_FILE).is_file():
+                seen.add(folder)
+                extra.append(run_artifacts.read_run(folder, r.branch))
+    return list(records) + extra
