@@ -1,4 +1,4 @@
-"""Command line: `run` (one LoadGen test), `search-qps`, `build-tiny-model`, `build-dataset`, and the hook for `serve`.
+"""Command line: `run` (LoadGen tests on one engine), `search-qps`, `build-tiny-model`, `build-dataset`, and the hook for `serve`.
 
 Exit codes (also in --help): 0 the run completed (VALID or INVALID alike: judging validity is the pipeline's job);
 1 runtime failure, worth retrying (the engine or an endpoint failed or died; result.json says "failed" and why);
@@ -18,8 +18,9 @@ from mlperf_sut.settings import COMPLIANCE_TESTS, Mode, Scenario
 
 EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
 EXIT_CODES = """exit codes:
-  0  the run completed, VALID or INVALID alike (result.json and LoadGen's summary say which)
-  1  runtime failure, worth retrying: the engine or an endpoint failed or died (result.json: "failed", why)
+  0  the run completed, VALID or INVALID alike (result.json and LoadGen's summary say which); with --also: every test
+  1  runtime failure, worth retrying: the engine or an endpoint failed or died (result.json: "failed", why); with
+     --also the failed test's result.json says so and the later tests are not run
   2  bad input, not retryable until fixed: a flag, file, path, permission or device problem
 failures print one line on stderr naming the problem and where to look; --debug adds the traceback"""
 
@@ -57,9 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_run(commands) -> None:
-    run = commands.add_parser("run", help="run one LoadGen test and write its logs and result.json",
+    run = commands.add_parser("run", help="run a LoadGen test (and --also more on the same engine), writing each "
+                                          "one's logs and result.json", description=RUN_DESCRIPTION,
                               epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_arguments(run, with_scenario=True)
+    run.add_argument("--also", action="append", default=[], metavar="TEST=OUTPUT_DIR",
+                     help=f"after the main test, run TEST ({', '.join(also_tests())}) of the same scenario on the same "
+                          "started engine into OUTPUT_DIR (its own LoadGen logs and result.json); repeatable, in order")
+
+
+RUN_DESCRIPTION = """Run one LoadGen test (--scenario, --mode, --compliance-test) into --output-dir; each --also runs
+one more test of the same scenario, in order, on the engine already started (start-up is paid once: weights, CUDA
+graphs, warm-up take minutes on a GPU). Every input, --also included, is checked before the engine starts. A test
+that fails ends the process: the engine's state is unknown, so the later tests are not run."""
+
+
+def also_tests() -> list[str]:
+    """What --also accepts: a mode, or a compliance test (a performance run with LoadGen's audit.config)."""
+    return [*(m.label for m in Mode), *COMPLIANCE_TESTS]
 
 
 def _add_run_arguments(run: argparse.ArgumentParser, with_scenario: bool) -> None:

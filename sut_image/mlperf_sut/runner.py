@@ -1,4 +1,5 @@
-"""`run`: check every input, start the backend, run LoadGen, write result.json (also when the run fails)."""
+"""`run`: check every input, start the backend, run LoadGen for each test on it, write each test's result.json (also
+when the test fails)."""
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,8 @@ from mlperf_sut.errors import InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.process_clock import ProcessClock
 from mlperf_sut.qsl import QuerySampleLibrary, Shard
-from mlperf_sut.settings import (AUDIT_CONFIG, MLPERF_CONF, TEST06_AUDIT_CONFIG, Mode, Override, Scenario,
-                                 build_settings, check_user_conf, default_user_conf, embedded_mlperf_conf)
+from mlperf_sut.settings import (AUDIT_CONFIG, COMPLIANCE_TESTS, MLPERF_CONF, TEST06_AUDIT_CONFIG, Mode, Override,
+                                 Scenario, build_settings, check_user_conf, default_user_conf, embedded_mlperf_conf)
 
 EFFECTIVE_USER_CONF = "user.conf"
 
@@ -37,14 +38,41 @@ class Endpoint:
         return cls(url.rstrip("/"), node)
 
 
+@dataclass(frozen=True, slots=True)
+class Test:
+    """One LoadGen test of a `run`: the main one (--mode, --compliance-test, --output-dir) or an `--also`."""
+
+    mode: Mode
+    compliance_test: str | None          # a compliance test: a performance run under LoadGen's audit.config
+    output_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.compliance_test or self.mode.label
+
+    @classmethod
+    def parse_also(cls, text: str) -> Test:
+        """`--also TEST=OUTPUT_DIR`."""
+        from mlperf_sut.cli import also_tests
+
+        name, sep, out = text.partition("=")
+        if not sep or not out or name not in also_tests():
+            raise InputError(f"--also {text!r}: expected TEST=OUTPUT_DIR with TEST one of {', '.join(also_tests())} "
+                             "(e.g. --also accuracy=/artifacts/run/Offline/accuracy)")
+        if name in COMPLIANCE_TESTS:
+            return cls(Mode.PERFORMANCE, name, Path(out))
+        return cls(Mode.parse(name), None, Path(out))
+
+
 @dataclass
 class Job:
     """Everything `run` checks before an engine starts. One started backend can serve several LoadGen tests (the
-    QPS search, the GPU benchmarks), each measured by `measure` into its own output directory."""
+    tests of one `run`, the QPS search, the GPU benchmarks), each measured by `measure` into its own output
+    directory."""
 
     args: argparse.Namespace
     scenario: Scenario
-    mode: Mode
+    tests: list[Test]                      # the main test first, then each --also in order
     qsl: QuerySampleLibrary
     backend: Backend
     options: EngineOptions | None          # None for the http backend
@@ -55,13 +83,29 @@ class Job:
     clock: ProcessClock = field(default_factory=ProcessClock)
     written: list = field(default_factory=list)     # (RunResult, output_dir) of every test: finish() stamps the stop
 
+    @property
+    def mode(self) -> Mode:
+        """The main test's mode: what `measure` runs unless told otherwise."""
+        return self.tests[0].mode
+
 
 def prepare(args: argparse.Namespace) -> Job:
-    """Check every input (InputError, exit 2) and build the backend, without starting it."""
+    """Check every input (InputError, exit 2), those of every --also test included, and build the backend, without
+    starting it."""
     scenario, mode = Scenario.parse(args.scenario), Mode.parse(args.mode)
     if getattr(args, "compliance_test", None) and mode is not Mode.PERFORMANCE:
         raise InputError(f"--compliance-test {args.compliance_test} is a performance run: give --mode performance")
+    tests = [Test(mode, getattr(args, "compliance_test", None), args.output_dir),
+             *(Test.parse_also(text) for text in getattr(args, "also", []))]
     writable_dir(args.output_dir, "--output-dir")
+    owner = {args.output_dir.resolve(): "--output-dir"}
+    for test in tests[1:]:
+        flag = f"--also {test.name}={test.output_dir}"
+        writable_dir(test.output_dir, f"--also {test.name}")
+        if test.output_dir.resolve() in owner:
+            raise InputError(f"{flag}: that directory is already the output of {owner[test.output_dir.resolve()]}; "
+                             "give each test its own directory")
+        owner[test.output_dir.resolve()] = flag
     overrides = [Override.parse(text) for text in args.override]
     user_conf = args.user_conf or default_user_conf()
     check_user_conf(user_conf)
@@ -70,15 +114,26 @@ def prepare(args: argparse.Namespace) -> Job:
     endpoints = [Endpoint.parse(text, args.node) for text in args.endpoint]
     # LoadGen's settings (and the schedule they make) are checked before vLLM is imported: bad input stays one line.
     with tempfile.TemporaryDirectory() as scratch:
-        build_settings(scenario, mode, user_conf, overrides, len(qsl), Path(scratch, EFFECTIVE_USER_CONF))
+        for test_mode in dict.fromkeys(t.mode for t in tests):
+            build_settings(scenario, test_mode, user_conf, overrides, len(qsl), Path(scratch, EFFECTIVE_USER_CONF))
     backend, options = _backend(args, scenario, endpoints)
-    return Job(args, scenario, mode, qsl, backend, options, user_conf, overrides, endpoints, shard)
+    return Job(args, scenario, tests, qsl, backend, options, user_conf, overrides, endpoints, shard)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Every test of the job in order on one started backend; the first failure ends it (the engine may be gone)."""
+    from mlperf_sut.cli import EXIT_OK
+
     job = prepare(args)
     try:
-        return measure(job, args.output_dir)
+        for index, test in enumerate(job.tests):
+            code = measure(job, test.output_dir, mode=test.mode, compliance_test=test.compliance_test)
+            if code != EXIT_OK:
+                if rest := job.tests[index + 1:]:
+                    print(f"note: not run after {test.name} failed: "
+                          f"{', '.join(f'{t.name} ({t.output_dir})' for t in rest)}", flush=True)
+                return code
+        return EXIT_OK
     finally:
         finish(job)
 
@@ -95,33 +150,35 @@ def finish(job: Job) -> None:
             result.write(output_dir)
 
 
-def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_overrides: Sequence[str] = ()) -> int:
+def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_overrides: Sequence[str] = (), *,
+            mode: Mode | None = None, compliance_test: str | None = None) -> int:
     """One LoadGen test into `output_dir` with the job's backend (started here, or reused if already started);
-    writes result.json whatever happens. 0 completed, 1 runtime failure."""
+    writes result.json whatever happens. 0 completed, 1 runtime failure. `mode`: the job's main mode unless given;
+    `compliance_test`: LoadGen's audit.config of that test over the settings (none unless given)."""
     from mlperf_sut.accelerator import detect, host
     from mlperf_sut.cli import EXIT_OK, EXIT_RUNTIME, print_failure
     from mlperf_sut.harness import Harness
     from mlperf_sut.progress import Progress
     from mlperf_sut.result import RunResult
 
-    args, scenario = job.args, scenario or job.scenario
+    args, scenario, mode = job.args, scenario or job.scenario, mode or job.mode
     writable_dir(output_dir, "--output-dir")
     overrides = [*job.overrides, *(Override.parse(text) for text in extra_overrides)]
-    settings = build_settings(scenario, job.mode, job.user_conf, overrides, len(job.qsl),
+    settings = build_settings(scenario, mode, job.user_conf, overrides, len(job.qsl),
                               output_dir / EFFECTIVE_USER_CONF)
     for note in settings.notes:
         print(f"note: {note}", flush=True)
     (output_dir / MLPERF_CONF).write_text(embedded_mlperf_conf())     # kept with user.conf, as a submission needs
     audit = output_dir / AUDIT_CONFIG
-    if getattr(args, "compliance_test", None):
+    if compliance_test:
         audit.write_text(TEST06_AUDIT_CONFIG)
-        print(f"note: compliance test {args.compliance_test}: LoadGen applies {audit} over these settings", flush=True)
+        print(f"note: compliance test {compliance_test}: LoadGen applies {audit} over these settings", flush=True)
     dummy = job.options is not None and job.options.dummy_weights
-    if dummy and job.mode is Mode.ACCURACY:
+    if dummy and mode is Mode.ACCURACY:
         print("note: load_format=dummy (random weights): this accuracy run's outputs are not meaningful", flush=True)
 
     result = RunResult(
-        scenario=scenario.label, mode=job.mode.label, node=args.node, backend=args.backend,
+        scenario=scenario.label, mode=mode.label, node=args.node, backend=args.backend,
         model={"path": str(args.model), "name": args.model.name,
                "load_format": job.options.load_format if job.options else "remote"},
         dataset={"path": str(args.dataset), "total_sample_count": len(job.qsl),
