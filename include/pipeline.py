@@ -108,9 +108,10 @@ def parse_folder(artifacts_dir: str | Path) -> list[RunRecord]:
 
 
 def parse_plan(plan: dict[str, Any]) -> list[RunRecord]:
-    """The planned runs, whether or not they wrote anything: a run that never started is a result too. Compliance
-    runs are no results of their own: the submission step verifies them (include/submission/)."""
-    return parse([(r["branch"], Path(r["output_dir"])) for r in plan["runs"] if not r.get("compliance_test")])
+    """Every planned test of every SUT process, whether or not it wrote anything: a test that never ran is a result
+    too. Compliance tests are no results of their own: the submission step verifies them (include/submission/)."""
+    return parse([(r["branch"], Path(t["output_dir"])) for r in plan["runs"] for t in r["tests"]
+                  if not t["compliance_test"]])
 
 
 # ------------------------------------------------------------------------------------------------------------------

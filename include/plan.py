@@ -11,7 +11,8 @@ Three layers of checks, all before any pod starts:
 * `make_plan(...)`: the checks that need more than one field or a file (sample count <= data set size, overrides
   that contradict another param, ...). A failure raises PlanError whose message starts with the param's name.
 
-Output directories follow ARCHITECTURE.md: <artifacts>/<run_id>/<branch>/<node_label>/<scenario>/<mode>/.
+Output directories follow ARCHITECTURE.md: <artifacts>/<run_id>/<branch>/<node_label>/<scenario>/<mode or test>/;
+a single-GPU run is one SUT process (one engine) per node and scenario, running that scenario's tests in turn.
 """
 from __future__ import annotations
 
@@ -150,22 +151,41 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
 
 
 @dataclass(frozen=True)
+class PlannedTest:
+    """One LoadGen test of a SUT run, into its own output directory <scenario>/<mode or compliance test>/."""
+
+    mode: str
+    compliance_test: str | None          # a compliance test (performance mode under LoadGen's audit.config)
+    output_dir: str
+
+    @property
+    def name(self) -> str:
+        return self.compliance_test or self.mode
+
+
+# The most tests one SUT process runs: performance, accuracy and every compliance test of one scenario (the runners'
+# task timeouts, fixed when the DAG is parsed, must cover the longest).
+MAX_TESTS_PER_RUN = 2 + len(COMPLIANCE_TESTS)
+
+
+@dataclass(frozen=True)
 class RunSpec:
-    """One SUT run: `python -m mlperf_sut <arguments>` on `node`, writing into `output_dir`."""
+    """One SUT process: `python -m mlperf_sut <arguments>` on `node`, running `tests` in order on one engine (the
+    first into `output_dir`, the others through `--also`): an engine start (weights, CUDA graphs, warm-up) costs
+    minutes of GPU time, paid once per node and scenario instead of once per test."""
 
     branch: str                  # single | distributed
     label: str                   # node, or "coordinated"
     nodes: list[str]             # nodes whose GPUs it uses
     scenario: str
-    mode: str
-    output_dir: str
+    output_dir: str              # the first test's
     arguments: list[str]
-    timeout_s: int
-    compliance_test: str | None = None     # a compliance run (performance mode) into <scenario>/<test>/
+    timeout_s: int               # the deployment's run timeout per test
+    tests: list[PlannedTest]
 
     @property
     def name(self) -> str:
-        return f"{self.branch}/{self.label}/{self.scenario}/{self.compliance_test or self.mode}"
+        return f"{self.branch}/{self.label}/{self.scenario}/{'+'.join(t.name for t in self.tests)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "name": self.name}
@@ -375,40 +395,44 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
     run_dir = Path(dep.artifacts_dir, run_slug(run_id))
     engine = engine_args(p, dep.load_format)
 
-    def spec(branch: str, label: str, run_nodes: list[str], scenario: str, mode: str, model: str,
-             extra: list[str], compliance_test: str | None = None) -> RunSpec:
-        out = run_dir / branch / label / scenario / (compliance_test or mode)
-        args = ["run", "--scenario", scenario, "--mode", mode, "--model", model, "--dataset", p["dataset_path"],
-                "--output-dir", str(out), "--total-sample-count", str(p["total_sample_count"]),
-                *(["--compliance-test", compliance_test] if compliance_test else []), *extra, *_overrides(p, scenario)]
-        return RunSpec(branch, label, run_nodes, scenario, mode, str(out), args, dep.run_timeout_s, compliance_test)
+    def spec(branch: str, label: str, run_nodes: list[str], scenario: str, model: str, extra: list[str],
+             tests: list[tuple[str, str | None]]) -> RunSpec:
+        """One SUT process running `tests` ((mode, compliance test) pairs) of one scenario in order."""
+        planned = [PlannedTest(mode, test, str(run_dir / branch / label / scenario / (test or mode)))
+                   for mode, test in tests]
+        first = planned[0]
+        also = [arg for t in planned[1:] for arg in ("--also", f"{t.name}={t.output_dir}")]
+        args = ["run", "--scenario", scenario, "--mode", first.mode, "--model", model, "--dataset", p["dataset_path"],
+                "--output-dir", first.output_dir, "--total-sample-count", str(p["total_sample_count"]),
+                *(["--compliance-test", first.compliance_test] if first.compliance_test else []), *also, *extra,
+                *_overrides(p, scenario)]
+        return RunSpec(branch, label, run_nodes, scenario, first.output_dir, args,
+                       dep.run_timeout_s * len(planned), planned)
 
     def model_of(node: str) -> str:
         return p["node_overrides"].get(node, {}).get("model_path", p["model_path"])
 
     runs: list[RunSpec] = []
     for node in nodes:
-        for mode in modes:
-            scenarios = p["scenarios"] if mode == "performance" else [
-                s for s in p["scenarios"] if s in p["accuracy_scenarios"]]
-            for scenario in scenarios:
-                runs.append(spec("single", node, [node], scenario, mode, model_of(node),
-                                 ["--node", node, "--backend", "vllm", *engine]))
-        for test in p["compliance_tests"]:         # after the node's results: a separate LoadGen test each
-            for scenario in p["scenarios"]:
-                runs.append(spec("single", node, [node], scenario, "performance", model_of(node),
-                                 ["--node", node, "--backend", "vllm", *engine], compliance_test=test))
+        for scenario in p["scenarios"]:
+            # One engine per node and scenario: performance, accuracy (where asked), then the compliance tests.
+            tests: list[tuple[str, str | None]] = [
+                (mode, None) for mode in modes if mode == "performance" or scenario in p["accuracy_scenarios"]]
+            tests += [("performance", test) for test in p["compliance_tests"]]
+            if tests:
+                runs.append(spec("single", node, [node], scenario, model_of(node),
+                                 ["--node", node, "--backend", "vllm", *engine], tests))
     if distributed == "coordinated":
         for scenario in p["distributed_scenarios"]:
             # --endpoint NODE=URL pairs are appended when the servers exist (runners.start_servers).
-            runs.append(spec("distributed", "coordinated", nodes, scenario, "performance", p["model_path"],
-                             ["--node", "coordinator", "--backend", "http"]))
+            runs.append(spec("distributed", "coordinated", nodes, scenario, p["model_path"],
+                             ["--node", "coordinator", "--backend", "http"], [("performance", None)]))
     elif distributed == "sharded":
         for scenario in p["distributed_scenarios"]:
             for index, node in enumerate(nodes):
-                runs.append(spec("distributed", node, [node], scenario, "performance", model_of(node),
+                runs.append(spec("distributed", node, [node], scenario, model_of(node),
                                  ["--node", node, "--backend", "vllm", "--shard-index", str(index),
-                                  "--shard-count", str(len(nodes)), *engine]))
+                                  "--shard-count", str(len(nodes)), *engine], [("performance", None)]))
     return BenchmarkPlan(
         run_id=run_id, run_dir=str(run_dir), profile=dep.profile, compliant=compliant, notes=notes, nodes=nodes,
         distributed=distributed, model_path=p["model_path"], dataset_path=p["dataset_path"],

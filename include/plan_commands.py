@@ -118,8 +118,8 @@ def _run_line(cmds: Commands, run: RunSpec, extra_args: list[str] | None = None)
     cmd = shlex.join(local.sut_command(spec, cmds.sut_python))
     log_path = local.sut_log_path(spec)
     env = _env_prefix(local.gpu_env(spec, cmds.gpus))
-    out = shlex.quote(run.output_dir)
-    return (f"sut_run {shlex.quote(run.name)} {out} {shlex.quote(str(log_path))} {run.timeout_s} "
+    outs = " ".join(shlex.quote(t.output_dir) for t in run.tests)
+    return (f"sut_run {shlex.quote(run.name)} {shlex.quote(str(log_path))} {run.timeout_s} {len(run.tests)} {outs} "
             f"env {env}{cmd}")
 
 
@@ -137,9 +137,9 @@ def script(cmds: Commands) -> str:
         *[f"# note: {note}" for note in dict.fromkeys(n for p in cmds.plans for n in p.notes)],
         "set -uo pipefail",
         "failed=0",
-        "sut_run() {   # NAME OUTPUT_DIR LOG TIMEOUT_S COMMAND...: the local runner's run_spec in bash",
-        "  local name=$1 out=$2 log=$3 t=$4; shift 4",
-        '  rm -rf "$out"; mkdir -p "$out"',
+        "sut_run() {   # NAME LOG TIMEOUT_S N OUTPUT_DIR...(N, one per test) COMMAND...: the local runner's run_spec",
+        "  local name=$1 log=$2 t=$3 n=$4 out; shift 4",
+        '  for out in "${@:1:n}"; do rm -rf "$out"; mkdir -p "$out"; done; shift "$n"',
         '  echo "=== $(date -u +%H:%M:%S) start $name"',
         '  timeout -k 10 "$t" "$@" >"$log" 2>&1   # timeout signals its whole process group (the engine core too)',
         "  local rc=$?",

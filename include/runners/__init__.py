@@ -1,7 +1,8 @@
 """Runners: how a planned SUT run becomes a process, chosen at deploy time (MLPERF_RUNNER).
 
-* kubernetes: a pod per run from the project's one pod factory (`runners.kubernetes.sut_pod_partial`); the
-  coordinated branch's vLLM servers are pods + Services (`create_vllm_servers` / `delete_vllm_servers`).
+* kubernetes: a pod per planned run (a node's tests of one scenario on one engine) from the project's one pod
+  factory (`runners.kubernetes.sut_pod_partial`); the coordinated branch's vLLM servers are pods + Services
+  (`create_vllm_servers` / `delete_vllm_servers`).
 * local: the same `python -m mlperf_sut` command as a process group of the SUT's venv (`runners.local`); the
   coordinated branch's servers are `serve` processes on 127.0.0.1.
 
@@ -48,7 +49,12 @@ def sut_runs(dep: Deployment, *, task_id: str, node: str | None, branch: str, ru
 
     `node=None` is the coordinated run's LoadGen driver: it holds no GPU, so no GPU pool (its servers do).
     """
-    run_timeout = timedelta(seconds=dep.run_timeout_s + TIMEOUT_MARGIN_S)
+    from include.plan import MAX_TESTS_PER_RUN
+
+    # A single-GPU run is one SUT process for all tests of a scenario (the plan's RunSpec.timeout_s is the
+    # deployment's run timeout per test); the timeout is fixed when the DAG is parsed, so it covers the most tests.
+    runner_timeout_s = dep.run_timeout_s * (MAX_TESTS_PER_RUN if branch == "single" else 1)
+    run_timeout = timedelta(seconds=runner_timeout_s + TIMEOUT_MARGIN_S)
     common = {**task_defaults(dep), "task_id": task_id, "execution_timeout": run_timeout,
               "pool": dep.pool(node) if node else "default_pool"}
     if dep.runner == "kubernetes":
@@ -56,7 +62,9 @@ def sut_runs(dep: Deployment, *, task_id: str, node: str | None, branch: str, ru
 
         from include.runners.kubernetes import sut_pod_partial
 
-        extra: dict[str, Any] = {"image": "{{ params.sut_image }}"}
+        # The pod's own deadline beyond Airflow's: it bounds the pod even if the worker died.
+        extra: dict[str, Any] = {"image": "{{ params.sut_image }}",
+                                 "active_deadline_seconds": runner_timeout_s + 2 * TIMEOUT_MARGIN_S}
         if node is None:          # the coordinator: any node, no GPU
             extra.update(affinity=None, container_resources=k8s.V1ResourceRequirements())
         return sut_pod_partial(node=node or dep.nodes[0], branch=branch, gpus=tensor_parallel_size,

@@ -88,10 +88,10 @@ def sut_command(spec: dict[str, Any], sut_python: str) -> list[str]:
 
 
 def sut_log_path(spec: dict[str, Any]) -> Path:
-    """The SUT's console log beside its run folder, named after it (performance, accuracy, TEST06): a compliance
-    run in performance mode never overwrites the performance run's log."""
-    out = Path(spec["output_dir"])
-    return out.parent / f"{out.name}.sut.log"
+    """The SUT process's console log beside its tests' folders, named after them (performance+accuracy+TEST06.sut.log):
+    a process that runs TEST06 alone never overwrites the log of one that ran performance."""
+    dirs = [Path(test["output_dir"]) for test in spec["tests"]]
+    return dirs[0].parent / f"{'+'.join(out.name for out in dirs)}.sut.log"
 
 
 def serve_command(sut_python: str, model_path: str, port: int, engine_args: list[str],
@@ -209,12 +209,15 @@ def run_command(cmd: list[str], *, log_path: Path, timeout_s: float, env: dict[s
 
 
 def run_spec(spec: dict[str, Any], sut_python: str) -> dict[str, Any]:
-    """One planned SUT run. The output directory starts empty, so a rerun never reports a stale result.json."""
-    out = Path(spec["output_dir"])
-    if out.exists():
-        import shutil
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    """One planned SUT process and its tests. Every test's output directory starts empty, so a rerun never reports a
+    stale result.json."""
+    import shutil
+
+    outs = [Path(test["output_dir"]) for test in spec["tests"]]
+    for out in outs:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
     log_path = sut_log_path(spec)
     cmd = sut_command(spec, sut_python)
     log.info("%s: %s", spec["name"], " ".join(cmd))
@@ -222,9 +225,20 @@ def run_spec(spec: dict[str, Any], sut_python: str) -> dict[str, Any]:
         run_command(cmd, log_path=log_path, timeout_s=spec["timeout_s"], env=sut_env(gpu_env(spec, gpu_map())),
                     name=spec["name"])
     except SutFailed as exc:    # the report must name the exit code and the log, not only the Airflow task log
-        write_runner_exit(out, exit_code=exc.returncode, log_path=str(log_path), reason=str(exc).split(". Log ")[0])
+        for out in outs:        # the test that failed, and those after it (never run); not those it completed
+            if not _completed(out):
+                write_runner_exit(out, exit_code=exc.returncode, log_path=str(log_path),
+                                  reason=str(exc).split(". Log ")[0])
         raise
     return {"run": spec["name"], "output_dir": spec["output_dir"], "log": str(log_path)}
+
+
+def _completed(out: Path) -> bool:
+    """The SUT wrote a completed result.json there (an earlier test of a process that failed later)."""
+    try:
+        return json.loads((out / "result.json").read_text(encoding="utf-8")).get("status") == "completed"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -143,10 +143,59 @@ def test_servers_are_stopped_when_one_fails_to_start(tmp_path):
 
 
 def test_a_compliance_runs_log_never_overwrites_the_performance_runs_log():
-    """TEST06 runs in performance mode into <scenario>/TEST06/: its console log is TEST06.sut.log beside it."""
+    """A SUT process's console log is named after its tests, beside their folders: a process of TEST06 alone (in
+    performance mode) never overwrites the log of one that ran performance first."""
     from include.runners.local import sut_log_path
 
     base = "/artifacts/r1/single/gpu-a/Offline"
-    performance = sut_log_path({"output_dir": f"{base}/performance", "mode": "performance"})
-    test06 = sut_log_path({"output_dir": f"{base}/TEST06", "mode": "performance"})
-    assert str(performance) == f"{base}/performance.sut.log" and str(test06) == f"{base}/TEST06.sut.log"
+    grouped = sut_log_path({"output_dir": f"{base}/performance", "tests": [
+        {"mode": "performance", "compliance_test": None, "output_dir": f"{base}/performance"},
+        {"mode": "accuracy", "compliance_test": None, "output_dir": f"{base}/accuracy"},
+        {"mode": "performance", "compliance_test": "TEST06", "output_dir": f"{base}/TEST06"}]})
+    test06 = sut_log_path({"output_dir": f"{base}/TEST06", "tests": [
+        {"mode": "performance", "compliance_test": "TEST06", "output_dir": f"{base}/TEST06"}]})
+    assert str(grouped) == f"{base}/performance+accuracy+TEST06.sut.log" and str(test06) == f"{base}/TEST06.sut.log"
+
+
+# A SUT process of three tests whose first completes and second fails: the engine may be gone, the third never runs.
+FAILS_AFTER_ITS_FIRST_TEST = textwrap.dedent("""
+    import json, os, sys
+    args = sys.argv[1:]
+    out = args[args.index("--output-dir") + 1]
+    assert not os.listdir(out), "the runner empties every test's folder first"
+    with open(os.path.join(out, "result.json"), "w") as f:
+        json.dump({"status": "completed"}, f)
+    print("error: run failed: accuracy: engine died", flush=True)
+    sys.exit(1)
+""")
+
+
+def test_a_failed_process_marks_its_unfinished_tests_failed_and_keeps_the_finished_one(tmp_path, monkeypatch):
+    from include.run_artifacts import RUNNER_EXIT_FILE, read_run
+
+    monkeypatch.delenv(local.GPUS_ENV, raising=False)
+    script = tmp_path / "fake_sut.py"
+    script.write_text(FAILS_AFTER_ITS_FIRST_TEST)
+    python = tmp_path / "python"          # the SUT interpreter: drops `-m mlperf_sut`, runs the stand-in
+    python.write_text(f'#!/bin/sh\nshift 2\nexec {sys.executable} {script} "$@"\n')
+    python.chmod(0o755)
+    base = tmp_path / "r1" / "single" / "gpu-a" / "Offline"
+    tests = [{"mode": "performance", "compliance_test": None, "output_dir": str(base / "performance")},
+             {"mode": "accuracy", "compliance_test": None, "output_dir": str(base / "accuracy")},
+             {"mode": "performance", "compliance_test": "TEST06", "output_dir": str(base / "TEST06")}]
+    for test in tests:                    # a previous try's leftovers
+        Path(test["output_dir"]).mkdir(parents=True)
+        (Path(test["output_dir"]) / "result.json").write_text('{"status": "completed"}')
+    spec = {"name": "single/gpu-a/Offline/performance+accuracy+TEST06", "label": "gpu-a", "nodes": ["gpu-a"],
+            "output_dir": str(base / "performance"), "timeout_s": 60, "tests": tests,
+            "arguments": ["run", "--output-dir", str(base / "performance"),
+                          "--also", f"accuracy={base / 'accuracy'}", "--also", f"TEST06={base / 'TEST06'}"]}
+    with pytest.raises(local.SutFailed, match="exit code 1"):
+        local.run_spec(spec, str(python))
+    assert not (base / "performance" / RUNNER_EXIT_FILE).exists()
+    assert read_run(base / "performance", "single").exit_code is None
+    for name in ("accuracy", "TEST06"):
+        assert not (base / name / "result.json").exists()        # the stale result went with the folder
+        record = read_run(base / name, "single")
+        assert record.status == "failed" and "exit code 1" in record.error and "no result.json" in record.error
+        assert record.log_path == str(base / "performance+accuracy+TEST06.sut.log")

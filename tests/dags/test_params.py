@@ -88,10 +88,22 @@ def test_cross_field_checks_name_the_param(deploy_env, conf, message):
 def test_plan_layout_and_arguments(deploy_env):
     plan = _plan(deploy_env)
     names = [r.name for r in plan.runs]
+    # one SUT process (one engine) per node and scenario, running that scenario's tests in turn
     assert names == [
-        "single/local-0/Offline/performance", "single/local-0/Server/performance", "single/local-0/Offline/accuracy",
-        "single/local-1/Offline/performance", "single/local-1/Server/performance", "single/local-1/Offline/accuracy",
+        "single/local-0/Offline/performance+accuracy", "single/local-0/Server/performance",
+        "single/local-1/Offline/performance+accuracy", "single/local-1/Server/performance",
         "distributed/coordinated/Offline/performance"]
+    offline = plan.runs[0]
+    base = offline.output_dir.removesuffix("/performance")
+    assert base.endswith("/single/local-0/Offline")
+    assert [(t.mode, t.compliance_test, t.output_dir) for t in offline.tests] == [
+        ("performance", None, f"{base}/performance"), ("accuracy", None, f"{base}/accuracy")]
+    args = offline.arguments
+    assert args[:5] == ["run", "--scenario", "Offline", "--mode", "performance"]
+    assert args[args.index("--output-dir") + 1] == f"{base}/performance"
+    assert args[args.index("--also") + 1] == f"accuracy={base}/accuracy" and args.count("--also") == 1
+    dep_timeout = plan.runs[1].timeout_s
+    assert offline.timeout_s == 2 * dep_timeout       # the deployment's run timeout per test
     run = plan.runs[1]
     assert run.output_dir.endswith("/manual__2026-11-29T02_00_00_00_00/single/local-0/Server/performance")
     assert run.output_dir.startswith(deploy_env["MLPERF_ARTIFACTS_DIR"])

@@ -217,3 +217,20 @@ def test_deployment_is_read_from_the_environment(env):
     assert cmds.gpus == {"gpu-a": "0", "gpu-b": "1"}
     with pytest.raises(PlanError, match="distributed: 'coordinated' needs at least two nodes"):
         plan_commands.build(dep, {"nodes": ["gpu-a"]}, "r3", distributed=["coordinated"])
+
+
+def test_one_process_runs_a_nodes_tests_of_a_scenario_into_emptied_folders(env):
+    out = env / "cmds.sh"
+    assert cli.main(["plan", "--commands", "--run-id", "r1", "--distributed", "off", "--param", "nodes=[\"gpu-a\"]",
+                     "--param", 'scenarios=["Offline"]', "--param", "mode=both", "--out", str(out)]) == 0
+    offline = env / "artifacts" / "r1" / "single" / "gpu-a" / "Offline"
+    for name in ("performance", "accuracy"):          # a previous run's leftovers
+        (offline / name).mkdir(parents=True)
+        (offline / name / "result.json").write_text("{}")
+    proc = _run(out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list(_records(env)) == ["single/gpu-a/Offline/performance"]       # one SUT process
+    args = _records(env)["single/gpu-a/Offline/performance"]["args"]
+    assert args[args.index("--also") + 1] == f"accuracy={offline / 'accuracy'}"
+    assert not (offline / "performance" / "result.json").exists() and not (offline / "accuracy" / "result.json").exists()
+    assert (offline / "accuracy").is_dir() and (offline / "performance+accuracy.sut.log").exists()

@@ -19,26 +19,40 @@ def plan_for(monkeypatch, profile: str, **conf):
     return plan.make_plan(params.validate(), dep, "manual__2026-11-29T02:00:00+00:00")
 
 
+def _compliance_tests(plan):
+    return [(r, t) for r in plan.runs for t in r.tests if t.compliance_test]
+
+
 def test_embedded_default_runs_no_compliance_test(deploy_env, monkeypatch):
     plan = plan_for(monkeypatch, "embedded")
     assert plan.params["compliance_tests"] == []
-    assert not [r for r in plan.runs if r.compliance_test]
+    assert not _compliance_tests(plan) and not any("--compliance-test" in r.arguments for r in plan.runs)
 
 
 def test_full_profile_runs_test06_per_node_and_scenario(deploy_env, monkeypatch):
     plan = plan_for(monkeypatch, "full", total_sample_count=16)
-    tests = [r for r in plan.runs if r.compliance_test]
-    assert [r.name for r in tests] == [f"single/{n}/{s}/TEST06" for n in ("local-0", "local-1")
-                                       for s in ("Offline", "Server")]
-    run = tests[1]
-    assert run.output_dir.endswith("/single/local-0/Server/TEST06") and run.mode == "performance"
+    # TEST06 is the last test of each node's process per scenario, on the engine of its performance and accuracy runs
+    assert [r.name for r in plan.runs if r.branch == "single"] == [
+        f"single/{n}/{s}/performance+accuracy+TEST06" for n in ("local-0", "local-1") for s in ("Offline", "Server")]
+    run, test = _compliance_tests(plan)[1]
+    assert test.output_dir.endswith("/single/local-0/Server/TEST06") and test.mode == "performance"
     assert run.arguments[:5] == ["run", "--scenario", "Server", "--mode", "performance"]
-    assert run.arguments[run.arguments.index("--compliance-test") + 1] == "TEST06"
+    assert run.arguments[run.arguments.index("--also", run.arguments.index("--also") + 1) + 1] == \
+        f"TEST06={test.output_dir}"
+    assert "--compliance-test" not in run.arguments         # only for a process whose first test is compliance
     from include import pipeline
 
     parsed = pipeline.parse_plan(plan.to_dict())
-    assert len(parsed) == len(plan.runs) - len(tests)
+    assert sorted(r.run_dir for r in parsed) == sorted(t.output_dir for r in plan.runs for t in r.tests
+                                                       if not t.compliance_test)
     assert not any(r.run_dir.endswith("TEST06") for r in parsed)
+
+
+def test_a_compliance_test_alone_is_its_processs_main_test(deploy_env, monkeypatch):
+    plan = plan_for(monkeypatch, "full", total_sample_count=16, mode="accuracy", accuracy_scenarios=["Offline"])
+    server = next(r for r in plan.runs if r.name == "single/local-0/Server/TEST06")
+    assert server.arguments[server.arguments.index("--compliance-test") + 1] == "TEST06"
+    assert server.output_dir.endswith("/single/local-0/Server/TEST06") and "--also" not in server.arguments
 
 
 def test_full_profile_without_test06_says_it_is_not_submittable(deploy_env, monkeypatch):
