@@ -147,7 +147,8 @@ def _names(records: list[RunRecord]) -> str:
 
 
 def gpu_time_budget(records: list[RunRecord], goal: float = GOAL_SHARE) -> GpuTimeBudget:
-    """The budget over every in-process SUT run of `records` (compliance runs included: `with_compliance_runs`)."""
+    """The budget over every in-process SUT run of `records`; the pipeline passes `with_compliance_runs(records)`, so
+    that a process's compliance tests count as timed."""
     in_process = [r for r in records if r.sut is not None and r.sut.backend == IN_PROCESS_BACKEND]
     groups: dict[str, list[RunRecord]] = {}
     for r in in_process:   # a run without a clock is a process of its own: it cannot be joined to any other
