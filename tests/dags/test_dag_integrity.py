@@ -83,8 +83,17 @@ def test_report_is_an_asset(dag):
 
 
 def test_sut_runs_have_a_timeout_above_the_runner_timeout(dag):
+    """A node's SUT process runs every test of a scenario: Airflow's timeout must outlast the plan's longest one
+    (performance, accuracy and TEST06 at the deployment's 900 s each), or Airflow would kill it first."""
+    from include import deployment, plan
+
+    dep = deployment.load()
+    params = {name: p.value for name, p in plan.trigger_params(dep).items()}
+    params.update(accuracy_scenarios=["Offline", "Server"], compliance_tests=["TEST06"])
+    longest = max(r.timeout_s for r in plan.make_plan(params, dep, "r1").runs if r.branch == "single")
+    assert longest == 3 * 900
     for node in NODES:
-        assert dag.get_task(f"single_{node}.sut").execution_timeout >= timedelta(seconds=900)
+        assert dag.get_task(f"single_{node}.sut").execution_timeout > timedelta(seconds=longest)
 
 
 def test_params_have_a_schema_and_a_description(dag):
@@ -109,3 +118,6 @@ def test_kubernetes_runner_builds_the_same_graph(monkeypatch, deploy_env, runner
     task = dag.get_task("single_gpu-a.sut")
     assert type(task).__name__ in ("SutPodOperator", "MappedOperator")
     assert task.pool == "mlperf_gpu_gpu-a"
+    # a node's pod runs every test of a scenario: its own deadline outlasts Airflow's timeout for all of them
+    deadline = task.partial_kwargs["active_deadline_seconds"]
+    assert deadline > task.execution_timeout.total_seconds() > 3 * 900
