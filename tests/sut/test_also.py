@@ -92,3 +92,18 @@ def test_a_bad_also_is_refused_before_the_engine(tiny_model, tiny_dataset, tmp_p
     assert done.returncode == 2 and len(lines) == 1 and expected in lines[0], done.stderr[-3000:]
     assert "--also" in lines[0] and ENGINE_START_LINE not in done.stdout + done.stderr
     assert time.monotonic() - started < 60       # no engine: an engine start alone takes 15-60 s here
+
+
+def test_a_failed_test_ends_the_process_and_the_later_tests_are_not_run(tiny_model, tiny_dataset, tmp_path):
+    """The first test fails at run time (its server is unreachable: the http backend, no engine here): exit 1, its
+    result.json says failed and why, the --also tests are not run and the output says so."""
+    main, accuracy = tmp_path / "performance", tmp_path / "accuracy"
+    done = run_cli("run", "--scenario", "Offline", "--mode", "performance", "--model", tiny_model,
+                   "--dataset", tiny_dataset, "--output-dir", main, "--also", f"accuracy={accuracy}",
+                   "--backend", "http", "--endpoint", "gpu-7=http://127.0.0.1:9")
+    assert done.returncode == 1, done.stderr[-3000:]
+    result = _result(main)
+    assert result["status"] == "failed" and "unreachable" in result["error"]
+    assert result["process"]["stopped_utc"] is not None
+    assert not (accuracy / "result.json").exists()
+    assert f"not run after performance failed: accuracy ({accuracy})" in done.stdout
