@@ -180,7 +180,7 @@ class RunSpec:
     scenario: str
     output_dir: str              # the first test's
     arguments: list[str]
-    timeout_s: int               # the deployment's run timeout per test
+    timeout_s: int               # the deployment's run timeout x the number of tests
     tests: list[PlannedTest]
 
     @property
