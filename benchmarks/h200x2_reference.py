@@ -8,12 +8,16 @@ Read with the pipeline's own code (run_artifacts, scaling), so the figures are t
   x2_coordinated_tok_s the aggregate over the whole wall-clock window, x2_coordinated_eff aggregate / that sum.
 - h200x2-offline/ (x2_offline_commands.sh): the same modes SHORTENED (min_duration 0; 13,368 samples per single
   run, 13,368 for the coordinated pair, 6,684 per shard), before the HTTP fix. x2_sharded_tok_s and x2_sharded_eff
-  come from it (no 600 s sharded run yet), against its own single runs.
+  come from it, against its own single runs: the only sharded efficiency with single runs of the same lease.
+- h200x2-sharded-600s/ (x2_sharded600_commands.sh): sharded over MLPerf's 600 s, the distributed branch alone (a
+  later lease, no single runs in it): its aggregate and per-shard tokens/s, printed next to one H200's best 600 s run
+  (another machine), not as an efficiency: dividing by another lease's single runs gave more than 100%.
+- h200x2-server-coordinated/ (x2_server_commands.sh): coordinated Server at 108.5 QPS over 600 s, 1.95 x one H200's
+  highest VALID Server QPS: x2_coordinated_server_valid_qps, printed above the last line.
 - h200_http_vs_inproc: in h200x2-offline-600s, each GPU's share of the coordinated run (its server's output tokens
   over the whole window, HTTP) over the in-process single run on that GPU, the lower of the two. Server at 50 QPS,
   HTTP against in-process (h200x2-http-server/: in-process on GPU 0 and a `serve` on GPU 1 at the same time, 3,000
   queries each) is printed above it, with TTFT p99.
-- h200x2-search/ (search-qps on the coordinated pair): 30 s probes, printed apart (probes, not confirming runs).
 - h200_offline_fp8_tok_s and h200_server_max_valid_qps: benchmarks/h200_reference.py's headline (reference/h200).
 A figure that cannot be computed from the committed logs prints as None.
 Last line: `x2_single_tok_s=.. x2_coordinated_tok_s=.. x2_sharded_tok_s=.. x2_coordinated_eff=.. x2_sharded_eff=..
@@ -23,7 +27,6 @@ h200_http_vs_inproc=.. h200_offline_fp8_tok_s=.. h200_server_max_valid_qps=..`
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -117,19 +120,31 @@ def http_vs_inproc(coordinated: ScalingResult | None) -> float | None:
     return min(ratios) if ratios and None not in ratios else None
 
 
-def coordinated_search() -> float | None:
-    path = REFERENCE / "h200x2-search" / "search.json"
-    if not path.exists():
+def sharded_600s(single_h200_tok_s: float | None) -> None:
+    """The sharded branch over MLPerf's 600 s (h200x2-sharded-600s): its aggregate and each shard's tokens/s, next
+    to one H200's best 600 s run. Not an efficiency: no single runs were made in that lease."""
+    records = _records("h200x2-sharded-600s")
+    for result in scaling_efficiency(records) if records else []:
+        per_gpu = ", ".join(f"{s.node} {_r(s.tokens_per_second, 1)}" for s in result.balance)
+        vs = ", ".join(f"{_r(s.tokens_per_second / single_h200_tok_s, 4)}" for s in result.balance
+                       if s.tokens_per_second and single_h200_tok_s)
+        print(f"sharded 600 s: {_r(result.aggregate_tokens_per_second)} tokens/s over {_r(result.window_s, 1)} s "
+              f"({per_gpu} tokens/s per shard = {vs} x one H200's best 600 s run, {single_h200_tok_s}, on another "
+              "machine); efficiency not computed (no single runs in that lease)")
+
+
+def coordinated_server(single_qps: float | None) -> float | None:
+    """The coordinated Server run (h200x2-server-coordinated): its target QPS if VALID, else None."""
+    run = next((r for r in _records("h200x2-server-coordinated") if r.scenario == "Server"), None)
+    if run is None or run.loadgen is None:
         return None
-    data = json.loads(path.read_text())
-    probes = [p for p in data.get("probes", []) if p.get("scenario") == "Server"]
-    for p in probes:
-        print(f"coordinated Server probe {p['target_qps']:g} QPS: {'VALID' if p['valid'] else 'INVALID'} "
-              f"({p.get('completed_tokens_per_second')} tokens/s, TTFT p99 {p.get('ttft_p99_ms')} ms, "
-              f"TPOT p99 {p.get('tpot_p99_ms')} ms)")
-    ceiling = min((p["target_qps"] for p in probes if not p["valid"]), default=float("inf"))
-    valid = [p["target_qps"] for p in probes if p["valid"] and p["target_qps"] < ceiling]
-    return max(valid) if valid else None
+    qps = float(run.loadgen.settings["target_qps"])
+    split = ", ".join(f"{e.node} {e.samples_completed}" for e in (run.sut.endpoints if run.sut else []))
+    print(f"coordinated Server {qps:g} QPS over {_r(run.loadgen.duration_s, 1)} s: "
+          f"{'VALID' if run.valid else 'not valid'}, {_r(run.loadgen.tokens_per_second, 1)} tokens/s, TTFT p99 "
+          f"{_ttft_p99_ms(run)} ms, queries per server {split}; "
+          f"{_r(qps / single_qps, 3) if single_qps else None} x one H200's highest VALID Server QPS ({single_qps})")
+    return qps if run.valid else None
 
 
 def main() -> None:
@@ -144,12 +159,14 @@ def main() -> None:
         "x2_sharded_eff": _r(sharded.efficiency, 4) if sharded else None,
         "h200_http_vs_inproc": http_vs_inproc(coordinated),
     }
-    probe = coordinated_search()
     h200 = h200_reference.figures()
     single_qps = h200["h200_server_max_valid_qps"]
-    print(f"x2_coordinated_server_probe_max_valid_qps={probe} (30 s probes) "
-          f"vs 1.95 x the single H200's {single_qps} = {_r(1.95 * single_qps) if single_qps else None}")
-    print("x2_sharded_* are the SHORTENED run's (h200x2-offline, before the HTTP fix); the rest the 600 s run's")
+    sharded_600s(h200["h200_offline_fp8_tok_s"])
+    server_qps = coordinated_server(single_qps)
+    print(f"x2_coordinated_server_valid_qps={server_qps} (goal: 1.95 x {single_qps} = "
+          f"{_r(1.95 * single_qps) if single_qps else None})")
+    print("x2_sharded_* are the SHORTENED run's (h200x2-offline, same lease as its single runs); the 600 s sharded "
+          "run is above; the rest the 600 s coordinated run's")
     figures["h200_offline_fp8_tok_s"] = h200["h200_offline_fp8_tok_s"]
     figures["h200_server_max_valid_qps"] = single_qps
     print(" ".join(f"{k}={v}" for k, v in figures.items()))

@@ -102,7 +102,7 @@ def import_reference(history_url: str, artifacts: Path, root: Path = REFERENCE_R
     saved = os.environ.get("MLPERF_ARTIFACTS_DIR")
     os.environ["MLPERF_ARTIFACTS_DIR"] = str(artifacts)
     try:
-        for run in sorted(p for p in root.iterdir() if (p / "single").is_dir()):
+        for run in sorted(p for p in root.iterdir() if (p / "single").is_dir() or (p / "distributed").is_dir()):
             out = artifacts / f"reference-{root.name}" / run.name
             out.mkdir(parents=True, exist_ok=True)
             cli.main(["report", str(run), "--out", str(out), "--model", str(REFERENCE_MODEL), "--record",

@@ -201,7 +201,7 @@ def _gpu_time(analysis: "Analysis") -> dict[str, Any]:
     unknown = budget.unknown_processes
     if budget.share is None:
         why = (f"none of the {unknown} SUT process(es) has a complete clock" if unknown
-               else "no SUT process held a GPU in these runs")
+               else "no in-process engine ran: see what is not covered below")
         line = f"GPU time budget: unknown ({why}; {goal})"
     else:
         line = (f"GPU time budget: {pct(budget.share)} of {budget.wall_s:,.0f} s of GPU time inside LoadGen's timed "

@@ -1,5 +1,5 @@
 """The demo records the committed H200 reference run (reference/h200/) in the history, rendered by the pipeline."""
-from include.demo import REFERENCE_RUNS, import_reference
+from include.demo import REFERENCE_RUNS, REFERENCE_X2_RUNS, import_reference
 from include.history import HistoryStore
 
 
@@ -78,3 +78,22 @@ def test_every_view_tells_the_same_verdict_for_every_reference_run(tmp_path):
     implausible = {r.run_id for r in store.results() if r.plausibility == "implausible"}
     assert implausible == {"h200-reference-offline-fp8-prefix-cache"}       # 21,101.6 tokens/s on one H200
     store.dispose()
+
+
+def test_the_2x_h200_runs_render_their_scaling_server_run_and_gpu_time_budget(tmp_path):
+    """reference/h200x2/ through the demo's import: the 600 s sharded pair says it has no efficiency (no single runs
+    of its lease) and shows its measured GPU time budget (the SUT's process clock on two H200s); the coordinated
+    Server run at 108.5 QPS is VALID; runs from before the process clock say "unknown", never a share."""
+    url = f"sqlite:///{tmp_path / 'history.sqlite'}"
+    reports = {r.parent.name: r for r in import_reference(url, tmp_path, REFERENCE_X2_RUNS)}
+    assert {"h200x2-sharded-600s", "h200x2-server-coordinated", "h200x2-offline-600s"} <= set(reports)
+    sharded = (reports["h200x2-sharded-600s"].parent / "report.md").read_text()
+    assert "**GPU time budget: 81.7% of 1,571 s of GPU time inside LoadGen's timed tests (goal >= 80%: met)**" in sharded
+    assert "| h200-0 | distributed | Offline performance | 138.7 | 643.0 |" in sharded
+    assert "efficiency not computed" in sharded or "no single-node run" in sharded
+    server = (reports["h200x2-server-coordinated"].parent / "report.md").read_text()
+    assert "**Verdict: VALID" in server
+    old = (reports["h200x2-offline-600s"].parent / "report.md").read_text()
+    assert "GPU time budget: unknown" in old
+    coordinated = HistoryStore(url).results(run_id="h200x2-reference-h200x2-server-coordinated")
+    assert [(r.scenario, r.state) for r in coordinated] == [("Server", "VALID")]

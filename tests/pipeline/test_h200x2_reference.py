@@ -25,3 +25,17 @@ def test_last_line_holds_the_committed_figures():
     # the lower GPU's HTTP share of the coordinated run over its in-process single run
     assert float(last["h200_http_vs_inproc"]) == 0.9944
     assert float(last["h200_offline_fp8_tok_s"]) == 7940.02 and float(last["h200_server_max_valid_qps"]) == 55.62
+
+
+def test_the_later_2x_h200_runs_are_printed_as_what_they_are():
+    """The 600 s sharded run has no single runs of its lease: its figures, never an efficiency; the coordinated
+    Server run is VALID at 1.95 x one H200's highest VALID Server QPS."""
+    proc = subprocess.run([sys.executable, "benchmarks/h200x2_reference.py"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    sharded = next(line for line in lines if line.startswith("sharded 600 s:"))
+    assert "15963.3 tokens/s over 643.1 s" in sharded and "efficiency not computed" in sharded
+    server = next(line for line in lines if line.startswith("coordinated Server"))
+    assert "108.5 QPS" in server and ": VALID," in server and "1.951 x one H200" in server
+    assert "x2_coordinated_server_valid_qps=108.5 " in proc.stdout
