@@ -269,8 +269,8 @@ def measure(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, 
         "output_dir": str(out), "log": str(log),
     }
     print(f"tune: {attempt.name}: {figure(entry['tokens_per_second'])} tokens/s, "
-          f"{'VALID' if entry['valid'] else 'not VALID'}, {entry['samples']} samples in {entry['duration_s']} s, "
-          f"engine start-up {entry['engine_startup_s']} s, exit {code}" + (f" ({error})" if error else ""),
+          f"{'VALID' if entry['valid'] else 'not VALID'}, {figure(entry['samples'])} samples in "
+          f"{figure(entry['duration_s'])} s, engine start-up {figure(entry['engine_startup_s'])} s, exit {code}" + (f" ({error})" if error else ""),
           flush=True)
     return entry
 
