@@ -42,6 +42,11 @@ def test_each_test_has_its_own_logs_and_result_from_one_process(three_tests):
         "TEST06": ("Offline", "performance", "completed")}
     for out in outs.values():
         assert (out / "mlperf_log_summary.txt").is_file() and (out / "mlperf_log_detail.txt").is_file()
+        # the later tests of a process must not carry LoadGen's "Multiple conf files" error (error_invalid_config):
+        # it makes a run not submission-grade
+        assert "error_invalid_config" not in (out / "mlperf_log_detail.txt").read_text(), out
+        if out.name != "accuracy":        # an accuracy run's summary has no "errors" line to read
+            assert "No errors encountered" in (out / "mlperf_log_summary.txt").read_text(), out
     # one process, one engine: the same clock in every result.json, stopped after the last test
     clocks = [r["process"] for r in results.values()]
     assert len({c["id"] for c in clocks}) == 1 and len({c["engine_ready_utc"] for c in clocks}) == 1
