@@ -204,8 +204,11 @@ def _gpu_time(analysis: "Analysis") -> dict[str, Any]:
                else "no in-process engine ran: see what is not covered below")
         line = f"GPU time budget: unknown ({why}; {goal})"
     else:
+        judged = ("not judged: " + (f"{len(budget.shortened)} test(s)" if len(budget.shortened) > 1 else
+                                    budget.shortened[0]) + " shorter than MLPerf's minimum duration, where start-up "
+                  "weighs more" if budget.shortened else "met" if budget.meets_goal else "not met")
         line = (f"GPU time budget: {pct(budget.share)} of {budget.wall_s:,.0f} s of GPU time inside LoadGen's timed "
-                f"tests ({goal}: {'met' if budget.meets_goal else 'not met'})")
+                f"tests ({goal}: {judged})")
         if unknown:
             line += f"; {unknown} process(es) with an unknown clock not counted"
     rows = [{"node": p.node, "branch": p.branch, "tests": ", ".join(p.tests), "startup": seconds(p.startup_s),

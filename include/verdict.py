@@ -230,6 +230,13 @@ def loadgen_setting(record: RunRecord, *names: str) -> Any:
     return None
 
 
+def min_duration_ms(record: RunRecord) -> float | None:
+    """The run's LoadGen min_duration in ms (LoadGen logs min_duration_ms; result.json's settings say min_duration, in
+    ms too); None when neither recorded it."""
+    value = loadgen_setting(record, "min_duration_ms", "min_duration")
+    return float(value) if value is not None else None
+
+
 def _off(value: Any) -> bool:
     return str(value).strip().lower() in ("0", "false", "0.0")
 
@@ -263,14 +270,11 @@ def compliance_of(record: RunRecord) -> tuple[str, list[str]]:
         if sut is not None and sut.prefix_caching:
             reasons.append("prompt prefix caching on (LoadGen repeats samples, and a prompt seen before skips its "
                            "prefill: throughput is overstated)")
-        min_duration_ms = loadgen_setting(record, "min_duration_ms")
-        if min_duration_ms is None:
-            min_duration = loadgen_setting(record, "min_duration")
-            min_duration_ms = float(min_duration) if min_duration is not None else None
-        if min_duration_ms is None:
+        min_duration = min_duration_ms(record)
+        if min_duration is None:
             unknown.append("min_duration not recorded")
-        elif float(min_duration_ms) < rules.MIN_DURATION_S * 1000:
-            reasons.append(f"min_duration shortened to {float(min_duration_ms) / 1000:,.0f} s "
+        elif min_duration < rules.MIN_DURATION_S * 1000:
+            reasons.append(f"min_duration shortened to {min_duration / 1000:,.0f} s "
                            f"(MLPerf: {rules.MIN_DURATION_S:,} s)")
         equal_issue = loadgen_setting(record, rules.EQUAL_ISSUE_SETTING)
         if equal_issue is not None and _off(equal_issue):

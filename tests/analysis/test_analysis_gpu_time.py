@@ -136,3 +136,17 @@ def test_report_says_unknown_when_no_process_has_a_clock(tmp_path: Path) -> None
     md = publish_report(analysis, tmp_path).markdown.read_text()
     assert ("**GPU time budget: unknown (none of the 1 SUT process(es) has a complete clock; goal >= 80%)**"
             in md)
+
+
+def test_a_shortened_test_is_measured_but_not_judged_against_the_goal(tmp_path: Path) -> None:
+    """The 80% goal is for a nightly plan's full-length tests: a 60 s test weighs the same start-up against less
+    timed work, so its share is shown and the goal is not judged (the demo's 16-sample runs read this way)."""
+    clock = _clock("short-engine", -90, 0, 70)
+    short = [make_record("gpu-a", duration_s=60.0, process=clock, loadgen_settings={"min_duration": 60000})]
+    budget = gpu_time_budget(short)
+    assert budget.share == pytest.approx(60 / 160) and budget.meets_goal is None
+    assert budget.shortened == ["gpu-a Offline performance"]
+    analysis = analyse(short, run_id="short", history_url=None)
+    md = publish_report(analysis, tmp_path).markdown.read_text()
+    assert ("**GPU time budget: 37.5% of 160 s of GPU time inside LoadGen's timed tests (goal >= 80%: not judged: "
+            "gpu-a Offline performance shorter than MLPerf's minimum duration, where start-up weighs more)**") in md
