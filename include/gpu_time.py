@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from include import run_artifacts
 from include.mlperf_rules import COMPLIANCE_TESTS, MIN_DURATION_S
 from include.records import RunRecord
-from include.scaling import parse_utc, scenario_key
+from include.scaling import parse_utc, scenario_key, timed_window
 from include.verdict import min_duration_ms
 
 # Issue 17 part 6: a nightly plan on one GPU should spend at least this share of its GPU time in LoadGen's timed tests.
@@ -87,19 +87,13 @@ def _test_name(record: RunRecord) -> str:
 
 
 def _duration(record: RunRecord) -> float | None:
-    timing = record.sut.timing
-    if timing.duration_s is not None:
-        return timing.duration_s
-    start, end = parse_utc(timing.start_utc), parse_utc(timing.end_utc)
-    return (end - start).total_seconds() if start and end else None
+    return timed_window(record)[2]
 
 
 def _end(record: RunRecord) -> datetime | None:
-    timing = record.sut.timing
-    end = parse_utc(timing.end_utc)
-    start, duration = parse_utc(timing.start_utc), timing.duration_s
+    start, end, duration = timed_window(record)
     if end is None and start is not None and duration is not None:
-        return datetime.fromtimestamp(start.timestamp() + duration, start.tzinfo)
+        return start + timedelta(seconds=duration)
     return end
 
 

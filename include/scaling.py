@@ -69,7 +69,8 @@ def _counts(record: RunRecord) -> tuple[int | None, int | None]:
     return record.sut.counts.samples_completed, record.sut.counts.output_tokens
 
 
-def _window(record: RunRecord) -> tuple[datetime | None, datetime | None, float | None]:
+def timed_window(record: RunRecord) -> tuple[datetime | None, datetime | None, float | None]:
+    """Start, end and duration (s) of the run's timed test: result.json's timing, LoadGen's duration as fallback."""
     timing = record.sut.timing if record.sut else None
     start, end = (parse_utc(timing.start_utc), parse_utc(timing.end_utc)) if timing else (None, None)
     duration = timing.duration_s if timing else None
@@ -115,7 +116,7 @@ def _above_100_causes(dist_runs: list[RunRecord], singles: dict[str, RunRecord],
         if s_samples and share.samples and abs(share.samples - s_samples) / s_samples > 0.05:
             causes.append(f"different sample counts: {share.node} completed {share.samples:,} samples in the "
                           f"distributed run vs {s_samples:,} alone")
-    single_durations = {n: _window(r)[2] for n, r in singles.items() if _window(r)[2]}
+    single_durations = {n: timed_window(r)[2] for n, r in singles.items() if timed_window(r)[2]}
     if window_s and single_durations:
         longest = max(single_durations.values())
         shortest = min(single_durations.values())
@@ -157,7 +158,7 @@ def _result(scenario: str, nodes: list[str], excluded: dict[str, str], tokens: i
         single_sum = sum(single_tokens_per_second(singles[n]) for n in nodes)
         for node in nodes:   # the two sides of the ratio come from different sources: say when they disagree
             _, tokens_n = _counts(singles[node])
-            duration_n = _window(singles[node])[2]
+            duration_n = timed_window(singles[node])[2]
             lg_rate = single_tokens_per_second(singles[node])
             if tokens_n and duration_n and lg_rate and abs(tokens_n / duration_n - lg_rate) > 0.1 * lg_rate:
                 flags.append(f"{node}'s single run: result.json counts give {tokens_n / duration_n:,.1f} tokens/s "
@@ -194,7 +195,7 @@ def _coordinated(scenario: str, run: RunRecord, singles: dict[str, RunRecord]) -
         return ScalingResult(scenario, [], excluded, None, None, None, None, None, [],
                              flags + [f"no scaling figure: the distributed run is excluded ({reason})"])
     samples, tokens = _counts(run)
-    start, end, duration = _window(run)
+    start, end, duration = timed_window(run)
     window_s = (end - start).total_seconds() if start and end else duration
     per_node: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for ep in (run.sut.endpoints if run.sut else []):
@@ -226,7 +227,7 @@ def _sharded(scenario: str, runs: list[RunRecord], singles: dict[str, RunRecord]
     if not kept:
         return ScalingResult(scenario, [], excluded, None, None, None, None, None, [],
                              ["no scaling figure: every shard was excluded"])
-    windows = [_window(r) for r in kept]
+    windows = [timed_window(r) for r in kept]
     starts, ends = [w[0] for w in windows], [w[1] for w in windows]
     window_s = None
     if all(starts) and all(ends):
