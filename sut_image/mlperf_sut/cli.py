@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mlperf_sut.engine import add_engine_arguments
 from mlperf_sut.errors import InputError
-from mlperf_sut.settings import COMPLIANCE_TESTS, Mode, Scenario
+from mlperf_sut.settings import COMPLIANCE_TESTS, Mode, Scenario, also_tests
 
 EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
 EXIT_CODES = """exit codes:
@@ -72,10 +72,6 @@ one more test of the same scenario, in order, on the engine already started (sta
 graphs, warm-up take minutes on a GPU). Every input, --also included, is checked before the engine starts. A test
 that fails ends the process: the engine's state is unknown, so the later tests are not run."""
 
-
-def also_tests() -> list[str]:
-    """What --also accepts: a mode, or a compliance test (a performance run with LoadGen's audit.config)."""
-    return [*(m.label for m in Mode), *COMPLIANCE_TESTS]
 
 
 def _add_run_arguments(run: argparse.ArgumentParser, with_scenario: bool) -> None:

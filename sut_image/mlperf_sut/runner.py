@@ -16,7 +16,8 @@ from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.process_clock import ProcessClock
 from mlperf_sut.qsl import QuerySampleLibrary, Shard
 from mlperf_sut.settings import (AUDIT_CONFIG, COMPLIANCE_TESTS, MLPERF_CONF, TEST06_AUDIT_CONFIG, Mode, Override,
-                                 Scenario, build_settings, check_user_conf, default_user_conf, embedded_mlperf_conf)
+                                 Scenario, also_tests, build_settings, check_user_conf, default_user_conf,
+                                 embedded_mlperf_conf)
 
 EFFECTIVE_USER_CONF = "user.conf"
 
@@ -53,8 +54,6 @@ class Test:
     @classmethod
     def parse_also(cls, text: str) -> Test:
         """`--also TEST=OUTPUT_DIR`."""
-        from mlperf_sut.cli import also_tests
-
         name, sep, out = text.partition("=")
         if not sep or not out or name not in also_tests():
             raise InputError(f"--also {text!r}: expected TEST=OUTPUT_DIR with TEST one of {', '.join(also_tests())} "

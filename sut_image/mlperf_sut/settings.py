@@ -292,3 +292,8 @@ def build_settings(scenario: Scenario, mode: Mode, user_conf: Path, overrides: l
                      f"the {sample_count} samples available")
         settings.performance_sample_count_override = sample_count
     return LoadGenSettings(settings, text, tuple(notes))
+
+
+def also_tests() -> list[str]:
+    """What `run --also` accepts: a mode, or a compliance test (a performance run with LoadGen's audit.config)."""
+    return [*(m.label for m in Mode), *COMPLIANCE_TESTS]
