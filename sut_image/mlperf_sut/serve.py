@@ -19,9 +19,10 @@ from pathlib import Path
 from mlperf_sut.engine import EngineOptions, add_engine_arguments, requested_engine
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
-from mlperf_sut.server_card import MIDDLEWARE, SERVER_CARD_ENV, card
+from mlperf_sut.server_card import KEEP_ALIVE_S, MIDDLEWARE, SERVER_CARD_ENV, card
 
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+KEEP_ALIVE_ENV = "VLLM_HTTP_TIMEOUT_KEEP_ALIVE"   # vLLM's setting for uvicorn's keep-alive, in whole seconds
 # Tokens per server-sent event after the first. vLLM's default, 1, makes the server build and send one JSON chunk per
 # token on its one event loop (~7,800 a second on an H200). LoadGen needs only the first token's time and the
 # completion's, and vLLM always sends the first token at once and the rest with the finish, so a whole generation's
@@ -85,5 +86,6 @@ def main(argv: list[str]) -> int:
     engine = requested_engine(args)
     engine.setdefault("stream_interval", STREAM_INTERVAL)
     os.environ[SERVER_CARD_ENV] = card(detect().to_dict(), engine)
+    os.environ[KEEP_ALIVE_ENV] = str(KEEP_ALIVE_S)   # the http backend's idle-connection limit relies on it
     print(f"serve: exec {shlex.join(command)}", flush=True)
     os.execv(command[0], command)

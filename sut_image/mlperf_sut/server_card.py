@@ -13,8 +13,15 @@ import os
 
 SERVER_CARD_PATH = "/mlperf/server"
 SERVER_CARD_ENV = "MLPERF_SERVER_CARD"
-# vLLM's `--middleware` value: an import path to an async function (added with @app.middleware("http")).
-MIDDLEWARE = f"{__name__}.serve_card"
+# vLLM's `--middleware` value: an import path to a class, which vLLM adds with app.add_middleware (a function would be
+# added with @app.middleware("http"), Starlette's BaseHTTPMiddleware, which pipes every streamed completion through an
+# extra in-memory stream for the sake of one GET).
+MIDDLEWARE = f"{__name__}.ServerCard"
+# How long a `serve`d server keeps an idle connection open (uvicorn's keep-alive; vLLM's VLLM_HTTP_TIMEOUT_KEEP_ALIVE,
+# default 5 s, which `serve` sets to this). The http backend drops idle connections after half of it, so it never
+# sends a request on a connection the server is closing at that moment: aiohttp retries no POST, and that race ended a
+# run with "Server disconnected" (CI, 2026-11-30).
+KEEP_ALIVE_S = 60
 
 
 def card(accelerator: dict, engine: dict) -> str:
@@ -22,10 +29,18 @@ def card(accelerator: dict, engine: dict) -> str:
     return json.dumps({"accelerator": accelerator, "engine": engine}, sort_keys=True)
 
 
-async def serve_card(request, call_next):
-    """Answer GET /mlperf/server with the card; pass every other request on to vLLM."""
-    if request.url.path != SERVER_CARD_PATH:
-        return await call_next(request)
-    from starlette.responses import JSONResponse
+class ServerCard:
+    """Pure ASGI middleware: answers GET /mlperf/server with the card from the environment, passes everything else
+    to vLLM untouched."""
 
-    return JSONResponse(json.loads(os.environ[SERVER_CARD_ENV]))
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] != SERVER_CARD_PATH:
+            await self.app(scope, receive, send)
+            return
+        body = os.environ[SERVER_CARD_ENV].encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -22,7 +24,7 @@ from http_servers import VllmServer, free_port, start_servers
 from mlperf_sut.engine import EngineOptions
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.serve import VLLM_SERVER_MODULE, vllm_server_argv
-from mlperf_sut.server_card import MIDDLEWARE
+from mlperf_sut.server_card import KEEP_ALIVE_S, MIDDLEWARE
 
 SAMPLES = 16
 # float32 rather than the tiny model's bfloat16: exact ties between bfloat16 logits could let batch composition
@@ -137,8 +139,28 @@ def test_serve_hands_engine_flags_to_vllm_and_serves_under_the_basename(tiny_mod
 
 
 @pytest.mark.slow
+def test_served_server_keeps_an_idle_connection_longer_than_the_client_does(servers):
+    """The client drops an idle connection after KEEP_ALIVE_S / 2; the server must not drop it first (vLLM's default
+    is 5 s), or a query sent as the server closes it fails the run with "Server disconnected"."""
+    url = urlsplit(servers["a"].url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        for request in range(2):
+            if request:
+                time.sleep(KEEP_ALIVE_S / 2 + 1)   # idle a little longer than the client ever keeps a connection
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+            status = reader.readline()
+            assert status.startswith(b"HTTP/1.1 200"), (request, status, servers["a"].log_tail())
+            length = 0
+            while (header := reader.readline()) not in (b"\r\n", b""):
+                if header.lower().startswith(b"content-length:"):
+                    length = int(header.split(b":")[1])
+            reader.read(length)
+
+
+@pytest.mark.slow
 def test_endpoint_killed_mid_run_ends_the_run_naming_it(tiny_model, tiny_dataset, servers, tmp_path):
-    """Runs last: it kills server b. Offline with 4,000 queries would keep both servers busy for minutes."""
+    """Runs last of the tests on the servers: it kills server b. Offline with 4,000 queries would keep both servers busy for minutes."""
     endpoints = [servers["a"].endpoint(), servers["b"].endpoint()]
     args = run_args(tiny_model, tiny_dataset, tmp_path, "Offline", "performance", endpoints,
                     ["min_duration=0", "min_query_count=4000"], samples=64)
@@ -159,7 +181,9 @@ def test_endpoint_killed_mid_run_ends_the_run_naming_it(tiny_model, tiny_dataset
             progressing.set()  # the run ended early: the assertion below shows why
 
         threading.Thread(target=watch, daemon=True).start()
-        assert progressing.wait(RUN_TIMEOUT_S) and run.poll() is None, stderr_log.read_text()[-3000:]
+        assert progressing.wait(RUN_TIMEOUT_S) and run.poll() is None, (
+            f"the run ended before server b was killed:\n{stderr_log.read_text()[-3000:]}\n"
+            f"--- server a's log:\n{servers['a'].log_tail()}\n--- server b's log:\n{servers['b'].log_tail()}")
         servers["b"].kill()
         killed = time.monotonic()
         run.wait(FAILURE_BOUND_S)

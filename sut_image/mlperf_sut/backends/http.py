@@ -27,7 +27,7 @@ import aiohttp
 from mlperf_sut.backends.base import Backend, Query, Reporter
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import GenerationConfig
-from mlperf_sut.server_card import SERVER_CARD_PATH
+from mlperf_sut.server_card import KEEP_ALIVE_S, SERVER_CARD_PATH
 from mlperf_sut.settings import Scenario
 
 T = TypeVar("T")
@@ -137,9 +137,11 @@ class HttpBackend(Backend):
     async def _open(self) -> None:
         in_flight = self._options.max_in_flight_per_endpoint * len(self._states)
         self._slots = asyncio.Semaphore(in_flight)
-        # A pool as large as the concurrency, so no request waits for a connection; 1 MiB lines because the first
-        # streamed chunk echoes the prompt's ids.
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight), read_bufsize=2**20)
+        # A pool as large as the concurrency, so no request waits for a connection; idle connections dropped well
+        # before the server drops them (server_card.KEEP_ALIVE_S); 1 MiB lines because the first streamed chunk echoes
+        # the prompt's ids.
+        connector = aiohttp.TCPConnector(limit=in_flight, keepalive_timeout=KEEP_ALIVE_S / 2)
+        self._session = aiohttp.ClientSession(connector=connector, read_bufsize=2**20)
 
     async def _close(self) -> None:
         for task in list(self._tasks):
