@@ -129,6 +129,13 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
                                    exclusiveMinimum=qps["exclusiveMinimum"], maximum=qps["maximum"],
                                    description="Server/Interactive target QPS (null: the SUT's user.conf). Bounds: "
                                                + schema["properties"]["target_qps"]["x-reason"]),
+        "offline_target_qps": Param(None, type=["null", "number"], exclusiveMinimum=qps["exclusiveMinimum"],
+                                    maximum=qps["maximum"],
+                                    description="Offline's expected samples/s (null: the SUT's user.conf, set for "
+                                                "bf16 on one H200). LoadGen issues 1.1 x min_duration x this, in "
+                                                "whole passes over the data set: set it near the measured rate, or "
+                                                "a faster engine finishes before min_duration (INVALID). Bounds: "
+                                                + schema["properties"]["target_qps"]["x-reason"]),
         "user_conf_overrides": Param(dict(EMBEDDED_OVERRIDES) if emb else {}, type="object",
                                      additionalProperties=False,
                                      properties={key: _key_schema(key) for key in loadgen_keys()},
@@ -244,10 +251,19 @@ def engine_args(params: dict[str, Any], load_format: str) -> list[str]:
     return args
 
 
+# The params that set LoadGen's target_qps of one scenario kind each (user_conf_overrides' target_qps sets every one).
+RATE_PARAMS = ("offline_target_qps", "server_target_qps")
+
+
+def _rate_param(scenario: str) -> str:
+    """The param that sets `scenario`'s target_qps (SingleStream has none: its rate is target_latency)."""
+    return "offline_target_qps" if scenario == "Offline" else "server_target_qps"
+
+
 def _overrides(params: dict[str, Any], scenario: str) -> list[str]:
     values = dict(params.get("user_conf_overrides") or {})
-    if scenario in ("Server", "Interactive") and params.get("server_target_qps") is not None:
-        values["target_qps"] = params["server_target_qps"]
+    if scenario != "SingleStream" and params.get(_rate_param(scenario)) is not None:
+        values["target_qps"] = params[_rate_param(scenario)]
     out: list[str] = []
     for key, value in sorted(values.items()):
         out += ["--override", f"{key}={_conf_number(key, value)}"]
@@ -297,7 +313,7 @@ def _valid_but_for_rates(conf: dict[str, Any], params: dict[str, Param]) -> bool
 
     for name, value in conf.items():
         schema = dict(params[name].schema)
-        if name == "server_target_qps":
+        if name in RATE_PARAMS:
             schema.pop("maximum", None)
         if name == "user_conf_overrides":
             rate = {k: v for k, v in schema["properties"]["target_qps"].items() if k != "maximum"}
@@ -322,9 +338,11 @@ def _check_schedule(p: dict[str, Any]) -> None:
     duration_s = conf.get("min_duration", MIN_DURATION_S * 1000) / 1000
     for scenario in sorted(scenarios):
         if scenario == "Offline":
-            param, rate = "user_conf_overrides", conf.get("target_qps")
+            param = "offline_target_qps" if p.get("offline_target_qps") is not None else "user_conf_overrides"
+            rate = p.get("offline_target_qps") if param == "offline_target_qps" else conf.get("target_qps")
             wanted = None if rate is None else limits["offline_slack"] * rate * duration_s
-            figure = f"target_qps {rate:g}/s x {limits['offline_slack']}" if rate is not None else ""
+            name = "offline_target_qps" if param == "offline_target_qps" else "target_qps"
+            figure = f"{name} {rate:g}/s x {limits['offline_slack']}" if rate is not None else ""
         elif scenario == "SingleStream":
             param, latency = "user_conf_overrides", conf.get("target_latency")
             wanted = None if latency is None else duration_s * 1000 / latency
@@ -366,8 +384,9 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
                                           f"{p['dataset_path']}")
     if dep.runner == "local" and not Path(p["model_path"], "config.json").is_file():
         raise _fail("model_path", f"{p['model_path']} has no config.json")
-    if p["server_target_qps"] is not None and "target_qps" in p["user_conf_overrides"]:
-        raise _fail("user_conf_overrides", "target_qps is also set by server_target_qps; set one of them")
+    for rate in RATE_PARAMS:
+        if p[rate] is not None and "target_qps" in p["user_conf_overrides"]:
+            raise _fail("user_conf_overrides", f"target_qps is also set by {rate}; set one of them")
     distributed = p["distributed"]
     if distributed != "off" and len(nodes) < 2:
         raise _fail("distributed", f"{distributed!r} needs at least two nodes (selected: {nodes}); use 'off'")

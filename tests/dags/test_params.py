@@ -76,7 +76,9 @@ def _plan(deploy_env, **conf):
     ({"model_path": "/nonexistent"}, r"^model_path: /nonexistent has no config.json"),
     ({"dataset_path": "/nonexistent.json"}, r"^dataset_path: "),
     ({"node_overrides": {"gpu-9": {"model_path": "/m"}}}, r"^node_overrides: gpu-9"),
-    ({"user_conf_overrides": {"target_qps": 3}}, r"^user_conf_overrides: target_qps is also set"),
+    ({"user_conf_overrides": {"target_qps": 3}}, r"^user_conf_overrides: target_qps is also set by server_target_qps"),
+    ({"server_target_qps": None, "offline_target_qps": 60, "user_conf_overrides": {"target_qps": 3}},
+     r"^user_conf_overrides: target_qps is also set by offline_target_qps"),
 ])
 def test_cross_field_checks_name_the_param(deploy_env, conf, message):
     from include.plan import PlanError
@@ -207,6 +209,8 @@ def test_values_are_checked_with_the_suts_bounds(serialized_params, conf, messag
      r"^server_target_qps: Server: server_target_qps 10000/s x min_duration 3600 s = 36,000,000 queries"),
     ({"scenarios": ["Offline"], "user_conf_overrides": {"target_qps": 10_000, "min_duration": 1_000_000}},
      r"^user_conf_overrides: Offline: target_qps 10000/s x 1.1 x min_duration 1000 s = 11,000,000 queries"),
+    ({"scenarios": ["Offline"], "offline_target_qps": 10_000, "user_conf_overrides": {"min_duration": 1_000_000}},
+     r"^offline_target_qps: Offline: offline_target_qps 10000/s x 1.1 x min_duration 1000 s = 11,000,000 queries"),
 ])
 def test_door_checks_name_the_key_and_the_fix(deploy_env, conf, message):
     from include import deployment, plan
@@ -235,6 +239,17 @@ def test_the_plan_task_refuses_an_unknown_param_too(deploy_env):
     values = ParamsDict(plan.trigger_params(dep)).validate() | {"total_samples_count": 5}
     with pytest.raises(plan.PlanError, match="did you mean 'total_sample_count'"):
         plan.make_plan(values, dep, "manual__2026-11-29T02:00:00+00:00")
+
+
+def test_each_scenario_gets_its_own_target_qps(deploy_env):
+    """A faster engine needs a higher Offline target_qps (else LoadGen issues too few samples to last min_duration)
+    while Server keeps its own rate: both in one plan."""
+    plan = _plan(deploy_env, offline_target_qps=57.5, server_target_qps=55.62)
+    rates = {run.scenario: [a for a in run.arguments if a.startswith("target_qps=")] for run in plan.runs}
+    assert rates == {"Offline": ["target_qps=57.5"], "Server": ["target_qps=55.62"]}
+    plan = _plan(deploy_env, server_target_qps=55.62)
+    offline = next(run for run in plan.runs if run.scenario == "Offline")
+    assert not any(a.startswith("target_qps=") for a in offline.arguments)      # the SUT's user.conf decides
 
 
 def test_integer_overrides_reach_the_sut_as_digits(deploy_env):
