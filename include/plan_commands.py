@@ -16,6 +16,10 @@ of its own (the single-GPU runs keep the common ones).
 
 `--engine-flags` adds SUT engine flags the DAG's params do not have (FP8, vLLM engine arguments) to every run that
 starts an engine (single, sharded, serve); the script's header names them.
+
+`ONLY_RUNS=NAME[,NAME...]` in the script's environment runs only the runs so named (or so prefixed, e.g.
+`single/h200-0/Offline`); plan.json stays whole, so the pipeline still expects every run. It splits one plan over
+several sittings or GPUs, or runs a failed run again; a value that matches no run is refused (exit 2).
 """
 from __future__ import annotations
 
@@ -135,9 +139,20 @@ def script(cmds: Commands) -> str:
         "# GPUs: " + (", ".join(f"{n}=CUDA_VISIBLE_DEVICES {g}" for n, g in cmds.gpus.items()) or "not pinned"),
         "# Engine flags beyond the DAG's params: " + (shlex.join(cmds.engine_flags) or "none"),
         *[f"# note: {note}" for note in dict.fromkeys(n for p in cmds.plans for n in p.notes)],
+        "# ONLY_RUNS=NAME[,NAME...] (names of `runs` below, or prefixes) runs only those; plan.json stays whole.",
         "set -uo pipefail",
         "failed=0",
+        "wanted() {   # NAME: in ONLY_RUNS (comma-separated names or prefixes), or ONLY_RUNS unset",
+        '  [ -z "${ONLY_RUNS:-}" ] && return 0',
+        "  local item items; IFS=, read -ra items <<< \"$ONLY_RUNS\"",
+        '  for item in "${items[@]}"; do [ -n "$item" ] && [[ $1 == "$item"* ]] && return 0; done',
+        "  return 1",
+        "}",
+        f"runs=({' '.join(shlex.quote(r.name) for r in cmds.runs)})",
+        'matched=0; for run in "${runs[@]}"; do wanted "$run" && matched=1; done',
+        'if [ $matched = 0 ]; then echo "ONLY_RUNS=$ONLY_RUNS matches no run of this plan; runs: ${runs[*]}" >&2; exit 2; fi',
         "sut_run() {   # NAME LOG TIMEOUT_S N OUTPUT_DIR...(N, one per test) COMMAND...: the local runner's run_spec",
+        '  wanted "$1" || { echo "=== skip $1 (not in ONLY_RUNS)"; return 0; }',
         "  local name=$1 log=$2 t=$3 n=$4 out; shift 4",
         '  for out in "${@:1:n}"; do rm -rf "$out"; mkdir -p "$out"; done; shift "$n"',
         '  echo "=== $(date -u +%H:%M:%S) start $name"',
@@ -158,8 +173,11 @@ def script(cmds: Commands) -> str:
         lines += ["", "# --- single-GPU runs: one job per node, at once; each node's runs in turn"]
         lines += _parallel_by_node(cmds, singles)
     if coordinated:
-        lines += ["", "# --- coordinated: one vLLM server per node, then one LoadGen over HTTP"]
-        lines += _coordinated(cmds, coordinated)
+        lines += ["", "# --- coordinated: one vLLM server per node, then one LoadGen over HTTP (no servers when "
+                  "ONLY_RUNS leaves its runs out)",
+                  f"if {' || '.join(f'wanted {shlex.quote(r.name)}' for r in coordinated)}; then"]
+        lines += [f"  {line}" for line in _coordinated(cmds, coordinated)]
+        lines += ["fi"]
     if sharded:
         lines += ["", "# --- sharded: every node on its shard, at once"]
         lines += _parallel_by_node(cmds, sharded)

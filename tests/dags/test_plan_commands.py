@@ -234,3 +234,25 @@ def test_one_process_runs_a_nodes_tests_of_a_scenario_into_emptied_folders(env):
     assert args[args.index("--also") + 1] == f"accuracy={offline / 'accuracy'}"
     assert not (offline / "performance" / "result.json").exists() and not (offline / "accuracy" / "result.json").exists()
     assert (offline / "accuracy").is_dir() and (offline / "performance+accuracy.sut.log").exists()
+
+
+def test_only_runs_runs_the_named_runs_and_keeps_the_whole_plan(env):
+    """One plan split over two sittings (or GPUs): each runs its share, plan.json always lists every run."""
+    script = _generate(env)
+    proc = _run(script, ONLY_RUNS="single/gpu-b,distributed/gpu-a/Offline/performance")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert set(_records(env)) == {"single/gpu-b/Offline/performance", "distributed/gpu-a/Offline/performance"}
+    assert not list((env / "logs").glob("serve-*.json"))          # the coordinated run is left out: no servers
+    assert "skip single/gpu-a/Offline/performance (not in ONLY_RUNS)" in proc.stdout
+    assert len(json.loads((env / "artifacts" / "r1" / "plan.json").read_text())["runs"]) == 5
+    proc = _run(script, ONLY_RUNS="distributed/coordinated")       # the second sitting keeps the first's results
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert set(_records(env)) == {"single/gpu-b/Offline/performance", "distributed/gpu-a/Offline/performance",
+                                  "distributed/coordinated/Offline/performance"}
+
+
+def test_only_runs_that_matches_nothing_is_refused_with_the_run_names(env):
+    proc = _run(_generate(env), ONLY_RUNS="single/gpu-c")
+    assert proc.returncode == 2
+    assert "ONLY_RUNS=single/gpu-c matches no run of this plan; runs: single/gpu-a/Offline/performance" in proc.stderr
+    assert not _records(env)
