@@ -4,6 +4,8 @@ Each SUT process (one engine, backend "vllm") stamps its clock into every result
 engine ready, stopped after the engine's shutdown; sut_image/mlperf_sut/process_clock.py). Its wall time, start to
 stop, splits into start-up (start -> engine ready: imports, weights, CUDA graphs, warm-up), timed (the sum of its
 LoadGen tests' durations), teardown (the last test's end -> stop) and other (the rest: between tests, writing logs).
+The tests are those the clock lists (`process.tests`, compliance tests included, whether or not the pipeline reads
+their folders); results written before the SUT listed them fall back to the runs that carry the process's id.
 The share is timed / wall; the run's total is the sum of timed over the sum of wall of the processes whose clock is
 complete. A process whose clock is incomplete (a result written before the SUT recorded it, or a process killed
 before it stopped) is listed as unknown and left out of the total: it is neither 0% nor 100%.
@@ -16,10 +18,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from include import run_artifacts
 from include.mlperf_rules import COMPLIANCE_TESTS, MIN_DURATION_S
 from include.records import RunRecord
 from include.scaling import parse_utc, scenario_key, timed_window
+from include.sut_result import LoadGenTest
 from include.verdict import min_duration_ms
 
 # Issue 17 part 6: a nightly plan on one GPU should spend at least this share of its GPU time in LoadGen's timed tests.
@@ -90,11 +92,20 @@ def _duration(record: RunRecord) -> float | None:
     return timed_window(record)[2]
 
 
-def _end(record: RunRecord) -> datetime | None:
-    start, end, duration = timed_window(record)
+def _end_of(start: datetime | None, end: datetime | None, duration: float | None) -> datetime | None:
     if end is None and start is not None and duration is not None:
         return start + timedelta(seconds=duration)
     return end
+
+
+def _end(record: RunRecord) -> datetime | None:
+    return _end_of(*timed_window(record))
+
+
+def _listed_tests(tests: list[RunRecord]) -> list[LoadGenTest]:
+    """The tests the process's clock lists: each result.json lists those up to its write, the ones rewritten at the
+    stop all of them, so the longest list is the latest; empty when every result.json predates the list."""
+    return max((r.sut.process.tests for r in tests if r.sut.process), key=len, default=[])
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -109,9 +120,17 @@ def _clock_field(tests: list[RunRecord], name: str) -> str | None:
 
 def _process(process_id: str | None, tests: list[RunRecord]) -> ProcessBudget:
     tests = sorted(tests, key=lambda r: (r.sut.timing.start_utc or "", scenario_key(r.scenario), r.run_dir))
-    durations = [_duration(r) for r in tests]
+    if listed := _listed_tests(tests):
+        names = [f"{t.scenario} {t.name}" for t in listed]
+        durations = [t.duration_s for t in listed]
+        last = listed[-1]
+        last_end = _end_of(parse_utc(last.start_utc), parse_utc(last.end_utc), last.duration_s)
+    else:
+        names = [_test_name(r) for r in tests]
+        durations = [_duration(r) for r in tests]
+        ends = [_end(r) for r in tests]
+        last_end = max(ends) if ends and all(ends) else None
     timed = sum(durations) if all(d is not None for d in durations) else None
-    names = [_test_name(r) for r in tests]
     first = tests[0]
     reasons = []
     start = ready = stopped = None
@@ -127,8 +146,6 @@ def _process(process_id: str | None, tests: list[RunRecord]) -> ProcessBudget:
             reasons.append("the engine never reported ready")
     if timed is None:
         reasons.append("no timed duration for " + ", ".join(n for n, d in zip(names, durations) if d is None))
-    ends = [_end(r) for r in tests]
-    last_end = max(ends) if ends and all(ends) else None
     startup = _seconds(start, ready)
     teardown = _seconds(last_end, stopped)
     wall = _seconds(start, stopped)
@@ -147,8 +164,8 @@ def _names(records: list[RunRecord]) -> str:
 
 
 def gpu_time_budget(records: list[RunRecord], goal: float = GOAL_SHARE) -> GpuTimeBudget:
-    """The budget over every in-process SUT run of `records`; the pipeline passes `with_compliance_runs(records)`, so
-    that a process's compliance tests count as timed."""
+    """The budget over every in-process SUT run of `records`: a process's tests as its clock lists them (compliance
+    tests included, which the pipeline's records leave out), else the runs of `records` that carry its id."""
     in_process = [r for r in records if r.sut is not None and r.sut.backend == IN_PROCESS_BACKEND]
     groups: dict[str, list[RunRecord]] = {}
     for r in in_process:   # a run without a clock is a process of its own: it cannot be joined to any other
@@ -173,18 +190,3 @@ def gpu_time_budget(records: list[RunRecord], goal: float = GOAL_SHARE) -> GpuTi
     return GpuTimeBudget(processes=processes, timed_s=timed, wall_s=wall, share=timed / wall if wall else None,
                          goal=goal, not_covered=not_covered, shortened=shortened)
 
-
-def with_compliance_runs(records: list[RunRecord]) -> list[RunRecord]:
-    """`records` and the compliance runs beside them (<scenario>/TEST06/): the pipeline's records leave those out (the
-    submission step verifies them), but their LoadGen tests ran in the same processes and count as timed."""
-    seen = {Path(r.run_dir) for r in records}
-    extra = []
-    for r in records:
-        if r.sut is None or r.sut.backend != IN_PROCESS_BACKEND:
-            continue
-        for test in COMPLIANCE_TESTS:
-            folder = Path(r.run_dir).parent / test
-            if folder not in seen and (folder / run_artifacts.RESULT_FILE).is_file():
-                seen.add(folder)
-                extra.append(run_artifacts.read_run(folder, r.branch))
-    return list(records) + extra

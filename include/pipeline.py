@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from include import plausibility, run_artifacts
-from include.gpu_time import GpuTimeBudget, gpu_time_budget, with_compliance_runs
+from include.gpu_time import GpuTimeBudget, gpu_time_budget
 from include.records import PlausibilityCheck, Regression, RunRecord, ScalingResult
 from include.report import ANALYSIS_JSON, ReportPaths, build_report
 from include.scaling import scaling_efficiency, scaling_from_dict
@@ -191,7 +191,7 @@ def analyse(records: list[RunRecord], *, run_id: str, history_url: str | None,
     return Analysis(run_id=run_id, created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     threshold_pct=float(threshold_pct), scaling=scaling_efficiency(records),
                     plausibility=[c for c in checks.values() if c is not None],
-                    gpu_time=gpu_time_budget(with_compliance_runs(records)), regressions=regressions,
+                    gpu_time=gpu_time_budget(records), regressions=regressions,
                     verdict=verdict, notes=notes, history=history, records=records)
 
 

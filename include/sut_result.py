@@ -72,14 +72,33 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class LoadGenTest:
+    """One LoadGen test a SUT process ran (result.json `process.tests`), with the timing of the test's own
+    result.json (None where the test failed before its timed part ended)."""
+    name: str                      # as `--also` names it: performance, accuracy, TEST06
+    scenario: str
+    output_dir: str
+    start_utc: str | None
+    end_utc: str | None
+    duration_s: float | None
+    status: str                    # completed | failed
+
+
+@dataclass(frozen=True)
 class ProcessClock:
     """The SUT process's clock (result.json `process`): start, engine start and readiness, stop (None: not
-    stopped cleanly). Tests of one process, i.e. one engine, share `id`."""
+    stopped cleanly), and the LoadGen tests it ran up to the write, in order (empty in results written before the
+    SUT listed them). Tests of one process, i.e. one engine, share `id`."""
     id: str
     start_utc: str
     engine_start_utc: str | None
     engine_ready_utc: str | None
     stopped_utc: str | None
+    tests: list[LoadGenTest] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ProcessClock":
+        return cls(**{**data, "tests": [LoadGenTest(**t) for t in data.get("tests", [])]})
 
 
 @dataclass(frozen=True)
@@ -146,7 +165,7 @@ class SutResult:
             shard=Shard(**data["shard"]) if data["shard"] is not None else None,
             accuracy_meaningful=data["accuracy_meaningful"], files=list(data["files"]),
             host=HostInfo(**data["host"]) if data.get("host") else None,
-            process=ProcessClock(**data["process"]) if data.get("process") else None,
+            process=ProcessClock.from_json(data["process"]) if data.get("process") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -185,15 +185,24 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
         accelerator=detect().to_dict(), engine=requested_engine(args), generation=BENCHMARK_GENERATION.to_dict(),
         loadgen_settings=settings.effective(),
         shard={"index": job.shard.index, "count": job.shard.count} if job.shard else None,
-        accuracy_meaningful=not dummy, host=host(), process=job.clock.to_dict())
+        accuracy_meaningful=not dummy, host=host())
     job.written.append((result, output_dir))
+    name = Test(mode, compliance_test, output_dir).name
+
+    def ended() -> Path:
+        """The test's end, once: its timing and status into the process's clock, then its result.json (with that
+        clock, so the last result.json written lists every test of the process)."""
+        job.clock.test_ended(name, scenario.label, str(output_dir), result.timing, result.status)
+        result.process = job.clock.to_dict()
+        return result.write(output_dir)
+
     def abort(error: BaseException) -> None:
         """LoadGen would run out its min_duration after the failure: record it and leave now (LoadGen's logs of
         this run stay partial)."""
         print_failure(error, args.debug, where_to_look(job, output_dir, error),
                       note="LoadGen was still running after it; the run was stopped")
         result.status, result.error = "failed", f"{type(error).__name__}: {error}"
-        result.write(output_dir)
+        ended()
         os._exit(EXIT_RUNTIME)
 
     harness = Harness(job.qsl, job.backend, Progress(args.progress_interval), on_abort=abort)
@@ -201,7 +210,6 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
         job.clock.engine_starting()
         job.backend.start(harness)
         job.clock.engine_ready()
-        result.process = job.clock.to_dict()
         result.engine = job.backend.engine_info() or result.engine
         result.accelerator = job.backend.accelerator_info() or result.accelerator
         if job.options is None and result.engine.get("load_format"):    # http: the weights are the servers'
@@ -211,7 +219,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
     except Exception as error:  # noqa: BLE001 - every runtime failure is recorded in result.json, then exit 1
         print_failure(error, args.debug, where_to_look(job, output_dir, error))
         result.status, result.error = "failed", f"{type(error).__name__}: {error}"
-        result.write(output_dir)
+        ended()
         return EXIT_RUNTIME
     result.timing = {"start_utc": outcome.start_utc.isoformat(), "end_utc": outcome.end_utc.isoformat(),
                      "duration_s": round(outcome.duration_s, 3)}
@@ -222,7 +230,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
     result.endpoints = [{"url": url, "node": node_of.get(url, args.node), "samples_completed": samples,
                          "output_tokens": tokens, "accelerator": cards[url]["accelerator"] if url in cards else None}
                         for url, (samples, tokens) in sorted(outcome.per_endpoint.items())]
-    path = result.write(output_dir)
+    path = ended()
     print(f"result: {path} ({outcome.samples_completed} samples, {outcome.output_tokens} output tokens, "
           f"{outcome.duration_s:.1f} s)", flush=True)
     return EXIT_OK

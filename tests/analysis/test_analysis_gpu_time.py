@@ -1,14 +1,13 @@
 """include.gpu_time: the share of the SUT processes' GPU time inside LoadGen's timed tests, honest where unknown."""
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from include.gpu_time import GOAL_SHARE, gpu_time_budget, with_compliance_runs
+from include.gpu_time import GOAL_SHARE, gpu_time_budget
 from include.pipeline import Analysis, analyse, publish_report
 from tests.analysis.analysis_factory import T0, make_record
 
@@ -18,7 +17,8 @@ def _utc(offset_s: float) -> str:
 
 
 def _clock(process_id: str, start_s: float, ready_s: float, stopped_s: float | None) -> dict:
-    """A result.json `process` with times in seconds from the factory's T0."""
+    """A result.json `process` with times in seconds from the factory's T0, without `tests` (as written before the
+    SUT listed them: the budget takes the process's tests from the runs carrying its id)."""
     return {"id": process_id, "start_utc": _utc(start_s), "engine_start_utc": _utc(start_s + 5),
             "engine_ready_utc": _utc(ready_s), "stopped_utc": None if stopped_s is None else _utc(stopped_s)}
 
@@ -98,21 +98,46 @@ def test_coordinated_runs_are_named_as_not_covered() -> None:
                and "backend http" in line for line in budget.not_covered)
 
 
-def test_compliance_runs_of_the_same_process_count_as_timed(tmp_path: Path) -> None:
-    """The pipeline's records leave <scenario>/TEST06/ out; its test ran in the same process and is timed too."""
-    clock = _clock("offline-engine", -90, 0, 720)
-    scenario_dir = tmp_path / "single" / "gpu-a" / "Offline"
-    perf = make_record("gpu-a", duration_s=600.0, process=clock)
-    test06 = make_record("gpu-a", start_offset_s=605.0, duration_s=100.0, process=clock, test_dir="TEST06")
-    for record in (perf, test06):
-        (scenario_dir / Path(record.run_dir).name).mkdir(parents=True)
-        (scenario_dir / Path(record.run_dir).name / "result.json").write_text(json.dumps(record.result))
-    perf = dataclasses.replace(perf, run_dir=str(scenario_dir / "performance"))
-    records = with_compliance_runs([perf])
-    assert [r.run_dir for r in records] == [str(scenario_dir / "performance"), str(scenario_dir / "TEST06")]
-    [process] = gpu_time_budget(records).processes
-    assert process.tests == ["Offline performance", "Offline TEST06"]
-    assert process.timed_s == pytest.approx(700.0) and process.share == pytest.approx(700 / 810)
+def _listed(name: str, start_s: float, duration_s: float | None, status: str = "completed") -> dict:
+    """One entry of a clock's `tests` (Offline, times in seconds from T0); no duration: failed before its end."""
+    return {"name": name, "scenario": "Offline", "output_dir": f"/artifacts/run-1/single/gpu-a/Offline/{name}",
+            "start_utc": _utc(start_s), "end_utc": None if duration_s is None else _utc(start_s + duration_s),
+            "duration_s": duration_s, "status": status}
+
+
+def _listing_process(test06_duration_s: float | None) -> list:
+    """One engine ran performance (600 s at T0), accuracy (220 s from T0+610) and TEST06 (from T0+835), stopped at
+    T0+950; the pipeline's records hold the first two only (they leave <scenario>/TEST06/ out)."""
+    clock = {**_clock("offline-engine", -90, 0, 950),
+             "tests": [_listed("performance", 0, 600.0), _listed("accuracy", 610, 220.0),
+                       _listed("TEST06", 835, test06_duration_s, "completed" if test06_duration_s else "failed")]}
+    performance_written = {**clock, "stopped_utc": None, "tests": clock["tests"][:1]}   # as at its own test's end
+    return [make_record("gpu-a", duration_s=600.0, process=performance_written),
+            make_record("gpu-a", mode="accuracy", start_offset_s=610.0, duration_s=220.0, process=clock)]
+
+
+def test_a_process_counts_every_test_its_clock_lists_compliance_included(tmp_path: Path) -> None:
+    """TEST06 is in no record the pipeline passes, and no folder is read from disk: the clock alone lists it."""
+    budget = gpu_time_budget(_listing_process(test06_duration_s=100.0))
+    [process] = budget.processes
+    assert process.tests == ["Offline performance", "Offline accuracy", "Offline TEST06"]
+    assert process.timed_s == pytest.approx(600.0 + 220.0 + 100.0)
+    assert process.teardown_s == pytest.approx(15.0)                # TEST06's end (T0+935) -> stopped
+    assert process.wall_s == pytest.approx(1040.0) and process.other_s == pytest.approx(15.0)
+    assert process.unknown is None and budget.share == pytest.approx(920 / 1040)
+    md = publish_report(analyse(_listing_process(100.0), run_id="listed", history_url=None),
+                        tmp_path).markdown.read_text()
+    assert ("| gpu-a | single | Offline performance, Offline accuracy, Offline TEST06 | 90.0 | 920.0 | 15.0 | 15.0 "
+            "| 1,040.0 | 88.5% |") in md
+
+
+def test_a_listed_test_without_a_duration_makes_the_process_unknown() -> None:
+    budget = gpu_time_budget(_listing_process(test06_duration_s=None))
+    [process] = budget.processes
+    assert process.tests == ["Offline performance", "Offline accuracy", "Offline TEST06"]
+    assert process.unknown == "no timed duration for Offline TEST06"
+    assert (process.timed_s, process.teardown_s, process.share) == (None, None, None)
+    assert budget.share is None and budget.unknown_processes == 1
 
 
 def test_report_shows_the_budget_against_the_goal(tmp_path: Path) -> None:

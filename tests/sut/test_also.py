@@ -55,6 +55,13 @@ def test_each_test_has_its_own_logs_and_result_from_one_process(three_tests):
     assert clocks[0]["engine_ready_utc"] <= timings[0]["start_utc"]
     assert timings[0]["end_utc"] <= timings[1]["start_utc"] and timings[1]["end_utc"] <= timings[2]["start_utc"]
     assert timings[2]["end_utc"] <= clocks[0]["stopped_utc"]
+    # the clock rewritten at the stop lists every test of the process, in order, with each result.json's timing:
+    # the GPU time budget counts them from here (the pipeline reads the TEST06 folder's result.json no other way)
+    listed = clocks[0]["tests"]
+    assert [(t["name"], t["scenario"], t["output_dir"], t["status"]) for t in listed] == [
+        (name, "Offline", str(outs[name]), "completed") for name in ("performance", "accuracy", "TEST06")]
+    assert [{k: t[k] for k in ("start_utc", "end_utc", "duration_s")} for t in listed] == timings
+    assert all(c["tests"] == listed for c in clocks)
 
 
 def test_the_accuracy_test_logs_every_sample(three_tests):
@@ -110,5 +117,8 @@ def test_a_failed_test_ends_the_process_and_the_later_tests_are_not_run(tiny_mod
     result = _result(main)
     assert result["status"] == "failed" and "unreachable" in result["error"]
     assert result["process"]["stopped_utc"] is not None
+    # the failed test is in the process's clock, without a duration: the GPU time budget names it as unknown
+    [test] = result["process"]["tests"]
+    assert (test["name"], test["status"], test["duration_s"]) == ("performance", "failed", None)
     assert not (accuracy / "result.json").exists()
     assert f"not run after performance failed: accuracy ({accuracy})" in done.stdout
