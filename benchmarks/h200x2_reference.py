@@ -1,7 +1,7 @@
 """Figures of the committed 2x H200 reference runs (reference/h200x2/) and of one H200 (reference/h200/).
 
 Read with the pipeline's own code (run_artifacts, scaling), so the figures are the report's:
-- h200x2-offline-600s/ (x2_600s_commands.sh, generated from the DAG's plan by x2_plan.sh 600s): Offline coordinated
+- h200x2-offline-600s/ (x2_600s_commands.sh, generated from the DAG's plan by plan.sh 600s): Offline coordinated
   (one LoadGen over a vLLM server per GPU, HTTP) over MLPerf's full 600 s, 80,208 samples; single on each GPU at
   once, one pass of 13,368 samples each (two 600 s single runs did not fit the session's device time).
   x2_single_tok_s is the sum of the two single runs' LoadGen tokens/s (the efficiency's denominator),

@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# The 2x H200 reference run (device kind nvidia-h200-x2: two H200s of one host), from the repository root:
-#   benchmarks/h200/x2_session.sh STAGE ...        (work folder /tmp/b: x2_offline_commands.sh was generated for it)
+# The H200 reference runs on a lent device machine, from the repository root (benchmarks/h200/device.sh starts it
+# there, detached):
+#   benchmarks/h200/device_session.sh STAGE ...   (work folder /tmp/b: the *_commands.sh were generated for it)
 # Needs /tmp/b/vsite: the bundle of benchmarks/gpu/build_vllm_bundle.sh, unpacked (.gpu-bundle/unpack.sh /tmp/b).
-# Stages:
+# Stages on one GPU (nvidia-h200, or GPU 0 of nvidia-h200-x2):
 #   cleanup  kill the servers a stage stopped by a timeout left running (servers.pids); GPU memory in use
 #   check    vLLM's OpenAI server imports against the bundle (what `mlperf_sut serve` runs), the GPUs, versions
-#   offline  (~8 min) x2_offline_commands.sh, generated from the DAG's plan by x2_plan.sh: Offline single on each
+#   nightly-offline (~17 min) the Offline process of the nightly plan (nightly_gpu0_commands.sh, plan.sh nightly 0;
+#            ONLY_RUNS): Offline performance over MLPerf's 600 s, then Offline accuracy, one engine; run h200-nightly
+#   nightly-server (~13 min) its Server process: Server performance at 55.62 QPS over 600 s; same run
+#   tune     (~3 min an attempt, 7 in all; then ~13 min) tune.py over tune_offline.json, each attempt its own engine
+#            on 4,000 samples, then the best over 600 s, into run h200-tune (tune.json); TUNE_ARGS adds tune.py
+#            arguments (e.g. "--only baseline --only mnbt64k"), TUNE_GPU picks the GPU (default 0)
+#   server-qps<X> (~5 min at 60) Server performance at X QPS over all 13,368 queries (min_duration 45 s, as
+#            reference/h200's server-fp8-qps runs), the headline's engine settings; run h200-server-qps<X>
+# Stages on two GPUs (nvidia-h200-x2):
+#   nightly-x2 (~17 min) the nightly plan's two processes at once: nightly-offline on GPU 0, nightly-server on GPU 1
+#            (nightly_gpu1_commands.sh); each process has a GPU of its own, as on one GPU in turn
+#   offline  (~8 min) x2_offline_commands.sh, generated from the DAG's plan by plan.sh: Offline single on each
 #            GPU, coordinated, sharded; SHORTENED (4,000 queries per GPU, min_duration 0), not MLPerf's 600 s
-#   run600   (~19 min) x2_600s_commands.sh (x2_plan.sh 600s): Offline single on each GPU at once (one pass, 13,368
+#   run600   (~19 min) x2_600s_commands.sh (plan.sh 600s): Offline single on each GPU at once (one pass, 13,368
 #            samples), then coordinated over MLPerf's full 600 s (80,208 samples over the two GPUs)
-#   sharded600 (~13 min) x2_sharded600_commands.sh (x2_plan.sh sharded600): the sharded branch alone over 600 s
-#   server   (~12 min) x2_server_commands.sh (x2_plan.sh server): coordinated Server at 108.5 QPS over 600 s
+#   sharded600 (~13 min) x2_sharded600_commands.sh (plan.sh sharded600): the sharded branch alone over 600 s
+#   server   (~12 min) x2_server_commands.sh (plan.sh server): coordinated Server at 108.5 QPS over 600 s
 #   http     (~8 min) the HTTP backend against the in-process one on the same GPU (issue 17, part 2), and the
 #            Server search on the coordinated pair:
 #            1. both GPUs at once: in-process Server at 50 QPS (3,000 queries, min_duration 0, equal issue off)
@@ -82,9 +94,9 @@ for name in "$@"; do
       bash benchmarks/h200/x2_offline_commands.sh ;;
     run600)
       bash benchmarks/h200/x2_600s_commands.sh ;;
-    sharded600)   # (~13 min) x2_sharded600_commands.sh (x2_plan.sh sharded600): sharded over MLPerf's full 600 s
+    sharded600)   # (~13 min) x2_sharded600_commands.sh (plan.sh sharded600): sharded over MLPerf's full 600 s
       bash benchmarks/h200/x2_sharded600_commands.sh; touch "$work/artifacts/h200x2-sharded-600s/.done" ;;
-    server)       # (~12 min) x2_server_commands.sh (x2_plan.sh server): coordinated Server at 108.5 QPS, 600 s
+    server)       # (~12 min) x2_server_commands.sh (plan.sh server): coordinated Server at 108.5 QPS, 600 s
       bash benchmarks/h200/x2_server_commands.sh; touch "$work/artifacts/h200x2-server-coordinated/.done" ;;
     http)
       run=$work/artifacts/h200x2-http
@@ -130,7 +142,32 @@ for name in "$@"; do
       for p in "${pids[@]}"; do kill -TERM -- -$p 2>/dev/null; done; sleep 5
       for p in "${pids[@]}"; do kill -KILL -- -$p 2>/dev/null; done
       trap - EXIT ;;
-    *) echo "unknown stage $name (see the usage at the top of x2_session.sh)"; exit 2 ;;
+    nightly-offline)
+      ONLY_RUNS=single/h200-0/Offline bash benchmarks/h200/nightly_gpu0_commands.sh
+      touch "$work/artifacts/h200-nightly/.done" ;;
+    nightly-server)
+      ONLY_RUNS=single/h200-0/Server bash benchmarks/h200/nightly_gpu0_commands.sh
+      touch "$work/artifacts/h200-nightly/.done" ;;
+    nightly-x2)   # both write the same plan.json: the second starts once the first has written it
+      ONLY_RUNS=single/h200-0/Offline bash benchmarks/h200/nightly_gpu0_commands.sh &
+      sleep 5
+      ONLY_RUNS=single/h200-0/Server bash benchmarks/h200/nightly_gpu1_commands.sh
+      wait
+      touch "$work/artifacts/h200-nightly/.done" ;;
+    tune)   # TUNE_ARGS: word-split on purpose (several --only NAME)
+      # shellcheck disable=SC2086
+      CUDA_VISIBLE_DEVICES=${TUNE_GPU:-0} python3 benchmarks/h200/tune.py benchmarks/h200/tune_offline.json \
+        --dataset "$data" --node h200-0 --output-dir "$work/artifacts/h200-tune" --confirm-600s ${TUNE_ARGS:-}
+      touch "$work/artifacts/h200-tune/.done" ;;
+    server-qps*)
+      qps=${name#server-qps}; out=$work/artifacts/h200-server-qps$qps
+      mkdir -p "$out"
+      CUDA_VISIBLE_DEVICES=0 sut run --scenario Server --mode performance --model "$model" --dataset "$data" \
+        "${flags[@]}" --node h200-0 --override "target_qps=$qps" --override min_duration=45000 \
+        --output-dir "$out/single/h200-0/Server/performance" > "$out/single-h200-0-Server.sut.log" 2>&1
+      tail -n 3 "$out/single-h200-0-Server.sut.log"
+      touch "$out/.done" ;;
+    *) echo "unknown stage $name (see the usage at the top of device_session.sh)"; exit 2 ;;
   esac
   stage "$name done"
 done

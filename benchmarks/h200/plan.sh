@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# The 2x H200 reference runs' commands, generated from the DAG's plan (include/plan_commands.py), not hand-written
+# The H200 reference runs' commands, generated from the DAG's plan (include/plan_commands.py), not hand-written
 # (from the repository root, ~10 s each):
-#   benchmarks/h200/x2_plan.sh shortened > benchmarks/h200/x2_offline_commands.sh
-#   benchmarks/h200/x2_plan.sh 600s      > benchmarks/h200/x2_600s_commands.sh
-#   benchmarks/h200/x2_plan.sh sharded600 > benchmarks/h200/x2_sharded600_commands.sh
-#   benchmarks/h200/x2_plan.sh server    > benchmarks/h200/x2_server_commands.sh
-# Deployment: the local runner on one host, nodes h200-0 and h200-1, one GPU each (MLPERF_LOCAL_GPUS), dummy weights,
-# the synthetic data set that x2_session.sh builds in /tmp/b, artefacts under /tmp/b/artifacts/<run id>.
+#   benchmarks/h200/plan.sh nightly 0 > benchmarks/h200/nightly_gpu0_commands.sh
+#   benchmarks/h200/plan.sh nightly 1 > benchmarks/h200/nightly_gpu1_commands.sh
+#   benchmarks/h200/plan.sh shortened > benchmarks/h200/x2_offline_commands.sh
+#   benchmarks/h200/plan.sh 600s      > benchmarks/h200/x2_600s_commands.sh
+#   benchmarks/h200/plan.sh sharded600 > benchmarks/h200/x2_sharded600_commands.sh
+#   benchmarks/h200/plan.sh server    > benchmarks/h200/x2_server_commands.sh
+# Deployment: the local runner on one host, nodes h200-0 and h200-1, one GPU each (MLPERF_LOCAL_GPUS; nightly: node
+# h200-0 alone, on the GPU given), dummy weights,
+# the synthetic data set that device_session.sh builds in /tmp/b, artefacts under /tmp/b/artifacts/<run id>.
 # Engine: FP8 weights and KV cache, async scheduling, CUDA graphs to 1,024 tokens, max_num_batched_tokens 32,768,
 # max_num_seqs 1,024, prefix caching off (the SUT's default): the reference/h200 headline settings. The DAG's params
 # have no FP8 or vLLM engine-argument fields yet, so they travel as --engine-flags (named in the script's header).
 # Runs:
+#   nightly GPU (run h200-nightly, issue 17 part 6): the DAG's nightly plan for one node: Offline performance and
+#     accuracy in one SUT process (one engine), Server performance in another, each over MLPerf's full duration.
+#     offline_target_qps 57.5 (LoadGen issues 3 passes, 40,104 samples, ~650 s at the ~62 samples/s of one H200; the
+#     user.conf's 40 would issue 2, ~430 s: INVALID); server_target_qps 55.62 (the highest VALID of one H200,
+#     reference/h200); accuracy on Offline alone; no TEST06 (dummy weights). ~30 min of GPU time in all: more than a
+#     30-minute lease holds with its transfers, so device_session.sh runs the two processes' shares (ONLY_RUNS) at once
+#     on the two GPUs of an x2 lease (stage nightly-x2: the GPU 0 and GPU 1 scripts), or in two one-GPU leases.
 #   shortened (run h200x2-offline, 2026-11-29, kept as it ran): Offline single on each GPU, coordinated, sharded;
 #     SHORTENED, NOT MLPerf's 600 s: min_duration 0 and min_query_count 4,000 (8,000 for the coordinated run). Meant
 #     as 4,000 queries per GPU, but LoadGen pads an Offline query to whole passes over the samples (mlperf.conf's
@@ -30,7 +40,13 @@
 #    issue's goal, as one confirming run rather than a search (a search's probes are not MLPerf runs).
 # All without the TEST06 compliance runs (param compliance_tests=[]): dummy weights, and no device time for them.
 set -euo pipefail
-case ${1:?usage: x2_plan.sh shortened|600s|sharded600|server} in
+gpus=h200-0=0,h200-1=1
+nodes=h200-0,h200-1
+case ${1:?usage: plan.sh nightly GPU|shortened|600s|sharded600|server} in
+  nightly)
+    nodes=h200-0 gpus=h200-0=${2:?usage: plan.sh nightly GPU (0 or 1)}
+    run=(--run-id h200-nightly --distributed off --param 'scenarios=["Offline", "Server"]' --param mode=both
+         --param 'accuracy_scenarios=["Offline"]' --param offline_target_qps=57.5 --param server_target_qps=55.62) ;;
   shortened)
     run=(--run-id h200x2-offline --distributed coordinated --distributed sharded
          --param 'user_conf_overrides={"min_duration": 0, "min_query_count": 4000}'
@@ -45,17 +61,17 @@ case ${1:?usage: x2_plan.sh shortened|600s|sharded600|server} in
   server)
     run=(--run-id h200x2-server-coordinated --distributed coordinated --branch distributed
          --param 'distributed_scenarios=["Server"]' --param server_target_qps=108.5) ;;
-  *) echo "x2_plan.sh: unknown run $1 (shortened, 600s, sharded600 or server)" >&2; exit 2 ;;
+  *) echo "plan.sh: unknown run $1 (nightly, shortened, 600s, sharded600 or server)" >&2; exit 2 ;;
 esac
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-MLPERF_RUNNER=local MLPERF_NODES=h200-0,h200-1 MLPERF_LOCAL_GPUS=h200-0=0,h200-1=1 \
+MLPERF_RUNNER=local MLPERF_NODES=$nodes MLPERF_LOCAL_GPUS=$gpus \
 MLPERF_MODEL_DIR=benchmarks/h200/llama-3.1-8b MLPERF_DATASET=/tmp/b/cnn_synthetic.json MLPERF_DATASET_SIZE=13368 \
 MLPERF_LOAD_FORMAT=dummy MLPERF_ARTIFACTS_DIR=/tmp/b/artifacts MLPERF_SUT_PYTHON=python3 \
 MLPERF_RUN_TIMEOUT_S=900 MLPERF_SERVER_START_TIMEOUT_S=600 PYTHONPATH=. \
-  "${PYTHON:-.venv/bin/python}" -m include plan --commands "${run[@]}" \
+  "${PYTHON:-.venv/bin/python}" -m include plan --commands \
   --param 'scenarios=["Offline"]' --param mode=performance --param dtype=bfloat16 \
-  --param max_num_seqs=1024 --param max_num_batched_tokens=32768 --param 'compliance_tests=[]' \
+  --param max_num_seqs=1024 --param max_num_batched_tokens=32768 --param 'compliance_tests=[]' "${run[@]}" \
   --engine-flags "--quantization fp8 --kv-cache-dtype fp8 --engine-arg async_scheduling=true \
 --engine-arg 'compilation_config={\"max_cudagraph_capture_size\": 1024}' --max-model-len 4096" \
   --out "$out" >/dev/null

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The device calls of a 2x H200 session longer than one call (600 s at most), from the repository root there:
-#   x2_device.sh stash .gpu-bundle/part_aa            one bundle part per call (carry it), kept in /tmp/p
-#   x2_device.sh start STAGE...                       after the last part (carry it with unpack.sh and SHA256):
+# The device calls of a GPU session longer than one call (600 s at most; nvidia-h200 or nvidia-h200-x2), from the
+# repository root there:
+#   device.sh stash .gpu-bundle/part_aa            one bundle part per call (carry it), kept in /tmp/p
+#   device.sh start STAGE...                       after the last part (carry it with unpack.sh and SHA256):
 #                                                     unpack the bundle into /tmp/b/vsite, copy benchmarks/ and
-#                                                     sut_image/ to /tmp/b/repo and start x2_session.sh STAGE...
+#                                                     sut_image/ to /tmp/b/repo and start device_session.sh STAGE...
 #                                                     there, detached (setsid): it outlives the call while the
 #                                                     machine is held, i.e. while the next call follows within 30 s
-#   x2_device.sh wait SECONDS RUN_ID...               until the session ends, a listed run's stage ends or SECONDS
+#   device.sh wait SECONDS RUN_ID...               until the session ends, a listed run's stage ends or SECONDS
 #                                                     pass: its log's tail, each SUT run's last progress line; each
 #                                                     run finished since the last call (its folder: LoadGen logs,
 #                                                     result.json, SUT and server logs; not LoadGen's trace) as
@@ -14,7 +15,7 @@
 # The copy in /tmp/b/repo keeps the running scripts apart from the working tree each call re-sends.
 set -uo pipefail
 work=/tmp/b
-case ${1:?usage: see the top of x2_device.sh} in
+case ${1:?usage: see the top of device.sh} in
   stash)
     shift; mkdir -p /tmp/p; cp "$@" /tmp/p/ && ls -l /tmp/p ;;
   start)
@@ -23,8 +24,8 @@ case ${1:?usage: see the top of x2_device.sh} in
     [ -d "$work/vsite" ] || bash /tmp/p/unpack.sh "$work" || exit 1
     rm -rf "$work/repo" && mkdir -p "$work/repo" && cp -a benchmarks sut_image "$work/repo/" || exit 1
     rm -f "$work/session.done"
-    (cd "$work/repo" && setsid nohup bash -c 'bash benchmarks/h200/x2_session.sh "$@"; echo "exit $?" > /tmp/b/session.done' \
-       x2_session "$@" > "$work/session.log" 2>&1 < /dev/null &)
+    (cd "$work/repo" && setsid nohup bash -c 'bash benchmarks/h200/device_session.sh "$@"; echo "exit $?" > /tmp/b/session.done' \
+       device_session "$@" > "$work/session.log" 2>&1 < /dev/null &)
     sleep 5; cat "$work/session.log" ;;
   wait)
     shift; seconds=$1; shift
@@ -48,5 +49,5 @@ case ${1:?usage: see the top of x2_device.sh} in
       fi
     done
     if [ -f "$work/session.done" ]; then cat "$work/session.done"; else echo "session still running"; fi ;;
-  *) echo "x2_device.sh: unknown command $1"; exit 2 ;;
+  *) echo "device.sh: unknown command $1"; exit 2 ;;
 esac
