@@ -15,6 +15,8 @@
 #   server-qps<X> (~5 min at 60) Server performance at X QPS over all 13,368 queries (min_duration 45 s, as
 #            reference/h200's server-fp8-qps runs), the headline's engine settings; run h200-server-qps<X>
 # Stages on two GPUs (nvidia-h200-x2):
+#   sharded600-paired (~27 min) x2_sharded600_paired_commands.sh (plan.sh sharded600-paired): single on each GPU
+#            at once, then sharded, all over MLPerf's 600 s: the sharded efficiency of one lease
 #   nightly-x2 (~17 min) the nightly plan's two processes at once: nightly-offline on GPU 0, nightly-server on GPU 1
 #            (nightly_gpu1_commands.sh); each process has a GPU of its own, as on one GPU in turn
 #   offline  (~8 min) x2_offline_commands.sh, generated from the DAG's plan by plan.sh: Offline single on each
@@ -142,6 +144,8 @@ for name in "$@"; do
       for p in "${pids[@]}"; do kill -TERM -- -$p 2>/dev/null; done; sleep 5
       for p in "${pids[@]}"; do kill -KILL -- -$p 2>/dev/null; done
       trap - EXIT ;;
+    sharded600-paired)
+      bash benchmarks/h200/x2_sharded600_paired_commands.sh; touch "$work/artifacts/h200x2-sharded-600s-paired/.done" ;;
     nightly-offline)
       ONLY_RUNS=single/h200-0/Offline bash benchmarks/h200/nightly_gpu0_commands.sh
       touch "$work/artifacts/h200-nightly/.done" ;;

@@ -7,6 +7,7 @@
 #   benchmarks/h200/plan.sh 600s      > benchmarks/h200/x2_600s_commands.sh
 #   benchmarks/h200/plan.sh sharded600 > benchmarks/h200/x2_sharded600_commands.sh
 #   benchmarks/h200/plan.sh server    > benchmarks/h200/x2_server_commands.sh
+#   benchmarks/h200/plan.sh sharded600-paired > benchmarks/h200/x2_sharded600_paired_commands.sh
 # Deployment: the local runner on one host, nodes h200-0 and h200-1, one GPU each (MLPERF_LOCAL_GPUS; nightly: node
 # h200-0 alone, on the GPU given), dummy weights,
 # the synthetic data set that device_session.sh builds in /tmp/b, artefacts under /tmp/b/artifacts/<run id>.
@@ -35,6 +36,9 @@
 #    600 s; each shard (6,684 samples) at target_qps 57.5 is issued 6 passes (40,104 samples, ~650 s at the ~62
 #    samples/s of one H200). Its denominator is h200x2-offline-600s's single runs (another lease of the same kind:
 #    no device time was left for single runs in the same session).
+#  sharded600-paired (run h200x2-sharded-600s-paired): single on each GPU at once, then sharded, all over MLPerf's full
+#    600 s (offline_target_qps 57.5: each single run and each shard is issued 40,104 samples, ~650 s): the sharded
+#    efficiency like for like, in one lease (~27 min of GPU time; h200x2-sharded-600s had no singles of its own lease).
 #  server (run h200x2-server-coordinated, the distributed branch alone): coordinated Server at 108.5 QPS over MLPerf's
 #    full 600 s (66,840 queries): 1.95 x the highest VALID Server QPS of one H200 (55.62, reference/h200), the
 #    issue's goal, as one confirming run rather than a search (a search's probes are not MLPerf runs).
@@ -42,7 +46,7 @@
 set -euo pipefail
 gpus=h200-0=0,h200-1=1
 nodes=h200-0,h200-1
-case ${1:?usage: plan.sh nightly GPU|shortened|600s|sharded600|server} in
+case ${1:?usage: plan.sh nightly GPU|shortened|600s|sharded600|sharded600-paired|server} in
   nightly)
     nodes=h200-0 gpus=h200-0=${2:?usage: plan.sh nightly GPU (0 or 1)}
     run=(--run-id h200-nightly --distributed off --param 'scenarios=["Offline", "Server"]' --param mode=both
@@ -58,10 +62,12 @@ case ${1:?usage: plan.sh nightly GPU|shortened|600s|sharded600|server} in
   sharded600)
     run=(--run-id h200x2-sharded-600s --distributed sharded --branch distributed
          --param 'user_conf_overrides={"target_qps": 57.5}') ;;
+  sharded600-paired)
+    run=(--run-id h200x2-sharded-600s-paired --distributed sharded --param offline_target_qps=57.5) ;;
   server)
     run=(--run-id h200x2-server-coordinated --distributed coordinated --branch distributed
          --param 'distributed_scenarios=["Server"]' --param server_target_qps=108.5) ;;
-  *) echo "plan.sh: unknown run $1 (nightly, shortened, 600s, sharded600 or server)" >&2; exit 2 ;;
+  *) echo "plan.sh: unknown run $1 (nightly, shortened, 600s, sharded600, sharded600-paired or server)" >&2; exit 2 ;;
 esac
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
