@@ -20,7 +20,7 @@ MIDDLEWARE = f"{__name__}.ServerCard"
 # How long a `serve`d server keeps an idle connection open (uvicorn's keep-alive; vLLM's VLLM_HTTP_TIMEOUT_KEEP_ALIVE,
 # default 5 s, which `serve` sets to this). The http backend drops idle connections after half of it, so it never
 # sends a request on a connection the server is closing at that moment: aiohttp retries no POST, and that race ended a
-# run with "Server disconnected" (CI, 2026-11-30).
+# run with "Server disconnected" (CI, 2026-11-30; benchmarks/http_keepalive_race.py reproduces it with the defaults).
 KEEP_ALIVE_S = 60
 
 
