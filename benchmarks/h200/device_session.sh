@@ -9,9 +9,10 @@
 #   nightly-offline (~17 min) the Offline process of the nightly plan (nightly_gpu0_commands.sh, plan.sh nightly 0;
 #            ONLY_RUNS): Offline performance over MLPerf's 600 s, then Offline accuracy, one engine; run h200-nightly
 #   nightly-server (~13 min) its Server process: Server performance at 55.62 QPS over 600 s; same run
-#   tune     (~3 min an attempt, 7 in all; then ~13 min) tune.py over tune_offline.json, each attempt its own engine
-#            on 4,000 samples, then the best over 600 s, into run h200-tune (tune.json); TUNE_ARGS adds tune.py
-#            arguments (e.g. "--only baseline --only mnbt64k"), TUNE_GPU picks the GPU (default 0)
+#   tune     (~3.5 min an attempt, 7 in all; then ~13 min) tune.py over tune_offline.json, each attempt its own
+#            engine on 4,000 samples, then the best over 600 s, into run h200-tune (tune.json); TUNE_GPUS: the GPUs
+#            attempts run on at once (default 0; 0,1 on an x2 lease: 4 rounds, ~27 min with the confirmation);
+#            TUNE_ARGS adds tune.py arguments (e.g. "--only baseline --only mnbt64k")
 #   server-qps<X> (~5 min at 60) Server performance at X QPS over all 13,368 queries (min_duration 45 s, as
 #            reference/h200's server-fp8-qps runs), the headline's engine settings; run h200-server-qps<X>
 # Stages on two GPUs (nvidia-h200-x2):
@@ -160,7 +161,7 @@ for name in "$@"; do
       touch "$work/artifacts/h200-nightly/.done" ;;
     tune)   # TUNE_ARGS: word-split on purpose (several --only NAME)
       # shellcheck disable=SC2086
-      CUDA_VISIBLE_DEVICES=${TUNE_GPU:-0} python3 benchmarks/h200/tune.py benchmarks/h200/tune_offline.json \
+      python3 benchmarks/h200/tune.py benchmarks/h200/tune_offline.json --gpus "${TUNE_GPUS:-0}" \
         --dataset "$data" --node h200-0 --output-dir "$work/artifacts/h200-tune" --confirm-600s ${TUNE_ARGS:-}
       touch "$work/artifacts/h200-tune/.done" ;;
     server-qps*)

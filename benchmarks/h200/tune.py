@@ -19,25 +19,34 @@ The attempts file (JSON; benchmarks/h200/tune_offline.json is the H200's):
 - Prompt prefix caching is refused (LoadGen repeats samples: a cached prompt skips its prefill, so tokens/s is overstated).
 Bad input (file, key, value, duplicate name, prefix caching) exits 2 with one line naming it, before any engine starts.
 
+--gpus 0,1 runs as many attempts at once as it names GPUs, each engine on one GPU of its own (CUDA_VISIBLE_DEVICES;
+an attempt's `gpu` says which), and the confirmation on the first: on two H200 of one host the seven attempts take four
+rounds instead of seven. Attempts on different GPUs compare with the GPUs' own difference in them (~1% between the two
+H200 of reference/h200x2); the 600 s confirmation is the figure that counts.
+
 Writes OUT/tune.json after every attempt (a cut-short session keeps what finished):
     {"samples": N, "attempts": [{name, flags, engine_args, engine, tokens_per_second, valid, duration_s, samples,
-     engine_startup_s, exit_code, error, output_dir}, ...], "best": <the VALID completed attempt of most tokens/s>,
+     engine_startup_s, exit_code, error, output_dir, gpu}, ...] (in the file's order), "best": <the VALID completed attempt of most tokens/s>,
      "confirmation": <the 600 s run, or null>}
 Prints one line per attempt; the last line: `tune_best=<name> tune_best_tok_s=<x> tune_baseline_tok_s=<y>`.
 Exit 0 when every SUT run exited 0, 1 when one failed (recorded; the others still ran), 2 for bad input.
 
     PYTHONPATH=<vllm bundle>:sut_image python3 benchmarks/h200/tune.py benchmarks/h200/tune_offline.json \
-        --dataset WORK/cnn_synthetic.json --output-dir OUT [--samples 4000] [--only NAME ...] [--confirm-600s]
-(benchmarks/h200/session.sh WORK tune runs exactly that on the H200, with --confirm-600s.)
+        --dataset WORK/cnn_synthetic.json --output-dir OUT [--samples 4000] [--only NAME ...] [--gpus 0,1]
+        [--confirm-600s]
+(benchmarks/h200/device_session.sh tune runs that on a lent H200, with --confirm-600s; TUNE_ARGS adds --gpus 0,1.)
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
+import queue
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime
 from pathlib import Path
 
@@ -73,12 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", default="local", help="node name the runs' result.json record (default local)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only this attempt (repeatable; default all, in the file's order)")
+    parser.add_argument("--gpus", help="GPU ids, e.g. 0,1: that many attempts at once, one engine per GPU "
+                                       "(default: one at a time, on the GPUs CUDA_VISIBLE_DEVICES gives)")
     parser.add_argument("--confirm-600s", action="store_true",
                         help="then run the best attempt over MLPerf's full Offline duration into OUT/<name>-600s")
     args = parser.parse_args(argv)
     try:
         if args.samples < 1:
             raise InputError(f"--samples {args.samples}: give 1 or more samples per attempt (default 4000)")
+        gpus = _gpus(args.gpus)
         model, dataset, attempts = load(args.attempts_file, args.model, args.dataset)
         unknown = [name for name in args.only if name not in {a.name for a in attempts}]
         if unknown:
@@ -92,15 +104,29 @@ def main(argv: list[str] | None = None) -> int:
     record = {"attempts_file": str(args.attempts_file), "samples": args.samples, "attempts": [], "best": None,
               "confirmation": None}
     overrides = [o.format(samples=args.samples) for o in SHORT_TEST]
-    for attempt in chosen:
-        record["attempts"].append(measure(attempt, model, dataset, args.node, args.output_dir / attempt.name,
-                                          overrides))
-        record["best"] = best(record["attempts"])
-        write(args.output_dir, record)
+    free: queue.Queue[str | None] = queue.Queue()
+    for gpu in gpus:
+        free.put(gpu)
+
+    def on_a_free_gpu(attempt: Attempt) -> dict:
+        gpu = free.get()
+        try:
+            return measure(attempt, model, dataset, args.node, args.output_dir / attempt.name, overrides, gpu)
+        finally:
+            free.put(gpu)
+
+    finished: dict[str, dict] = {}
+    with ThreadPoolExecutor(max_workers=len(gpus)) as pool:
+        for future in as_completed([pool.submit(on_a_free_gpu, attempt) for attempt in chosen]):
+            entry = future.result()
+            finished[entry["name"]] = entry
+            record["attempts"] = [finished[a.name] for a in chosen if a.name in finished]
+            record["best"] = best(record["attempts"])
+            write(args.output_dir, record)
     if args.confirm_600s and record["best"]:
         winner = next(a for a in chosen if a.name == record["best"]["name"])
-        record["confirmation"] = measure(winner, model, dataset, args.node,
-                                         args.output_dir / f"{winner.name}-600s", [f"target_qps={CONFIRM_TARGET_QPS}"])
+        record["confirmation"] = measure(winner, model, dataset, args.node, args.output_dir / f"{winner.name}-600s",
+                                         [f"target_qps={CONFIRM_TARGET_QPS}"], gpus[0])
         write(args.output_dir, record)
     elif args.confirm_600s:
         print("tune: no VALID completed attempt to confirm over 600 s", flush=True)
@@ -111,6 +137,16 @@ def main(argv: list[str] | None = None) -> int:
           f"tune_baseline_tok_s={figure(baseline and baseline['tokens_per_second'])}", flush=True)
     runs = record["attempts"] + ([record["confirmation"]] if record["confirmation"] else [])
     return EXIT_OK if all(r["exit_code"] == 0 for r in runs) else EXIT_FAILED
+
+
+def _gpus(value: str | None) -> list[str | None]:
+    """--gpus as CUDA_VISIBLE_DEVICES values, one per concurrent attempt; [None]: one at a time, the environment's."""
+    if value is None:
+        return [None]
+    gpus = [gpu.strip() for gpu in value.split(",")]
+    if not all(gpu.isdigit() for gpu in gpus) or len(set(gpus)) != len(gpus):
+        raise InputError(f"--gpus {value}: give distinct GPU ids separated by commas, e.g. 0,1")
+    return gpus
 
 
 def load(path: Path, model: Path | None, dataset: Path | None) -> tuple[Path, Path, list[Attempt]]:
@@ -242,12 +278,15 @@ def command(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, 
             "--progress-interval", "30", *(arg for o in overrides for arg in ("--override", o)), *flags]
 
 
-def measure(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, overrides: list[str]) -> dict:
-    """Run one attempt (its output in OUT/<name>.log) and read back LoadGen's summary and the SUT's result.json."""
+def measure(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, overrides: list[str],
+            gpu: str | None = None) -> dict:
+    """Run one attempt (its output in OUT/<name>.log; on GPU `gpu` alone when given) and read back LoadGen's summary
+    and the SUT's result.json."""
     argv = command(attempt, model, dataset, node, out, overrides)
     log = out.with_name(out.name + ".log")
+    env = None if gpu is None else {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
     with log.open("w") as sink:
-        code = subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(argv, stdout=sink, stderr=subprocess.STDOUT, env=env).returncode
     result = _json(out / "result.json")
     summary = (out / "mlperf_log_summary.txt").read_text() if (out / "mlperf_log_summary.txt").is_file() else ""
     tokens = re.search(r"Tokens per second\s*:\s*([0-9.]+)", summary)
@@ -266,12 +305,13 @@ def measure(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, 
         "duration_s": (result.get("timing") or {}).get("duration_s"),
         "samples": (result.get("counts") or {}).get("samples_completed"),
         "engine_startup_s": _seconds(process.get("start_utc"), process.get("engine_ready_utc")),
-        "output_dir": str(out), "log": str(log),
+        "output_dir": str(out), "log": str(log), "gpu": gpu,
     }
-    print(f"tune: {attempt.name}: {figure(entry['tokens_per_second'])} tokens/s, "
+    where = "" if gpu is None else f" (GPU {gpu})"
+    print(f"tune: {attempt.name}{where}: {figure(entry['tokens_per_second'])} tokens/s, "
           f"{'VALID' if entry['valid'] else 'not VALID'}, {figure(entry['samples'])} samples in "
-          f"{figure(entry['duration_s'])} s, engine start-up {figure(entry['engine_startup_s'])} s, exit {code}" + (f" ({error})" if error else ""),
-          flush=True)
+          f"{figure(entry['duration_s'])} s, engine start-up {figure(entry['engine_startup_s'])} s, exit {code}"
+          + (f" ({error})" if error else ""), flush=True)
     return entry
 
 

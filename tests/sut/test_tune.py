@@ -99,3 +99,31 @@ def test_bad_attempts_exit_2_naming_the_field(tiny_model, tiny_dataset, tmp_path
 def test_a_missing_attempts_file_exits_2_naming_it(tmp_path):
     done = _tune(tmp_path / "nope.json", "--output-dir", tmp_path / "out", timeout=120)
     assert done.returncode == 2 and "nope.json: No such file" in done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_gpus_run_attempts_at_once_each_on_its_own_gpu(tiny_model, tiny_dataset, tmp_path):
+    """--gpus 0,1: two engines at once (here on the CPU: CUDA_VISIBLE_DEVICES is recorded, not used), file order
+    kept in tune.json."""
+    attempts = _attempts_file(tmp_path, tiny_model, tiny_dataset, [
+        {"name": "baseline", "flags": {"max_num_seqs": 4}}, {"name": "mns8", "flags": {"max_num_seqs": 8}}])
+    out = tmp_path / "out"
+    done = _tune(attempts, "--output-dir", out, "--samples", SAMPLES, "--gpus", "0,1")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    tune = json.loads((out / "tune.json").read_text())
+    assert [a["name"] for a in tune["attempts"]] == ["baseline", "mns8"]
+    assert sorted(a["gpu"] for a in tune["attempts"]) == ["0", "1"]
+    for attempt in tune["attempts"]:
+        assert f"tune: {attempt['name']} (GPU {attempt['gpu']}):" in done.stdout
+    # the two SUT processes overlapped: each started before the other stopped
+    clocks = [json.loads((out / a["name"] / "result.json").read_text())["process"] for a in tune["attempts"]]
+    assert clocks[0]["start_utc"] < clocks[1]["stopped_utc"] and clocks[1]["start_utc"] < clocks[0]["stopped_utc"]
+
+
+@pytest.mark.parametrize("gpus", ["0,0", "a", "0,,1"])
+def test_bad_gpus_exit_2_naming_the_flag(tiny_model, tiny_dataset, tmp_path, gpus):
+    done = _tune(_attempts_file(tmp_path, tiny_model, tiny_dataset, [{"name": "baseline"}]), "--output-dir",
+                 tmp_path / "out", "--gpus", gpus, timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: --gpus {gpus}: give distinct GPU ids")
+    assert not (tmp_path / "out").exists()
