@@ -7,9 +7,6 @@
 #                                        (~5 min at 56 QPS; ~9 min at 30 QPS)
 #     offline-bf16, offline-fp8-cg1024, offline-fp8-cg1024-mnbt32k (~4 min each)  raw vs SUT on 2,000 prompts
 #     offline-fp8-600s, offline-fp8-cg1024-mnbt32k-600s (~13 min each)            MLPerf's full 600 s
-#     tune (~3 min an attempt, 7 in all; then ~13 min)  the Offline engine settings of tune_offline.json, each its own
-#                                        engine on 4,000 samples, then the best over 600 s: runs/tune/tune.json (see
-#                                        tune.py; `tune.py --only NAME` runs fewer); last line tune_best=...
 # Needs, already in WORKDIR: vsite/ (the offline vLLM 0.26.0 + LoadGen bundle of ../shared/gpu/build_vllm_bundle.sh)
 # and site/ (jsonschema and its dependencies, which the host's image lacks). Writes WORKDIR/runs/<stage>/; each stage
 # ends with a line "=== <time> <stage> done", so a caller can collect it while the next one runs.
@@ -64,9 +61,6 @@ for name in "${stages[@]}"; do
       offline "${fp8[@]}" "${cg1024[@]}" "${mnbt32k[@]}" ;;
     offline-fp8-cg1024-mnbt32k-600s)  # 40,104 samples again: 646.5 s, 7,940 tokens/s (2026-11-29)
       offline "${fp8[@]}" "${cg1024[@]}" "${mnbt32k[@]}" "${full[@]}" ;;
-    tune)  # one engine per attempt (its own flags); the attempts file's model, this session's data set
-      python3 benchmarks/h200/tune.py benchmarks/h200/tune_offline.json --dataset "$data" --node h200-0 \
-        --output-dir "$runs/tune" --confirm-600s ;;
     server-qps*|interactive-qps*)  # mlperf.conf's query count (13,368, equal issue on); min_duration 45 s
       scenario=Server; [[ $name == interactive-* ]] && scenario=Interactive
       sut run --scenario "$scenario" --mode performance "${common[@]}" --dtype bfloat16 "${fp8[@]}" \
