@@ -22,17 +22,13 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "sut_image"))
-
-START_TIMEOUT_S = 420
+# this folder is on sys.path when a script of it runs; importing it puts sut_image there too
+from http_stream_cost import REPO, wait_until_serving
 
 
 def start_server(model: Path, port: int, keep_alive_s: int, log: Path) -> subprocess.Popen:
@@ -47,17 +43,7 @@ def start_server(model: Path, port: int, keep_alive_s: int, log: Path) -> subpro
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     with log.open("wb") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return process
-        except OSError:
-            time.sleep(1)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError(f"the server was not ready after {START_TIMEOUT_S} s; see {log}")
+    return wait_until_serving(process, port, log)
 
 
 async def attempts(url: str, model: str, client_keep_alive_s: float, idle_s: float, busy_s: float,

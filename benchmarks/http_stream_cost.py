@@ -71,17 +71,22 @@ def start_server(model: Path, port: int, interval: int, max_num_seqs: int, log: 
              # as on the H200s: a model directory without a tokenizer (no detokenising in the server)
              "--skip-tokenizer-init", "--engine-arg", f"stream_interval={interval}"],
             stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return wait_until_serving(process, port, log)
+
+
+def wait_until_serving(process: subprocess.Popen, port: int, log: Path) -> subprocess.Popen:
+    """`process` once its /health answers; killed (its group) with an error naming `log` if it exits or times out."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"serve exited with {process.returncode}; see {log}")
+            raise RuntimeError(f"the server exited with {process.returncode}; see {log}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
                 return process
         except OSError:
             time.sleep(1)
     os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError(f"serve not ready after {START_TIMEOUT_S} s; see {log}")
+    raise RuntimeError(f"the server was not ready after {START_TIMEOUT_S} s; see {log}")
 
 
 def measure(model: Path, prompts: list[tuple[int, ...]], interval: int, max_num_seqs: int, in_flight: int,

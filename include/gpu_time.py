@@ -189,4 +189,3 @@ def gpu_time_budget(records: list[RunRecord], goal: float = GOAL_SHARE) -> GpuTi
                  and (ms := min_duration_ms(r)) is not None and ms < MIN_DURATION_S * 1000]
     return GpuTimeBudget(processes=processes, timed_s=timed, wall_s=wall, share=timed / wall if wall else None,
                          goal=goal, not_covered=not_covered, shortened=shortened)
-

@@ -337,21 +337,17 @@ def _check_schedule(p: dict[str, Any]) -> None:
                                                  if p.get("distributed", "off") != "off" else set())
     duration_s = conf.get("min_duration", MIN_DURATION_S * 1000) / 1000
     for scenario in sorted(scenarios):
-        if scenario == "Offline":
-            param = "offline_target_qps" if p.get("offline_target_qps") is not None else "user_conf_overrides"
-            rate = p.get("offline_target_qps") if param == "offline_target_qps" else conf.get("target_qps")
-            wanted = None if rate is None else limits["offline_slack"] * rate * duration_s
-            name = "offline_target_qps" if param == "offline_target_qps" else "target_qps"
-            figure = f"{name} {rate:g}/s x {limits['offline_slack']}" if rate is not None else ""
-        elif scenario == "SingleStream":
+        if scenario == "SingleStream":
             param, latency = "user_conf_overrides", conf.get("target_latency")
             wanted = None if latency is None else duration_s * 1000 / latency
             figure = f"1 / target_latency {latency} ms" if latency is not None else ""
-        else:
-            param = "server_target_qps" if p.get("server_target_qps") is not None else "user_conf_overrides"
-            rate = p.get("server_target_qps") if param == "server_target_qps" else conf.get("target_qps")
-            wanted = None if rate is None else rate * duration_s
-            figure = f"{param if param == 'server_target_qps' else 'target_qps'} {rate:g}/s" if rate is not None else ""
+        else:   # a rate: its own param (offline_/server_target_qps), else user_conf_overrides' target_qps
+            param = _rate_param(scenario) if p.get(_rate_param(scenario)) is not None else "user_conf_overrides"
+            rate = p[param] if param in RATE_PARAMS else conf.get("target_qps")
+            slack = limits["offline_slack"] if scenario == "Offline" else None   # LoadGen's margin on Offline's count
+            wanted = None if rate is None else (slack or 1) * rate * duration_s
+            figure = (f"{param if param in RATE_PARAMS else 'target_qps'} {rate:g}/s"
+                      + (f" x {slack}" if slack else "") if rate is not None else "")
         if wanted is None:
             continue
         count = max(conf.get("min_query_count", 0), math.ceil(wanted)) if math.isfinite(wanted) else math.inf

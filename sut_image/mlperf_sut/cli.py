@@ -73,7 +73,6 @@ graphs, warm-up take minutes on a GPU). Every input, --also included, is checked
 that fails ends the process: the engine's state is unknown, so the later tests are not run."""
 
 
-
 def _add_run_arguments(run: argparse.ArgumentParser, with_scenario: bool) -> None:
     """`run`'s flags; `search-qps` takes the same ones but chooses its scenarios with --range."""
     if with_scenario:
