@@ -8,11 +8,13 @@
 #   check    vLLM's OpenAI server imports against the bundle (what `mlperf_sut serve` runs), the GPUs, versions
 #   nightly-offline (~17 min) the Offline process of the nightly plan (nightly_gpu0_commands.sh, plan.sh nightly 0;
 #            ONLY_RUNS): Offline performance over MLPerf's 600 s, then Offline accuracy, one engine; run h200-nightly
-#   nightly-server (~13 min) its Server process: Server performance at 55.62 QPS over 600 s; same run
+#   nightly-server (~13 min) its Server process: Server performance at 55.62 QPS over 600 s; same run. NIGHTLY_GPU=1
+#            runs either on GPU 1 (nightly_gpu1_commands.sh): one in each lane of an x2 lease (device.sh --lane)
 #   tune     (~3.5 min an attempt, 7 in all; then ~13 min) tune.py over tune_offline.json, each attempt its own
 #            engine on 4,000 samples, then the best over 600 s, into run h200-tune (tune.json); TUNE_GPUS: the GPUs
 #            attempts run on at once (default 0; 0,1 on an x2 lease: 4 rounds, ~27 min with the confirmation);
-#            TUNE_ARGS adds tune.py arguments (e.g. "--only baseline --only mnbt64k")
+#            TUNE_ARGS adds tune.py arguments (e.g. "--only baseline --only mnbt64k"); TUNE_CONFIRM=0 leaves the
+#            600 s confirmation out; TUNE_RUN names the run (default h200-tune; one per lane that tunes)
 #   server-qps<X> (~5 min at 60) Server performance at X QPS over all 13,368 queries (min_duration 45 s, as
 #            reference/h200's server-fp8-qps runs), the headline's engine settings; run h200-server-qps<X>
 # Stages on two GPUs (nvidia-h200-x2):
@@ -54,8 +56,12 @@ sut() { python3 -m mlperf_sut "$@"; }
 
 mkdir -p "$work/artifacts"
 stage "data set: 13,368 CNN/DailyMail-length token-id prompts"
-[ -f "$data" ] || sut build-dataset --synthetic-token-ids --vocab-size 128256 --samples 13368 --output "$data" \
-  || exit 1
+# under a lock, written whole: lanes of device.sh start at once and read the same file
+exec 9> "$work/cnn_synthetic.lock"
+flock 9
+[ -f "$data" ] || { sut build-dataset --synthetic-token-ids --vocab-size 128256 --samples 13368 --output "$data.part" \
+  && mv "$data.part" "$data"; } || exit 1
+flock -u 9
 
 wait_health() {   # URL PID...: until every server answers /health, or one exits, or 600 s
   python3 - "$@" <<'PY'
@@ -147,12 +153,12 @@ for name in "$@"; do
       trap - EXIT ;;
     sharded600-paired)
       bash benchmarks/h200/x2_sharded600_paired_commands.sh; touch "$work/artifacts/h200x2-sharded-600s-paired/.done" ;;
-    nightly-offline)
-      ONLY_RUNS=single/h200-0/Offline bash benchmarks/h200/nightly_gpu0_commands.sh
-      touch "$work/artifacts/h200-nightly/.done" ;;
-    nightly-server)
-      ONLY_RUNS=single/h200-0/Server bash benchmarks/h200/nightly_gpu0_commands.sh
-      touch "$work/artifacts/h200-nightly/.done" ;;
+    nightly-offline|nightly-server)   # the run is done (.done) once both processes are, in this lane or another
+      share=${name#nightly-}; run=$work/artifacts/h200-nightly
+      if [ "$share" = offline ]; then only=single/h200-0/Offline; else only=single/h200-0/Server; fi
+      ONLY_RUNS=$only bash "benchmarks/h200/nightly_gpu${NIGHTLY_GPU:-0}_commands.sh"
+      touch "$run/.$share.done"
+      [ -f "$run/.offline.done" ] && [ -f "$run/.server.done" ] && touch "$run/.done" ;;
     nightly-x2)   # both write the same plan.json: the second starts once the first has written it
       ONLY_RUNS=single/h200-0/Offline bash benchmarks/h200/nightly_gpu0_commands.sh &
       sleep 5
@@ -160,10 +166,12 @@ for name in "$@"; do
       wait
       touch "$work/artifacts/h200-nightly/.done" ;;
     tune)   # TUNE_ARGS: word-split on purpose (several --only NAME)
+      out=$work/artifacts/${TUNE_RUN:-h200-tune}
+      confirm=--confirm-600s; [ "${TUNE_CONFIRM:-1}" = 0 ] && confirm=
       # shellcheck disable=SC2086
       python3 benchmarks/h200/tune.py benchmarks/h200/tune_offline.json --gpus "${TUNE_GPUS:-0}" \
-        --dataset "$data" --node h200-0 --output-dir "$work/artifacts/h200-tune" --confirm-600s ${TUNE_ARGS:-}
-      touch "$work/artifacts/h200-tune/.done" ;;
+        --dataset "$data" --node h200-0 --output-dir "$out" $confirm ${TUNE_ARGS:-}
+      touch "$out/.done" ;;
     server-qps*)
       qps=${name#server-qps}; out=$work/artifacts/h200-server-qps$qps
       mkdir -p "$out"
