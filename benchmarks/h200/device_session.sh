@@ -16,7 +16,8 @@
 #            TUNE_ARGS adds tune.py arguments (e.g. "--only baseline --only mnbt64k"); TUNE_CONFIRM=0 leaves the
 #            600 s confirmation out; TUNE_RUN names the run (default h200-tune; one per lane that tunes)
 #   server-qps<X> (~5 min at 60) Server performance at X QPS over all 13,368 queries (min_duration 45 s, as
-#            reference/h200's server-fp8-qps runs), the headline's engine settings; run h200-server-qps<X>
+#            reference/h200's server-fp8-qps runs), the headline's engine settings; run h200-server-qps<X>;
+#            SERVER_GPU: the GPU (default 0; 1 for a second lane on an x2 lease)
 # Stages on two GPUs (nvidia-h200-x2):
 #   sharded600-paired (~27 min) x2_sharded600_paired_commands.sh (plan.sh sharded600-paired): single on each GPU
 #            at once, then sharded, all over MLPerf's 600 s: the sharded efficiency of one lease
@@ -175,7 +176,7 @@ for name in "$@"; do
     server-qps*)
       qps=${name#server-qps}; out=$work/artifacts/h200-server-qps$qps
       mkdir -p "$out"
-      CUDA_VISIBLE_DEVICES=0 sut run --scenario Server --mode performance --model "$model" --dataset "$data" \
+      CUDA_VISIBLE_DEVICES=${SERVER_GPU:-0} sut run --scenario Server --mode performance --model "$model" --dataset "$data" \
         "${flags[@]}" --node h200-0 --override "target_qps=$qps" --override min_duration=45000 \
         --output-dir "$out/single/h200-0/Server/performance" > "$out/single-h200-0-Server.sut.log" 2>&1
       tail -n 3 "$out/single-h200-0-Server.sut.log"
