@@ -229,7 +229,9 @@ def _regression_rows(analysis: "Analysis") -> list[dict[str, Any]]:
 
 
 def _artefact_files(records: list[RunRecord]) -> list[str]:
-    return [str(Path(r.run_dir) / name) for r in records if r.sut for name in r.sut.files]
+    """The files each SUT run wrote (its result.json's list); one gone since (a trace left out of a copy) says so."""
+    paths = [Path(r.run_dir) / name for r in records if r.sut for name in r.sut.files]
+    return [str(p) if p.exists() else f"{p} (written by the SUT, absent here)" for p in paths]
 
 
 def _loadgen_messages(analysis: "Analysis") -> list[dict[str, Any]]:

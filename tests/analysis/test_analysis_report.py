@@ -1,6 +1,7 @@
 """include.report / include.pipeline: the report says what the records say, escapes what it must, and is honest."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -200,3 +201,16 @@ def test_empty_run_still_reports(tmp_path: Path) -> None:
     assert "0 SUT runs" in md and "No performance-mode runs." in md and "no run was readable" in md
     assert analysis.verdict.headline == "FAILED: no run was readable" and analysis.verdict.compliance == "unknown"
     assert all(p.exists() for p in paths.charts.values())
+
+
+def test_artefact_list_says_which_files_are_gone(tmp_path: Path) -> None:
+    """A copy of a run without what the SUT wrote (a trace left out of a transfer) must not list it as there."""
+    run_dir = tmp_path / "artifacts" / "single" / "gpu-a" / "Offline" / "performance"
+    run_dir.mkdir(parents=True)
+    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt"):
+        (run_dir / name).write_text("x")
+    record = dataclasses.replace(make_record("gpu-a"), run_dir=str(run_dir))
+    _, _, md, html = _build([record], tmp_path / "report")
+    for text in (md, html):
+        assert f"{run_dir / 'mlperf_log_detail.txt'}<" in text or f"{run_dir / 'mlperf_log_detail.txt'}\n" in text
+        assert f"{run_dir / 'result.json'} (written by the SUT, absent here)" in text
