@@ -2,7 +2,8 @@
 
 Each folder of reference/h200/ is one run of benchmarks/h200/session.sh (or of offline_vs_raw.py) on one NVIDIA
 H200 with dummy weights. A headline figure comes only from a run that LoadGen found VALID, that the plausibility
-check passes, and whose engine cached no prompt prefixes (LoadGen repeats samples: a cached prompt skips prefill).
+check passes, whose engine cached no prompt prefixes (LoadGen repeats samples: a cached prompt skips prefill) and
+whose detail log holds no LoadGen error (e.g. "Multiple conf files are used": not valid for a submission).
 - Offline: the fastest run of MLPerf's full 600 s where there is one, else the fastest. SUT/raw is the lowest ratio
   of the like-for-like comparisons (offline_vs_raw.py without --full-duration: one prompt pool through both, one
   engine). The fastest run on a prompt pool is printed beside it (`..._pool_tok_s`): shorter, so not the headline.
@@ -20,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from include import mlperf_rules, plausibility, run_artifacts
+from include import gpu_time, mlperf_rules, plausibility, run_artifacts
 from include.verdict import loadgen_setting
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "h200"
@@ -49,9 +50,15 @@ def figures(verbose: bool = False) -> dict[str, float | None]:
     """The headline figures of reference/h200 (the last line's names); with `verbose`, the table and both lines."""
     offline: dict[str, list[Offline]] = {"fp8": [], "bf16": []}
     latency: list[Latency] = []
+    budgets: dict[str, gpu_time.GpuTimeBudget] = {}
     for run in sorted(p for p in REFERENCE.iterdir() if (p / "single").is_dir()):
-        for _, run_dir in run_artifacts.discover_runs(run):
-            record = run_artifacts.read_run(run_dir, "single")
+        records = [run_artifacts.read_run(run_dir, "single") for _, run_dir in run_artifacts.discover_runs(run)]
+        if any(r.sut and r.sut.process for r in records):   # the SUT recorded its clock: a GPU time budget
+            budgets[run.name] = gpu_time.gpu_time_budget(records)
+        for record in records:
+            if record.mode != "performance":   # an accuracy run (dummy weights here: no ROUGE to speak of)
+                continue
+            run_dir = Path(record.run_dir)
             lg, sut = record.loadgen, record.sut
             implausible, cached = plausibility.check_record(record).implausible, sut.prefix_caching
             label = "fp8" if sut.engine.get("quantization") == "fp8" else "bf16"
@@ -59,13 +66,14 @@ def figures(verbose: bool = False) -> dict[str, float | None]:
             min_duration_ms = float(loadgen_setting(record, "min_duration_ms", "min_duration") or 0)
             full = min_duration_ms >= mlperf_rules.MIN_DURATION_S * 1000
             probe = sut.counts.queries_issued < sut.dataset.dataset_size
-            notes = (["IMPLAUSIBLE"] * implausible + ["prefix cache on"] * cached
+            errored = bool(lg.errors) and not probe   # a probe is never a headline: its errors do not matter here
+            notes = (["IMPLAUSIBLE"] * implausible + ["prefix cache on"] * cached + ["LoadGen error"] * errored
                      + ["probe"] * (probe and record.scenario != "Offline") + [f"{lg.duration_s or 0:,.0f} s"])
             if verbose:
                 print(f"{run.name:32s} {record.scenario:11s} {label:5s} {'VALID' if lg.valid else 'INVALID':8s} "
                       f"{lg.tokens_per_second:>9,.1f} tokens/s"
                       + (f"  target {qps:g} QPS" if record.scenario != "Offline" else "") + f"  ({', '.join(notes)})")
-            if implausible or cached:
+            if implausible or cached or errored:
                 continue
             if record.scenario != "Offline":
                 latency.append(Latency(record.scenario, qps, lg.valid, probe))
@@ -94,6 +102,10 @@ def figures(verbose: bool = False) -> dict[str, float | None]:
            "h200_sut_vs_raw": min(ratios) if ratios else None,
            "h200_server_max_valid_qps": max_valid("Server", False)}
     if verbose:
+        for name, budget in budgets.items():
+            short = " (shortened tests: the 80% goal is for full-length ones)" if budget.shortened else ""
+            print(f"{name}: GPU time budget {budget.share:.1%} of {budget.wall_s:,.0f} s inside LoadGen's timed tests"
+                  f"{short}" if budget.share is not None else f"{name}: GPU time budget unknown")
         names = list(out)
         print(" ".join(f"{k}={out[k]}" for k in names[:4]))
         print(" ".join(f"{k}={out[k]}" for k in names[4:]))

@@ -41,6 +41,15 @@ def test_the_reference_run_is_rendered_and_recorded(tmp_path):
     assert [(r.scenario, r.valid, r.tokens_per_second) for r in interactive] == [("Interactive", True, 3935.54)]
     report = (tmp_path / "reference-h200" / "interactive-fp8-qps30.5" / "report.md").read_text()
     assert "min_duration shortened" in report and "equal issue off" not in report
+    # the nightly plan on one H200 (issue 17 part 6): one engine for Offline performance + accuracy, another for
+    # Server, both over MLPerf's 600 s; the report's GPU time budget judges the 80% goal
+    nightly = (tmp_path / "reference-h200" / "h200-nightly" / "report.md").read_text()
+    assert "**GPU time budget: 88.0% of 1,809 s of GPU time inside LoadGen's timed tests (goal >= 80%: met)**" in nightly
+    assert "| h200-0 | single | Offline performance, Offline accuracy | 90.5 | 873.9 |" in nightly
+    nightly_runs = HistoryStore(url).results(run_id="h200-reference-h200-nightly")
+    assert sorted((r.scenario, r.mode, r.valid, r.tokens_per_second) for r in nightly_runs) == [
+        ("Offline", "accuracy", None, None), ("Offline", "performance", True, 7834.41),
+        ("Server", "performance", True, 7146.03)]
 
 
 def test_every_view_tells_the_same_verdict_for_every_reference_run(tmp_path):
@@ -75,6 +84,8 @@ def test_every_view_tells_the_same_verdict_for_every_reference_run(tmp_path):
             assert "Multiple conf files are used" in (report.parent / "report.md").read_text()
     # LoadGen's "Multiple conf files" error: every search probe and the prepare/measure runs after the first
     assert "server-fp8-qps55.62" in not_grade and "search-server-fp8-qps55.98" in not_grade
+    # the nightly plan re-measured Offline and Server (55.62 QPS, 600 s) with the fix: no LoadGen error left
+    assert "h200-nightly" not in not_grade
     implausible = {r.run_id for r in store.results() if r.plausibility == "implausible"}
     assert implausible == {"h200-reference-offline-fp8-prefix-cache"}       # 21,101.6 tokens/s on one H200
     store.dispose()
