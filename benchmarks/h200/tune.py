@@ -24,7 +24,9 @@ an attempt's `gpu` says which), and the confirmation on the first: on two H200 o
 rounds instead of seven. Attempts on different GPUs compare with the GPUs' own difference in them (~1% between the two
 H200 of reference/h200x2); the 600 s confirmation is the figure that counts.
 
-Writes OUT/tune.json after every attempt (a cut-short session keeps what finished):
+`python -m include report OUT --out DIR` renders the attempts (one row each in the report's infrastructure and
+results tables: engine settings beside tokens/s). Writes OUT/tune.json after every attempt (a cut-short session keeps
+what finished):
     {"samples": N, "attempts": [{name, flags, engine_args, engine, tokens_per_second, valid, duration_s, samples,
      engine_startup_s, exit_code, error, output_dir, gpu}, ...] (in the file's order), "best": <the VALID completed attempt of most tokens/s>,
      "confirmation": <the 600 s run, or null>}
@@ -263,7 +265,9 @@ def _check_engine_args(attempts: list[Attempt]) -> None:
 
 
 def command(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, overrides: list[str]) -> list[str]:
-    """The SUT's `run` for one attempt."""
+    """The SUT's `run` for one attempt; its result.json names the node NODE:<attempt> (NODE:<attempt>-600s for the
+    confirmation), so the pipeline's report of OUT (`python -m include report OUT`) has a row per attempt, its engine
+    settings beside its tokens/s."""
     flags = []
     for key, value in attempt.flags.items():
         option = "--" + key.replace("_", "-")
@@ -274,7 +278,7 @@ def command(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, 
     for key, value in attempt.engine_args.items():
         flags += ["--engine-arg", f"{key}={json.dumps(value)}"]
     return [sys.executable, "-m", "mlperf_sut", "run", "--scenario", "Offline", "--mode", "performance",
-            "--model", str(model), "--dataset", str(dataset), "--output-dir", str(out), "--node", node,
+            "--model", str(model), "--dataset", str(dataset), "--output-dir", str(out), "--node", f"{node}:{out.name}",
             "--progress-interval", "30", *(arg for o in overrides for arg in ("--override", o)), *flags]
 
 

@@ -48,6 +48,7 @@ def test_each_attempt_runs_the_sut_with_its_flags_and_the_best_valid_one_is_name
         # the attempt's flags reached the engine, as vLLM resolved them
         assert result["engine"]["max_num_seqs"] == seqs and result["engine"]["enforce_eager"] is True
         assert result["engine"]["enable_prefix_caching"] is False
+        assert result["node"] == f"local:{attempt['name']}"   # a report of the folder tells the attempts apart
         assert attempt["engine"] == result["engine"]
         # LoadGen's own figures: tokens/s and verdict from its summary, the shortened test's sample count
         tokens = float(re.search(r"Tokens per second\s*:\s*([0-9.]+)", summary).group(1))
