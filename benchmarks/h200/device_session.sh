@@ -85,6 +85,14 @@ for url, pid in zip(sys.argv[1::2], sys.argv[2::2]):
 PY
 }
 
+nightly_share() {   # offline|server GPU: that process of the nightly plan; the run is done (.done) once both are,
+  local share=$1 run=$work/artifacts/h200-nightly   # in this lane or another
+  local only=single/h200-0/Offline; [ "$share" = server ] && only=single/h200-0/Server
+  ONLY_RUNS=$only bash "benchmarks/h200/nightly_gpu$2_commands.sh"
+  touch "$run/.$share.done"
+  if [ -f "$run/.offline.done" ] && [ -f "$run/.server.done" ]; then touch "$run/.done"; fi
+}
+
 for name in "$@"; do
   stage "$name"
   case $name in
@@ -154,18 +162,13 @@ for name in "$@"; do
       trap - EXIT ;;
     sharded600-paired)
       bash benchmarks/h200/x2_sharded600_paired_commands.sh; touch "$work/artifacts/h200x2-sharded-600s-paired/.done" ;;
-    nightly-offline|nightly-server)   # the run is done (.done) once both processes are, in this lane or another
-      share=${name#nightly-}; run=$work/artifacts/h200-nightly
-      if [ "$share" = offline ]; then only=single/h200-0/Offline; else only=single/h200-0/Server; fi
-      ONLY_RUNS=$only bash "benchmarks/h200/nightly_gpu${NIGHTLY_GPU:-0}_commands.sh"
-      touch "$run/.$share.done"
-      [ -f "$run/.offline.done" ] && [ -f "$run/.server.done" ] && touch "$run/.done" ;;
+    nightly-offline|nightly-server)
+      nightly_share "${name#nightly-}" "${NIGHTLY_GPU:-0}" ;;
     nightly-x2)   # both write the same plan.json: the second starts once the first has written it
-      ONLY_RUNS=single/h200-0/Offline bash benchmarks/h200/nightly_gpu0_commands.sh &
+      nightly_share offline 0 &
       sleep 5
-      ONLY_RUNS=single/h200-0/Server bash benchmarks/h200/nightly_gpu1_commands.sh
-      wait
-      touch "$work/artifacts/h200-nightly/.done" ;;
+      nightly_share server 1
+      wait ;;
     tune)   # TUNE_ARGS: word-split on purpose (several --only NAME)
       out=$work/artifacts/${TUNE_RUN:-h200-tune}
       confirm=--confirm-600s; [ "${TUNE_CONFIRM:-1}" = 0 ] && confirm=
