@@ -6,9 +6,11 @@ Read with the pipeline's own code (run_artifacts, scaling), so the figures are t
   once, one pass of 13,368 samples each (two 600 s single runs did not fit the session's device time).
   x2_single_tok_s is the sum of the two single runs' LoadGen tokens/s (the efficiency's denominator),
   x2_coordinated_tok_s the aggregate over the whole wall-clock window, x2_coordinated_eff aggregate / that sum.
+- h200x2-sharded-600s-paired/ (x2_sharded600_paired_commands.sh, plan.sh sharded600-paired): single on each GPU
+  at once, then sharded, every test over MLPerf's full 600 s in one lease. x2_sharded_tok_s and x2_sharded_eff come
+  from it, against its own single runs (their sum is printed above the last line, beside x2_single_tok_s).
 - h200x2-offline/ (x2_offline_commands.sh): the same modes SHORTENED (min_duration 0; 13,368 samples per single
-  run, 13,368 for the coordinated pair, 6,684 per shard), before the HTTP fix. x2_sharded_tok_s and x2_sharded_eff
-  come from it, against its own single runs: the only sharded efficiency with single runs of the same lease.
+  run, 13,368 for the coordinated pair, 6,684 per shard), before the HTTP fix: printed, not in the last line.
 - h200x2-sharded-600s/ (x2_sharded600_commands.sh): sharded over MLPerf's 600 s, the distributed branch alone (a
   later lease, no single runs in it): its aggregate and per-shard tokens/s, printed next to one H200's best 600 s run
   (another machine), not as an efficiency: dividing by another lease's single runs gave more than 100%.
@@ -149,8 +151,8 @@ def coordinated_server(single_qps: float | None) -> float | None:
 
 def main() -> None:
     full = offline_scaling("h200x2-offline-600s")
-    shortened = offline_scaling("h200x2-offline")
-    coordinated, sharded = full.get("coordinated"), shortened.get("sharded")
+    offline_scaling("h200x2-offline")
+    coordinated, sharded = full.get("coordinated"), offline_scaling("h200x2-sharded-600s-paired").get("sharded")
     figures: dict[str, float | None] = {
         "x2_single_tok_s": single_sum("h200x2-offline-600s"),
         "x2_coordinated_tok_s": _r(coordinated.aggregate_tokens_per_second) if coordinated else None,
@@ -165,8 +167,9 @@ def main() -> None:
     server_qps = coordinated_server(single_qps)
     print(f"x2_coordinated_server_valid_qps={server_qps} (goal: 1.95 x {single_qps} = "
           f"{_r(1.95 * single_qps) if single_qps else None})")
-    print("x2_sharded_* are the SHORTENED run's (h200x2-offline, same lease as its single runs); the 600 s sharded "
-          "run is above; the rest the 600 s coordinated run's")
+    print(f"x2_sharded_* are h200x2-sharded-600s-paired's (600 s, against its own single runs: "
+          f"{single_sum('h200x2-sharded-600s-paired')} tokens/s); x2_single_tok_s and x2_coordinated_* "
+          "h200x2-offline-600s's (coordinated over 600 s, its single runs one pass of 13,368 samples)")
     figures["h200_offline_fp8_tok_s"] = h200["h200_offline_fp8_tok_s"]
     figures["h200_server_max_valid_qps"] = single_qps
     print(" ".join(f"{k}={v}" for k, v in figures.items()))

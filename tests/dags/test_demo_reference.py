@@ -93,8 +93,9 @@ def test_every_view_tells_the_same_verdict_for_every_reference_run(tmp_path):
 
 def test_the_2x_h200_runs_render_their_scaling_server_run_and_gpu_time_budget(tmp_path):
     """reference/h200x2/ through the demo's import: the 600 s sharded pair says it has no efficiency (no single runs
-    of its lease) and shows its measured GPU time budget (the SUT's process clock on two H200s); the coordinated
-    Server run at 108.5 QPS is VALID; runs from before the process clock say "unknown", never a share."""
+    of its lease) and shows its measured GPU time budget (the SUT's process clock on two H200s); the paired 600 s run
+    (single on each GPU, then sharded, one lease) has the like-for-like sharded efficiency; the coordinated Server run
+    at 108.5 QPS is VALID; runs from before the process clock say "unknown", never a share."""
     url = f"sqlite:///{tmp_path / 'history.sqlite'}"
     reports = {r.parent.name: r for r in import_reference(url, tmp_path, REFERENCE_X2_RUNS)}
     assert {"h200x2-sharded-600s", "h200x2-server-coordinated", "h200x2-offline-600s"} <= set(reports)
@@ -102,6 +103,9 @@ def test_the_2x_h200_runs_render_their_scaling_server_run_and_gpu_time_budget(tm
     assert "**GPU time budget: 81.7% of 1,571 s of GPU time inside LoadGen's timed tests (goal >= 80%: met)**" in sharded
     assert "| h200-0 | distributed | Offline performance | 138.7 | 643.0 |" in sharded
     assert "efficiency not computed" in sharded or "no single-node run" in sharded
+    paired = (reports["h200x2-sharded-600s-paired"].parent / "report.md").read_text()
+    assert "| 15,436.9 | 120.60 | 665.1 | 15,453.0 | 99.9% |" in paired   # aggregate, window, single sum, efficiency
+    assert "**Verdict: VALID: all 4 performance runs" in paired
     server = (reports["h200x2-server-coordinated"].parent / "report.md").read_text()
     assert "**Verdict: VALID" in server
     old = (reports["h200x2-offline-600s"].parent / "report.md").read_text()
