@@ -15,6 +15,10 @@
 #            attempts run on at once (default 0; 0,1 on an x2 lease: 4 rounds, ~27 min with the confirmation);
 #            TUNE_ARGS adds tune.py arguments (e.g. "--only baseline --only mnbt64k"); TUNE_CONFIRM=0 leaves the
 #            600 s confirmation out; TUNE_RUN names the run (default h200-tune; one per lane that tunes)
+#   tune-server<X> (~6 min an attempt, 6 in all) tune.py over tune_server.json with --server-qps X: each attempt
+#            its own engine, Server at X QPS over all 13,368 queries (equal issue), into run h200-tune-server<X>;
+#            TUNE_GPUS (0,1 on an x2 lease: 3 rounds, ~18 min), TUNE_ARGS, TUNE_RUN as tune; the 600 s confirmation
+#            of the best only with TUNE_CONFIRM=1 (~12 min more)
 #   server-qps<X> (~5 min at 60) Server performance at X QPS over all 13,368 queries (min_duration 45 s, as
 #            reference/h200's server-fp8-qps runs), the headline's engine settings; run h200-server-qps<X>;
 #            SERVER_GPU: the GPU (default 0; 1 for a second lane on an x2 lease)
@@ -175,6 +179,13 @@ for name in "$@"; do
       # shellcheck disable=SC2086
       python3 benchmarks/h200/tune.py benchmarks/h200/tune_offline.json --gpus "${TUNE_GPUS:-0}" \
         --dataset "$data" --node h200-0 --output-dir "$out" $confirm ${TUNE_ARGS:-}
+      touch "$out/.done" ;;
+    tune-server*)   # TUNE_ARGS: word-split on purpose
+      qps=${name#tune-server}; out=$work/artifacts/${TUNE_RUN:-h200-tune-server$qps}
+      confirm=; [ "${TUNE_CONFIRM:-0}" = 1 ] && confirm=--confirm-600s
+      # shellcheck disable=SC2086
+      python3 benchmarks/h200/tune.py benchmarks/h200/tune_server.json --server-qps "$qps" --samples 13368 \
+        --gpus "${TUNE_GPUS:-0}" --dataset "$data" --node h200-0 --output-dir "$out" $confirm ${TUNE_ARGS:-}
       touch "$out/.done" ;;
     server-qps*)
       qps=${name#server-qps}; out=$work/artifacts/h200-server-qps$qps

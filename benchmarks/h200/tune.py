@@ -1,4 +1,4 @@
-"""Offline engine-settings sweep on one GPU: each attempt is the SUT's own `run` with its engine flags, shortened.
+"""Engine-settings sweep on one GPU, Offline or Server: each attempt is the SUT's own `run` with its engine flags.
 
 Issue 17 part 5 asks more Offline tokens/s of one H200 than the current best (FP8 + FP8 KV, async scheduling, CUDA
 graphs to 1,024, 32,768 batched tokens, 1,024 sequences: 7,940 tokens/s over 600 s). Every attempt starts its own
@@ -24,19 +24,30 @@ an attempt's `gpu` says which), and the confirmation on the first: on two H200 o
 rounds instead of seven. Attempts on different GPUs compare with the GPUs' own difference in them (~1% between the two
 H200 of reference/h200x2); the 600 s confirmation is the figure that counts.
 
+--server-qps X sweeps the Server scenario instead (issue 17 part 5 also asks Server >= 60 QPS VALID over all 13,368
+queries): each attempt is `run --scenario Server` at target QPS X for --samples queries (min_duration=0,
+min_query_count=N; equal issue stays on, so with N = 13,368 every sample is issued once), read back with the SUT's
+search-qps reader (VALID, the constraints not met, completed tokens/s, TTFT and TPOT p99). "best" is then the VALID
+attempt of most completed tokens/s at that rate (one that keeps up completes the most), and --confirm-600s reruns it
+at X over MLPerf's 600 s with mlperf.conf's query count into OUT/<name>-600s/. benchmarks/h200/tune_server.json is
+the H200's attempts file.
+
 `python -m include report OUT --out DIR` renders the attempts (one row each in the report's infrastructure and
 results tables: engine settings beside tokens/s). Writes OUT/tune.json after every attempt (a cut-short session keeps
 what finished):
-    {"samples": N, "attempts": [{name, flags, engine_args, engine, tokens_per_second, valid, duration_s, samples,
-     engine_startup_s, exit_code, error, output_dir, gpu}, ...] (in the file's order), "best": <the VALID completed attempt of most tokens/s>,
-     "confirmation": <the 600 s run, or null>}
+    {"scenario": "Offline"|"Server", "target_qps": X|null, "samples": N, "attempts": [{name, flags, engine_args,
+     engine, tokens_per_second, valid, duration_s, samples, engine_startup_s, exit_code, error, output_dir, gpu,
+     (Server:) invalid_reasons, ttft_p99_ms, tpot_p99_ms}, ...] (in the file's order),
+     "best": <the VALID completed attempt of most tokens/s>, "confirmation": <the 600 s run, or null>}
+(a Server attempt's tokens_per_second is LoadGen's completed tokens/s).
 Prints one line per attempt; the last line: `tune_best=<name> tune_best_tok_s=<x> tune_baseline_tok_s=<y>`.
 Exit 0 when every SUT run exited 0, 1 when one failed (recorded; the others still ran), 2 for bad input.
 
     PYTHONPATH=<vllm bundle>:sut_image python3 benchmarks/h200/tune.py benchmarks/h200/tune_offline.json \
         --dataset WORK/cnn_synthetic.json --output-dir OUT [--samples 4000] [--only NAME ...] [--gpus 0,1]
-        [--confirm-600s]
-(benchmarks/h200/device_session.sh tune runs that on a lent H200, with --confirm-600s; TUNE_ARGS adds --gpus 0,1.)
+        [--confirm-600s] [--server-qps X]
+(benchmarks/h200/device_session.sh tune runs that on a lent H200, with --confirm-600s; TUNE_ARGS adds --gpus 0,1;
+tune-server<X> runs tune_server.json at X QPS over 13,368 queries.)
 """
 from __future__ import annotations
 
@@ -54,12 +65,16 @@ from pathlib import Path
 
 from mlperf_sut.engine import add_engine_arguments
 from mlperf_sut.errors import InputError
+from mlperf_sut.qps_search import confirm_overrides, read_probe
+from mlperf_sut.settings import Scenario
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT = 0, 1, 2
 BASELINE = "baseline"
 # LoadGen sizes a full Offline test as 1.1 x min_duration x target_qps samples; equal issue pads 37,950 to 40,104
 CONFIRM_TARGET_QPS = 57.5
 SHORT_TEST = ("min_duration=0", "min_query_count={samples}", "sample_concatenate_permutation=0")
+SERVER_TEST = ("target_qps={qps}", "min_duration=0", "min_query_count={samples}")   # equal issue on
+CONFIRM_S = 600   # MLPerf's min_duration
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 TOP_KEYS, BASE_KEYS, ATTEMPT_KEYS = {"about", "base", "attempts"}, {"model", "dataset", "flags", "engine_args"}, \
     {"name", "why", "flags", "engine_args"}
@@ -87,11 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpus", help="GPU ids, e.g. 0,1: that many attempts at once, one engine per GPU "
                                        "(default: one at a time, on the GPUs CUDA_VISIBLE_DEVICES gives)")
     parser.add_argument("--confirm-600s", action="store_true",
-                        help="then run the best attempt over MLPerf's full Offline duration into OUT/<name>-600s")
+                        help="then run the best attempt over MLPerf's full duration into OUT/<name>-600s")
+    parser.add_argument("--server-qps", type=float, metavar="X",
+                        help="sweep the Server scenario at this target QPS instead of Offline (--samples queries)")
     args = parser.parse_args(argv)
     try:
         if args.samples < 1:
             raise InputError(f"--samples {args.samples}: give 1 or more samples per attempt (default 4000)")
+        if args.server_qps is not None and not args.server_qps > 0:
+            raise InputError(f"--server-qps {args.server_qps:g}: give a target QPS above 0, e.g. 60")
         gpus = _gpus(args.gpus)
         model, dataset, attempts = load(args.attempts_file, args.model, args.dataset)
         unknown = [name for name in args.only if name not in {a.name for a in attempts}]
@@ -103,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     chosen = [a for a in attempts if not args.only or a.name in args.only]
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    record = {"attempts_file": str(args.attempts_file), "samples": args.samples, "attempts": [], "best": None,
-              "confirmation": None}
-    overrides = [o.format(samples=args.samples) for o in SHORT_TEST]
+    server = args.server_qps is not None
+    scenario = Scenario.SERVER if server else Scenario.OFFLINE
+    record = {"attempts_file": str(args.attempts_file), "scenario": scenario.label, "target_qps": args.server_qps,
+              "samples": args.samples, "attempts": [], "best": None, "confirmation": None}
+    overrides = [o.format(samples=args.samples, qps=args.server_qps) for o in (SERVER_TEST if server else SHORT_TEST)]
+    confirm = confirm_overrides(args.server_qps, CONFIRM_S) if server else [f"target_qps={CONFIRM_TARGET_QPS}"]
     free: queue.Queue[str | None] = queue.Queue()
     for gpu in gpus:
         free.put(gpu)
@@ -113,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     def on_a_free_gpu(attempt: Attempt) -> dict:
         gpu = free.get()
         try:
-            return measure(attempt, model, dataset, args.node, args.output_dir / attempt.name, overrides, gpu)
+            return measure(attempt, scenario, model, dataset, args.node, args.output_dir / attempt.name, overrides,
+                           gpu, args.server_qps)
         finally:
             free.put(gpu)
 
@@ -127,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             write(args.output_dir, record)
     if args.confirm_600s and record["best"]:
         winner = next(a for a in chosen if a.name == record["best"]["name"])
-        record["confirmation"] = measure(winner, model, dataset, args.node, args.output_dir / f"{winner.name}-600s",
-                                         [f"target_qps={CONFIRM_TARGET_QPS}"], gpus[0])
+        record["confirmation"] = measure(winner, scenario, model, dataset, args.node,
+                                         args.output_dir / f"{winner.name}-600s", confirm, gpus[0], args.server_qps)
         write(args.output_dir, record)
     elif args.confirm_600s:
         print("tune: no VALID completed attempt to confirm over 600 s", flush=True)
@@ -264,7 +287,8 @@ def _check_engine_args(attempts: list[Attempt]) -> None:
                                  "(see vLLM's EngineArgs); fix the name")
 
 
-def command(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, overrides: list[str]) -> list[str]:
+def command(attempt: Attempt, scenario: Scenario, model: Path, dataset: Path, node: str, out: Path,
+            overrides: list[str]) -> list[str]:
     """The SUT's `run` for one attempt; its result.json names the node NODE:<attempt> (NODE:<attempt>-600s for the
     confirmation), so the pipeline's report of OUT (`python -m include report OUT`) has a row per attempt, its engine
     settings beside its tokens/s."""
@@ -277,16 +301,16 @@ def command(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, 
             flags += [option, str(value)]
     for key, value in attempt.engine_args.items():
         flags += ["--engine-arg", f"{key}={json.dumps(value)}"]
-    return [sys.executable, "-m", "mlperf_sut", "run", "--scenario", "Offline", "--mode", "performance",
+    return [sys.executable, "-m", "mlperf_sut", "run", "--scenario", scenario.label, "--mode", "performance",
             "--model", str(model), "--dataset", str(dataset), "--output-dir", str(out), "--node", f"{node}:{out.name}",
             "--progress-interval", "30", *(arg for o in overrides for arg in ("--override", o)), *flags]
 
 
-def measure(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, overrides: list[str],
-            gpu: str | None = None) -> dict:
+def measure(attempt: Attempt, scenario: Scenario, model: Path, dataset: Path, node: str, out: Path,
+            overrides: list[str], gpu: str | None = None, target_qps: float | None = None) -> dict:
     """Run one attempt (its output in OUT/<name>.log; on GPU `gpu` alone when given) and read back LoadGen's summary
-    and the SUT's result.json."""
-    argv = command(attempt, model, dataset, node, out, overrides)
+    (a Server test's with search-qps's reader) and the SUT's result.json."""
+    argv = command(attempt, scenario, model, dataset, node, out, overrides)
     log = out.with_name(out.name + ".log")
     env = None if gpu is None else {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
     with log.open("w") as sink:
@@ -294,6 +318,7 @@ def measure(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, 
     result = _json(out / "result.json")
     summary = (out / "mlperf_log_summary.txt").read_text() if (out / "mlperf_log_summary.txt").is_file() else ""
     tokens = re.search(r"Tokens per second\s*:\s*([0-9.]+)", summary)
+    probe = read_probe(scenario, target_qps, out) if scenario is Scenario.SERVER and summary else None
     process = result.get("process") or {}
     error = result.get("error")
     if code != 0 and not error:   # no result.json (bad input, or killed): the SUT's own error line, else the code
@@ -303,7 +328,7 @@ def measure(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, 
         "name": attempt.name, "why": attempt.why, "flags": attempt.flags, "engine_args": attempt.engine_args,
         "engine": result.get("engine"),  # as vLLM resolved them (defaults filled in)
         "overrides": overrides, "command": argv,
-        "tokens_per_second": float(tokens.group(1)) if tokens else None,
+        "tokens_per_second": probe.completed_tokens_per_second if probe else float(tokens.group(1)) if tokens else None,
         "valid": re.search(r"Result is\s*:\s*VALID", summary) is not None,
         "status": result.get("status"), "exit_code": code, "error": error,
         "duration_s": (result.get("timing") or {}).get("duration_s"),
@@ -311,9 +336,15 @@ def measure(attempt: Attempt, model: Path, dataset: Path, node: str, out: Path, 
         "engine_startup_s": _seconds(process.get("start_utc"), process.get("engine_ready_utc")),
         "output_dir": str(out), "log": str(log), "gpu": gpu,
     }
+    if scenario is Scenario.SERVER:
+        entry.update(invalid_reasons=probe.invalid_reasons if probe else None,
+                     ttft_p99_ms=probe.ttft_p99_ms if probe else None, tpot_p99_ms=probe.tpot_p99_ms if probe else None)
     where = "" if gpu is None else f" (GPU {gpu})"
+    latency = (f", TTFT p99 {figure(entry['ttft_p99_ms'])} ms, TPOT p99 {figure(entry['tpot_p99_ms'])} ms"
+               + (f" ({', '.join(entry['invalid_reasons'])})" if entry["invalid_reasons"] else "")
+               if scenario is Scenario.SERVER else "")
     print(f"tune: {attempt.name}{where}: {figure(entry['tokens_per_second'])} tokens/s, "
-          f"{'VALID' if entry['valid'] else 'not VALID'}, {figure(entry['samples'])} samples in "
+          f"{'VALID' if entry['valid'] else 'not VALID'}{latency}, {figure(entry['samples'])} samples in "
           f"{figure(entry['duration_s'])} s, engine start-up {figure(entry['engine_startup_s'])} s, exit {code}"
           + (f" ({error})" if error else ""), flush=True)
     return entry

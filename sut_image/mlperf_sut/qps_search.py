@@ -70,7 +70,7 @@ def search(args: argparse.Namespace) -> int:
     def test(scenario: Scenario, qps: float, kind: str, overrides: list[str]) -> Probe:
         out = args.output_dir / scenario.label / f"{'qps' if kind == 'probe' else 'confirm-qps'}-{qps:g}"
         code = measure(job, out, scenario, overrides)
-        probe = _read_probe(scenario, qps, out) if code == EXIT_OK else Probe(
+        probe = read_probe(scenario, qps, out) if code == EXIT_OK else Probe(
             scenario.label, qps, False, ["the run failed (see result.json)"], None, None, None, str(out))
         print(f"search-qps: {scenario.label} target {qps:g}/s ({kind}) -> {'VALID' if probe.valid else 'INVALID'} "
               f"({probe.completed_tokens_per_second} completed tokens/s, TTFT p99 {probe.ttft_p99_ms} ms, "
@@ -142,8 +142,9 @@ def _parse_range(text: str) -> tuple[Scenario, float, float]:
     return scenario, low_qps, high_qps
 
 
-def _read_probe(scenario: Scenario, qps: float, out: Path) -> Probe:
-    """The few summary lines a search needs; the pipeline's parser reads everything else later."""
+def read_probe(scenario: Scenario, qps: float, out: Path) -> Probe:
+    """The few summary lines a search (and benchmarks/h200/tune.py's Server sweep) needs; the pipeline's parser reads
+    everything else later."""
     summary = (out / "mlperf_log_summary.txt").read_text()
 
     def number(pattern: str) -> float | None:

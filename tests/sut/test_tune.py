@@ -70,6 +70,51 @@ def test_each_attempt_runs_the_sut_with_its_flags_and_the_best_valid_one_is_name
     assert tune["confirmation"] is None
 
 
+@pytest.mark.slow
+def test_server_qps_sweeps_the_server_scenario_at_that_rate(tiny_model, tiny_dataset, tmp_path):
+    """--server-qps: each attempt is a Server test at that target QPS over --samples queries, equal issue on; tune.json
+    records LoadGen's verdict, the constraints not met and the TTFT/TPOT p99 of its summary for each attempt."""
+    attempts = _attempts_file(tmp_path, tiny_model, tiny_dataset, [
+        {"name": "baseline", "flags": {"max_num_seqs": 4}}, {"name": "mnbt256", "flags": {"max_num_batched_tokens": 256}}])
+    out = tmp_path / "out"
+    done = _tune(attempts, "--output-dir", out, "--samples", SAMPLES, "--server-qps", 4)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    tune = json.loads((out / "tune.json").read_text())
+    assert (tune["scenario"], tune["target_qps"], tune["samples"]) == ("Server", 4.0, SAMPLES)
+    for attempt in tune["attempts"]:
+        run = out / attempt["name"]
+        summary = (run / "mlperf_log_summary.txt").read_text()
+        assert "Scenario : Server" in summary
+        detail = (run / "mlperf_log_detail.txt").read_text()
+        assert '"key": "effective_target_qps", "value": 4' in detail
+        assert '"key": "effective_sample_concatenate_permutation", "value": true' in detail   # equal issue on
+
+        def p99(name: str) -> float:
+            return float(re.search(rf"99\.00 percentile {name} \(ns\)\s*:\s*([0-9]+)", summary).group(1)) / 1e6
+
+        assert attempt["ttft_p99_ms"] == p99("first token latency")
+        assert attempt["tpot_p99_ms"] == p99("time to output token")
+        completed = float(re.search(r"Completed tokens per second\s*:\s*([0-9.]+)", summary).group(1))
+        assert attempt["tokens_per_second"] == completed > 0
+        assert attempt["valid"] == ("Result is : VALID" in summary)
+        # the constraints LoadGen found unmet, by its own words ("Performance constraints satisfied : NO")
+        assert bool(attempt["invalid_reasons"]) != attempt["valid"]
+        assert all(re.search(rf"{re.escape(r)}\s*:\s*no", summary, re.IGNORECASE) for r in attempt["invalid_reasons"])
+        assert attempt["samples"] == json.loads((run / "result.json").read_text())["counts"]["samples_completed"]
+        assert f"tune: {attempt['name']}: {completed:g} tokens/s" in done.stdout
+        assert f"TTFT p99 {attempt['ttft_p99_ms']:g} ms, TPOT p99 {attempt['tpot_p99_ms']:g} ms" in done.stdout
+    valid = [a for a in tune["attempts"] if a["valid"]]
+    assert tune["best"] == (max(valid, key=lambda a: a["tokens_per_second"]) if valid else None)
+
+
+def test_a_server_qps_of_zero_exits_2_naming_the_flag(tiny_model, tiny_dataset, tmp_path):
+    done = _tune(_attempts_file(tmp_path, tiny_model, tiny_dataset, [{"name": "baseline"}]), "--output-dir",
+                 tmp_path / "out", "--server-qps", 0, timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1] == "error: --server-qps 0: give a target QPS above 0, e.g. 60"
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("attempt", [
     {"name": "cached", "flags": {"enable_prefix_caching": True}},
     {"name": "cached", "engine_args": {"enable_prefix_caching": True}}], ids=["flag", "engine_arg"])
