@@ -173,19 +173,16 @@ for name in "$@"; do
       sleep 5
       nightly_share server 1
       wait ;;
-    tune)   # TUNE_ARGS: word-split on purpose (several --only NAME)
-      out=$work/artifacts/${TUNE_RUN:-h200-tune}
-      confirm=--confirm-600s; [ "${TUNE_CONFIRM:-1}" = 0 ] && confirm=
+    tune|tune-server*)   # TUNE_ARGS: word-split on purpose (several --only NAME)
+      file=tune_offline.json; server=(); confirm_default=1
+      if [ "$name" != tune ]; then
+        file=tune_server.json; server=(--server-qps "${name#tune-server}" --samples 13368); confirm_default=0
+      fi
+      out=$work/artifacts/${TUNE_RUN:-h200-$name}
+      confirm=--confirm-600s; [ "${TUNE_CONFIRM:-$confirm_default}" = 0 ] && confirm=
       # shellcheck disable=SC2086
-      python3 benchmarks/h200/tune.py benchmarks/h200/tune_offline.json --gpus "${TUNE_GPUS:-0}" \
+      python3 benchmarks/h200/tune.py "benchmarks/h200/$file" "${server[@]}" --gpus "${TUNE_GPUS:-0}" \
         --dataset "$data" --node h200-0 --output-dir "$out" $confirm ${TUNE_ARGS:-}
-      touch "$out/.done" ;;
-    tune-server*)   # TUNE_ARGS: word-split on purpose
-      qps=${name#tune-server}; out=$work/artifacts/${TUNE_RUN:-h200-tune-server$qps}
-      confirm=; [ "${TUNE_CONFIRM:-0}" = 1 ] && confirm=--confirm-600s
-      # shellcheck disable=SC2086
-      python3 benchmarks/h200/tune.py benchmarks/h200/tune_server.json --server-qps "$qps" --samples 13368 \
-        --gpus "${TUNE_GPUS:-0}" --dataset "$data" --node h200-0 --output-dir "$out" $confirm ${TUNE_ARGS:-}
       touch "$out/.done" ;;
     server-qps*)
       qps=${name#server-qps}; out=$work/artifacts/h200-server-qps$qps

@@ -73,7 +73,6 @@ BASELINE = "baseline"
 # LoadGen sizes a full Offline test as 1.1 x min_duration x target_qps samples; equal issue pads 37,950 to 40,104
 CONFIRM_TARGET_QPS = 57.5
 SHORT_TEST = ("min_duration=0", "min_query_count={samples}", "sample_concatenate_permutation=0")
-SERVER_TEST = ("target_qps={qps}", "min_duration=0", "min_query_count={samples}")   # equal issue on
 CONFIRM_S = 600   # MLPerf's min_duration
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 TOP_KEYS, BASE_KEYS, ATTEMPT_KEYS = {"about", "base", "attempts"}, {"model", "dataset", "flags", "engine_args"}, \
@@ -126,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     scenario = Scenario.SERVER if server else Scenario.OFFLINE
     record = {"attempts_file": str(args.attempts_file), "scenario": scenario.label, "target_qps": args.server_qps,
               "samples": args.samples, "attempts": [], "best": None, "confirmation": None}
-    overrides = [o.format(samples=args.samples, qps=args.server_qps) for o in (SERVER_TEST if server else SHORT_TEST)]
+    # a Server attempt: search-qps's confirming test at that rate cut to --samples queries, equal issue on
+    overrides = ([*confirm_overrides(args.server_qps, 0), f"min_query_count={args.samples}"] if server
+                 else [o.format(samples=args.samples) for o in SHORT_TEST])
     confirm = confirm_overrides(args.server_qps, CONFIRM_S) if server else [f"target_qps={CONFIRM_TARGET_QPS}"]
     free: queue.Queue[str | None] = queue.Queue()
     for gpu in gpus:

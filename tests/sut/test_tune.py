@@ -75,7 +75,8 @@ def test_server_qps_sweeps_the_server_scenario_at_that_rate(tiny_model, tiny_dat
     """--server-qps: each attempt is a Server test at that target QPS over --samples queries, equal issue on; tune.json
     records LoadGen's verdict, the constraints not met and the TTFT/TPOT p99 of its summary for each attempt."""
     attempts = _attempts_file(tmp_path, tiny_model, tiny_dataset, [
-        {"name": "baseline", "flags": {"max_num_seqs": 4}}, {"name": "mnbt256", "flags": {"max_num_batched_tokens": 256}}])
+        {"name": "baseline", "flags": {"max_num_seqs": 4}},
+        {"name": "mnbt256", "flags": {"max_num_batched_tokens": 256}}])
     out = tmp_path / "out"
     done = _tune(attempts, "--output-dir", out, "--samples", SAMPLES, "--server-qps", 4)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
