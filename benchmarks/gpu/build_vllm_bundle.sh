@@ -11,13 +11,14 @@
 #     (/work/.library/device/KINDS.md); fastapi and starlette were in the bundle already
 #   - the SUT's result.json check: jsonschema and its dependencies
 #   - LoadGen (mlcommons-loadgen)
-# xz-compressed and split into parts of at most PART_MB MiB (default 56: a part plus the working tree, ~4 MiB, stays
-# under the 64 MiB a device call carries). Also writes SHA256 of the whole archive and unpack.sh.
+# xz-compressed and split into parts of at most PART_MB MiB (default 48: a part plus the working tree, ~9 MiB with
+# reference/ on 2026-11-30, stays under the 64 MiB a device call carries; at 56 it no longer did). Also writes
+# SHA256 of the whole archive and unpack.sh.
 # On the GPU host, with the parts gathered in one folder DIR:  bash DIR/unpack.sh DEST   ->   DEST/vsite, then run with
 #   PYTHONPATH=DEST/vsite VLLM_USE_FLASHINFER_SAMPLER=0 (flashinfer is not in the bundle).
 set -euo pipefail
 out=${1:-.gpu-bundle}
-part_mb=${PART_MB:-56}
+part_mb=${PART_MB:-48}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 plat=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp)
