@@ -342,7 +342,7 @@ def measure(attempt: Attempt, scenario: Scenario, model: Path, dataset: Path, no
                      ttft_p99_ms=probe.ttft_p99_ms if probe else None, tpot_p99_ms=probe.tpot_p99_ms if probe else None)
     where = "" if gpu is None else f" (GPU {gpu})"
     latency = (f", TTFT p99 {figure(entry['ttft_p99_ms'])} ms, TPOT p99 {figure(entry['tpot_p99_ms'])} ms"
-               + (f" ({', '.join(entry['invalid_reasons'])})" if entry["invalid_reasons"] else "")
+               + (f" (unmet: {unmet(entry['invalid_reasons'])})" if entry["invalid_reasons"] else "")
                if scenario is Scenario.SERVER else "")
     print(f"tune: {attempt.name}{where}: {figure(entry['tokens_per_second'])} tokens/s, "
           f"{'VALID' if entry['valid'] else 'not VALID'}{latency}, {figure(entry['samples'])} samples in "
@@ -355,6 +355,11 @@ def best(entries: list[dict]) -> dict | None:
     """The VALID completed attempt of most tokens/s."""
     done = [e for e in entries if e["valid"] and e["status"] == "completed" and e["tokens_per_second"] is not None]
     return max(done, key=lambda e: e["tokens_per_second"]) if done else None
+
+
+def unmet(reasons: list[str]) -> str:
+    """LoadGen names an unmet constraint by its summary line ("Early stopping satisfied: NO"): the constraint alone."""
+    return ", ".join(re.sub(r"\s*satisfied$", "", reason, flags=re.IGNORECASE) for reason in reasons)
 
 
 def figure(value) -> str:

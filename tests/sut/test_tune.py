@@ -104,6 +104,9 @@ def test_server_qps_sweeps_the_server_scenario_at_that_rate(tiny_model, tiny_dat
         assert attempt["samples"] == json.loads((run / "result.json").read_text())["counts"]["samples_completed"]
         assert f"tune: {attempt['name']}: {completed:g} tokens/s" in done.stdout
         assert f"TTFT p99 {attempt['ttft_p99_ms']:g} ms, TPOT p99 {attempt['tpot_p99_ms']:g} ms" in done.stdout
+        # the printed line names what was unmet, never "... satisfied" (which reads as if it had been met)
+        line = next(x for x in done.stdout.splitlines() if x.startswith(f"tune: {attempt['name']}: "))
+        assert ("(unmet: " in line) != attempt["valid"] and "satisfied" not in line
     valid = [a for a in tune["attempts"] if a["valid"]]
     assert tune["best"] == (max(valid, key=lambda a: a["tokens_per_second"]) if valid else None)
 
@@ -174,3 +177,16 @@ def test_bad_gpus_exit_2_naming_the_flag(tiny_model, tiny_dataset, tmp_path, gpu
     assert done.returncode == 2, done.stderr[-3000:]
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: --gpus {gpus}: give distinct GPU ids")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_printed_verdict_names_the_unmet_constraints(monkeypatch):
+    """tune.json keeps LoadGen's own line names ("Early stopping satisfied"); the printed line must not read as if
+    those constraints had been met."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tune", TUNE)
+    tune = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "tune", tune)   # its dataclasses look their module up there
+    spec.loader.exec_module(tune)
+    assert tune.unmet(["Performance constraints satisfied", "Early stopping satisfied"]) == (
+        "Performance constraints, Early stopping")
