@@ -1,9 +1,11 @@
 """Figures of the committed H200 reference run (reference/h200/), read with the pipeline's own parser.
 
 Each folder of reference/h200/ is one run of benchmarks/h200/session.sh (or of offline_vs_raw.py) on one NVIDIA
-H200 with dummy weights. A headline figure comes only from a run that LoadGen found VALID, that the plausibility
-check passes, whose engine cached no prompt prefixes (LoadGen repeats samples: a cached prompt skips prefill) and
-whose detail log holds no LoadGen error (e.g. "Multiple conf files are used": not valid for a submission).
+H200 with dummy weights, or one sweep of benchmarks/h200/tune.py (tune-*/: an attempt per folder, named by its
+settings, and `<best>-600s`, the best attempt again over MLPerf's 600 s): the same rules hold for every test.
+A headline figure comes only from a run that LoadGen found VALID, that the plausibility check passes, whose engine
+cached no prompt prefixes (LoadGen repeats samples: a cached prompt skips prefill) and whose detail log holds no
+LoadGen error (e.g. "Multiple conf files are used": not valid for a submission).
 - Offline: the fastest run of MLPerf's full 600 s where there is one, else the fastest. SUT/raw is the lowest ratio
   of the like-for-like comparisons (offline_vs_raw.py without --full-duration: one prompt pool through both, one
   engine). The fastest run on a prompt pool is printed beside it (`..._pool_tok_s`): shorter, so not the headline.
@@ -51,8 +53,9 @@ def figures(verbose: bool = False) -> dict[str, float | None]:
     offline: dict[str, list[Offline]] = {"fp8": [], "bf16": []}
     latency: list[Latency] = []
     budgets: dict[str, gpu_time.GpuTimeBudget] = {}
-    for run in sorted(p for p in REFERENCE.iterdir() if (p / "single").is_dir()):
+    for run in sorted(p for p in REFERENCE.iterdir() if p.is_dir()):
         records = [run_artifacts.read_run(run_dir, "single") for _, run_dir in run_artifacts.discover_runs(run)]
+        tune = not (run / "single").is_dir()   # tune.py's layout: <run>/<attempt>/, one test each
         if any(r.sut and r.sut.process for r in records):   # the SUT recorded its clock: a GPU time budget
             budgets[run.name] = gpu_time.gpu_time_budget(records)
         for record in records:
@@ -70,7 +73,8 @@ def figures(verbose: bool = False) -> dict[str, float | None]:
             notes = (["IMPLAUSIBLE"] * implausible + ["prefix cache on"] * cached + ["LoadGen error"] * errored
                      + ["probe"] * (probe and record.scenario != "Offline") + [f"{lg.duration_s or 0:,.0f} s"])
             if verbose:
-                print(f"{run.name:32s} {record.scenario:11s} {label:5s} {'VALID' if lg.valid else 'INVALID':8s} "
+                name = f"{run.name}/{run_dir.name}" if tune else run.name
+                print(f"{name:48s} {record.scenario:11s} {label:5s} {'VALID' if lg.valid else 'INVALID':8s} "
                       f"{lg.tokens_per_second:>9,.1f} tokens/s"
                       + (f"  target {qps:g} QPS" if record.scenario != "Offline" else "") + f"  ({', '.join(notes)})")
             if implausible or cached or errored:

@@ -92,21 +92,30 @@ def latest_run(artifacts: Path, since: float) -> tuple[str, Path] | None:
 
 
 def import_reference(history_url: str, artifacts: Path, root: Path = REFERENCE_RUNS) -> list[Path]:
-    """The committed GPU reference runs under `root` (one folder per configuration): each rendered by the
+    """The committed GPU reference runs under `root` (one folder per configuration, or per tune.py sweep: an
+    attempt per subfolder, the pipeline reads each as a single-node test): each rendered by the
     pipeline's report CLI and recorded in the demo's history, so the Benchmarks page shows real GPU figures.
-    Runs that failed on the GPU are reported as failed (the CLI's exit status 1 is expected for them)."""
-    from include import cli
+    Runs that failed on the GPU are reported as failed (the CLI's exit status 1 is expected for them). A folder whose
+    tests the history cannot keep apart (tune.py sweeps from before it named each attempt's node: every attempt
+    says h200-0) is rendered but not recorded, and the demo prints why."""
+    from include import cli, run_artifacts
+    from include.history.store import validate_records
 
     reports = []
     # The reports lie under the demo's artefacts root: the history stores their paths relative to it.
     saved = os.environ.get("MLPERF_ARTIFACTS_DIR")
     os.environ["MLPERF_ARTIFACTS_DIR"] = str(artifacts)
     try:
-        for run in sorted(p for p in root.iterdir() if (p / "single").is_dir() or (p / "distributed").is_dir()):
+        for run in sorted(p for p in root.iterdir() if p.is_dir()):
             out = artifacts / f"reference-{root.name}" / run.name
             out.mkdir(parents=True, exist_ok=True)
-            cli.main(["report", str(run), "--out", str(out), "--model", str(REFERENCE_MODEL), "--record",
-                      "--history-url", history_url, "--run-id", f"{root.name}-reference-{run.name}"])
+            record = ["--record", "--history-url", history_url, "--run-id", f"{root.name}-reference-{run.name}"]
+            try:
+                validate_records([run_artifacts.read_run(d, b) for b, d in run_artifacts.discover_runs(run)])
+            except ValueError as refused:
+                print(f"reference run {run.name}: rendered, not recorded in the history: {refused}")
+                record = []
+            cli.main(["report", str(run), "--out", str(out), "--model", str(REFERENCE_MODEL), *record])
             reports.append(out / "report.html")
     finally:
         if saved is None:

@@ -3,13 +3,19 @@ from include.demo import REFERENCE_RUNS, REFERENCE_X2_RUNS, import_reference
 from include.history import HistoryStore
 
 
-def test_the_reference_run_is_rendered_and_recorded(tmp_path):
+def test_the_reference_run_is_rendered_and_recorded(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'history.sqlite'}"
     reports = import_reference(url, tmp_path)
-    configurations = sorted(p.name for p in REFERENCE_RUNS.iterdir() if (p / "single").is_dir())
+    configurations = sorted(p.name for p in REFERENCE_RUNS.iterdir() if p.is_dir())
     assert [r.parent.name for r in reports] == configurations and all(r.is_file() for r in reports)
     runs = {run.run_id: run for run in HistoryStore(url).runs()}
-    assert set(runs) == {f"h200-reference-{name}" for name in configurations}
+    # the first tune sweeps named every attempt's node h200-0: the history cannot keep the two tests of the GPU 1
+    # sweep apart, so the demo renders it, records the rest and says why
+    unrecordable = {"tune-2026-11-30-gpu1"}
+    assert set(runs) == {f"h200-reference-{name}" for name in configurations if name not in unrecordable}
+    said = capsys.readouterr().out
+    assert ("reference run tune-2026-11-30-gpu1: rendered, not recorded in the history: two records for "
+            "branch/node/scenario/mode ('single', 'h200-0', 'Offline', 'performance')") in said
     fp8 = HistoryStore(url).results(run_id="h200-reference-offline-fp8")
     assert [(r.accelerator, r.scenario, r.valid, r.tokens_per_second) for r in fp8] == [
         ("NVIDIA H200", "Offline", True, 7394.87)]
@@ -37,6 +43,17 @@ def test_the_reference_run_is_rendered_and_recorded(tmp_path):
     assert [(r.scenario, r.valid, r.tokens_per_second) for r in tuned_600s] == [("Offline", True, 7940.02)]
     tuned_report = (tmp_path / "reference-h200" / "offline-fp8-cg1024-mnbt32k-600s" / "report.md").read_text()
     assert "min_duration shortened" not in tuned_report
+    # issue 17 part 5's sweeps: the best Offline attempt again over MLPerf's 600 s carries the headline (equal issue
+    # on, not shortened); every Server attempt at 60 QPS is recorded INVALID, each under its own settings' name
+    sweep = {r.node: r for r in HistoryStore(url).results(run_id="h200-reference-tune-offline-session-7")}
+    assert (sweep["h200-0:mnbt49k-600s"].valid, sweep["h200-0:mnbt49k-600s"].tokens_per_second) == (True, 8094.89)
+    sweep_report = (tmp_path / "reference-h200" / "tune-offline-session-7" / "report.md").read_text()
+    assert "h200-0:mnbt49k-600s Offline performance: min_duration shortened" not in sweep_report
+    assert "h200-0:mnbt49k Offline performance: min_duration shortened to 0 s" in sweep_report
+    assert "max_num_batched_tokens=49152" in sweep_report
+    server_sweep = HistoryStore(url).results(run_id="h200-reference-tune-server60-session-7")
+    assert sorted((r.node, r.scenario, r.valid) for r in server_sweep) == [
+        (f"h200-0:{name}", "Server", False) for name in ("baseline", "mnbt16k", "mns768", "mns768-mnbt16k")]
     interactive = HistoryStore(url).results(run_id="h200-reference-interactive-fp8-qps30.5")
     assert [(r.scenario, r.valid, r.tokens_per_second) for r in interactive] == [("Interactive", True, 3935.54)]
     report = (tmp_path / "reference-h200" / "interactive-fp8-qps30.5" / "report.md").read_text()
@@ -69,11 +86,14 @@ def test_every_view_tells_the_same_verdict_for_every_reference_run(tmp_path):
     for report in reports:
         analysis = json.loads((report.parent / "analysis.json").read_text())
         verdict = analysis["verdict"]
-        run = store.run(f"h200-reference-{report.parent.name}")
-        assert run.verdict == verdict["headline"] == views.validity_summary(run)["headline"], report.parent.name
-        assert run.compliance == verdict["compliance"] == "not compliant"           # dummy weights, all of them
         assert f"**Verdict: {verdict['headline']}**" in (report.parent / "report.md").read_text()
         assert f"Verdict: {verdict['headline']}" in html_lib.unescape(report.read_text())
+        run = store.run(f"h200-reference-{report.parent.name}")
+        if run is None:   # rendered, not recorded: two tests under one node label (see the test above)
+            assert report.parent.name == "tune-2026-11-30-gpu1"
+            continue
+        assert run.verdict == verdict["headline"] == views.validity_summary(run)["headline"], report.parent.name
+        assert run.compliance == verdict["compliance"] == "not compliant"           # dummy weights, all of them
         rows = {(r.branch, r.node, r.scenario, r.mode): r for r in store.results(run_id=run.run_id)}
         for expected in verdict["runs"]:
             row = rows[(expected["branch"], expected["node"], expected["scenario"], expected["mode"])]

@@ -26,7 +26,8 @@ def test_last_line_holds_the_committed_figures():
     assert "against its own single runs: 15453.01 tokens/s" in proc.stdout
     # the lower GPU's HTTP share of the coordinated run over its in-process single run
     assert float(last["h200_http_vs_inproc"]) == 0.9944
-    assert float(last["h200_offline_fp8_tok_s"]) == 7940.02 and float(last["h200_server_max_valid_qps"]) == 55.62
+    # one H200's Offline headline: tune.py's best attempt (mnbt49k) again over MLPerf's 600 s
+    assert float(last["h200_offline_fp8_tok_s"]) == 8094.89 and float(last["h200_server_max_valid_qps"]) == 55.62
 
 
 def test_the_later_2x_h200_runs_are_printed_as_what_they_are():
