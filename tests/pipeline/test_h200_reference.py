@@ -24,3 +24,5 @@ def test_the_offline_headline_is_the_tune_sweeps_600s_confirmation_and_server_st
     sweep = [line for line in lines if line.startswith("tune-server60-session-7/")]
     assert len(sweep) == 4 and all("INVALID" in line and "target 60 QPS" in line for line in sweep)
     assert any(line.startswith("tune-offline-session-7/mnbt49k-600s ") and "VALID" in line for line in lines)
+    # async scheduling off: VALID, a fifth slower, listed as a sweep attempt and never a headline
+    assert any(line.startswith("tune-noasync-session-8/no-async ") and "6,360.0 tokens/s" in line for line in lines)
