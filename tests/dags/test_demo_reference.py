@@ -2,6 +2,10 @@
 from include.demo import REFERENCE_RUNS, REFERENCE_X2_RUNS, import_reference
 from include.history import HistoryStore
 
+# the first tune sweeps named every attempt's node h200-0: the history cannot keep the two tests of the GPU 1 sweep
+# apart, so the demo renders it, records the rest and says why
+UNRECORDABLE = "tune-2026-11-30-gpu1"
+
 
 def test_the_reference_run_is_rendered_and_recorded(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'history.sqlite'}"
@@ -9,12 +13,9 @@ def test_the_reference_run_is_rendered_and_recorded(tmp_path, capsys):
     configurations = sorted(p.name for p in REFERENCE_RUNS.iterdir() if p.is_dir())
     assert [r.parent.name for r in reports] == configurations and all(r.is_file() for r in reports)
     runs = {run.run_id: run for run in HistoryStore(url).runs()}
-    # the first tune sweeps named every attempt's node h200-0: the history cannot keep the two tests of the GPU 1
-    # sweep apart, so the demo renders it, records the rest and says why
-    unrecordable = {"tune-2026-11-30-gpu1"}
-    assert set(runs) == {f"h200-reference-{name}" for name in configurations if name not in unrecordable}
+    assert set(runs) == {f"h200-reference-{name}" for name in configurations if name != UNRECORDABLE}
     said = capsys.readouterr().out
-    assert ("reference run tune-2026-11-30-gpu1: rendered, not recorded in the history: two records for "
+    assert (f"reference run {UNRECORDABLE}: rendered, not recorded in the history: two records for "
             "branch/node/scenario/mode ('single', 'h200-0', 'Offline', 'performance')") in said
     fp8 = HistoryStore(url).results(run_id="h200-reference-offline-fp8")
     assert [(r.accelerator, r.scenario, r.valid, r.tokens_per_second) for r in fp8] == [
@@ -89,8 +90,8 @@ def test_every_view_tells_the_same_verdict_for_every_reference_run(tmp_path):
         assert f"**Verdict: {verdict['headline']}**" in (report.parent / "report.md").read_text()
         assert f"Verdict: {verdict['headline']}" in html_lib.unescape(report.read_text())
         run = store.run(f"h200-reference-{report.parent.name}")
-        if run is None:   # rendered, not recorded: two tests under one node label (see the test above)
-            assert report.parent.name == "tune-2026-11-30-gpu1"
+        if run is None:   # rendered, not recorded: two tests under one node label
+            assert report.parent.name == UNRECORDABLE
             continue
         assert run.verdict == verdict["headline"] == views.validity_summary(run)["headline"], report.parent.name
         assert run.compliance == verdict["compliance"] == "not compliant"           # dummy weights, all of them
