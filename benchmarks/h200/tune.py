@@ -1,13 +1,13 @@
 """Engine-settings sweep on one GPU, Offline or Server: each attempt is the SUT's own `run` with its engine flags.
 
 Issue 17 part 5 asks more Offline tokens/s of one H200 than its headline (FP8 + FP8 KV, async scheduling, CUDA graphs
-to 1,024, 1,024 sequences: 7,940 tokens/s over 600 s with 32,768 batched tokens, 8,094.9 with 49,152 after this
-sweep: reference/h200/tune-offline-session-7). Every attempt starts its own engine (about 111 s on the H200) and
-runs `python -m mlperf_sut run --scenario Offline --mode performance` cut to --samples samples (min_duration=0, min_query_count=N, sample_concatenate_permutation=0) into OUT/<name>/, its
-output in OUT/<name>.log. A short test drains its last batch at low concurrency, which weighs more the larger
-max_num_seqs is: --confirm-600s then runs the best attempt over MLPerf's full Offline duration (target_qps 57.5:
-LoadGen issues 1.1 x 600 s x 57.5 samples, padded to 40,104, three passes over the data set; ~650 s on an H200)
-into OUT/<name>-600s/.
+to 1,024, 1,024 sequences: 7,940 tokens/s over 600 s with 32,768 batched tokens, 8,094.9 with 49,152 after this sweep:
+reference/h200/tune-offline-session-7). Every attempt starts its own engine (about 111 s on the H200) and runs
+`python -m mlperf_sut run --scenario Offline --mode performance` cut to --samples samples (min_duration=0,
+min_query_count=N, sample_concatenate_permutation=0) into OUT/<name>/, its output in OUT/<name>.log. A short test
+drains its last batch at low concurrency, which weighs more the larger max_num_seqs is: --confirm-600s then runs the
+best attempt over MLPerf's full Offline duration (target_qps 57.5: LoadGen issues 1.1 x 600 s x 57.5 samples, padded
+to 40,104, three passes over the data set; ~650 s on an H200) into OUT/<name>-600s/.
 
 The attempts file (JSON; benchmarks/h200/tune_offline.json is the H200's):
     {"base": {"model": DIR, "dataset": FILE, "flags": {...}, "engine_args": {...}},
