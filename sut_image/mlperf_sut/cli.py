@@ -1,4 +1,4 @@
-"""Command line: `run` (LoadGen tests on one engine), `search-qps`, `build-tiny-model`, `build-dataset`, and the hook for `serve`.
+"""Command line: `run` (LoadGen tests on one engine), `search-qps`, `engine-args-schema`, `build-*`, `serve`'s hook.
 
 Exit codes (also in --help): 0 the run completed (VALID or INVALID alike: judging validity is the pipeline's job);
 1 runtime failure, worth retrying (the engine or an endpoint failed or died; result.json says "failed" and why);
@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("--synthetic-token-ids", action="store_true",
                       help="random token-id prompts with CNN/DailyMail lengths (dummy weights, no tokenizer)")
     data.add_argument("--vocab-size", type=int, help="model vocabulary size (with --synthetic-token-ids)")
+
+    schema = commands.add_parser("engine-args-schema",
+                                 help="vLLM's engine arguments as JSON Schema, from the installed vLLM (the committed "
+                                      "mlperf_sut/engine_args.schema.json is this output)")
+    schema.add_argument("--output", type=Path, help="file to write (default: standard output)")
 
     search = commands.add_parser("search-qps", help="highest VALID Server/Interactive target QPS, on one engine",
                                  epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "build-dataset":
             return _build_dataset(args)
+        if args.command == "engine-args-schema":
+            return _engine_args_schema(args)
         if args.command == "search-qps":
             from mlperf_sut.qps_search import search
 
@@ -158,6 +165,18 @@ def _build_dataset(args) -> int:
     else:
         path = dataset.build_text_dataset(args.tokenizer, args.samples, args.output, args.seed)
     print(f"data set written to {path} ({args.samples} samples)")
+    return EXIT_OK
+
+
+def _engine_args_schema(args) -> int:
+    from mlperf_sut.engine_args import build_schema, schema_text
+
+    schema = build_schema()
+    if args.output is None:
+        sys.stdout.write(schema_text(schema))
+    else:
+        args.output.write_text(schema_text(schema))
+        print(f"engine arguments of vLLM {schema['x-vllm-version']} written to {args.output}")
     return EXIT_OK
 
 

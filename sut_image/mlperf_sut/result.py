@@ -65,6 +65,7 @@ class RunResult:
     files: list = field(default_factory=list)
     host: dict | None = None
     process: dict | None = None
+    engine_preset: dict | None = None
 
     def comparable(self) -> dict:
         return {"scenario": self.scenario, "mode": self.mode, "model_name": self.model["name"],

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlperf_sut.backends.base import Backend
-from mlperf_sut.engine import EngineOptions, requested_engine
+from mlperf_sut.engine import EngineOptions, requested_engine, requested_options, requested_preset
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.process_clock import ProcessClock
@@ -185,7 +185,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
         accelerator=detect().to_dict(), engine=requested_engine(args), generation=BENCHMARK_GENERATION.to_dict(),
         loadgen_settings=settings.effective(),
         shard={"index": job.shard.index, "count": job.shard.count} if job.shard else None,
-        accuracy_meaningful=not dummy, host=host())
+        accuracy_meaningful=not dummy, host=host(), engine_preset=requested_preset(args))
     job.written.append((result, output_dir))
     name = Test(mode, compliance_test, output_dir).name
 
@@ -212,9 +212,11 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
         job.clock.engine_ready()
         result.engine = job.backend.engine_info() or result.engine
         result.accelerator = job.backend.accelerator_info() or result.accelerator
-        if job.options is None and result.engine.get("load_format"):    # http: the weights are the servers'
-            result.model["load_format"] = result.engine["load_format"]
-            result.accuracy_meaningful = result.engine["load_format"] != "dummy"
+        if job.options is None:        # http: the weights and the preset are the servers'
+            result.engine_preset = next(iter(job.backend.server_cards().values()), {}).get("engine_preset")
+            if result.engine.get("load_format"):
+                result.model["load_format"] = result.engine["load_format"]
+                result.accuracy_meaningful = result.engine["load_format"] != "dummy"
         outcome = harness.run(settings.test_settings, output_dir, audit)
     except Exception as error:  # noqa: BLE001 - every runtime failure is recorded in result.json, then exit 1
         print_failure(error, args.debug, where_to_look(job, output_dir, error))
@@ -272,6 +274,7 @@ def _backend(args: argparse.Namespace, scenario: Scenario, endpoints: list[Endpo
     if args.backend == "http":
         if not endpoints:
             raise InputError("--backend http needs at least one --endpoint [NODE=]URL")
+        requested_options(args)    # checked like the vllm backend's: recorded until the servers' cards replace them
         # Written by the HTTP backend's owner: create_backend(urls, scenario, generation, model) -> Backend.
         from mlperf_sut.backends.http import create_backend
 

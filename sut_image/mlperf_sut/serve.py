@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from mlperf_sut.engine import EngineOptions, add_engine_arguments, requested_engine
+from mlperf_sut.engine import EngineOptions, add_engine_arguments, requested_engine, requested_preset
 from mlperf_sut.errors import InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.server_card import KEEP_ALIVE_S, MIDDLEWARE, SERVER_CARD_ENV, card
@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
     command = vllm_server_argv(args.model, args.host, args.port, options)
     engine = requested_engine(args)
     engine.setdefault("stream_interval", STREAM_INTERVAL)
-    os.environ[SERVER_CARD_ENV] = card(detect().to_dict(), engine)
+    os.environ[SERVER_CARD_ENV] = card(detect().to_dict(), engine, requested_preset(args))
     os.environ[KEEP_ALIVE_ENV] = str(KEEP_ALIVE_S)   # the http backend's idle-connection limit relies on it
     print(f"serve: exec {shlex.join(command)}", flush=True)
     os.execv(command[0], command)

@@ -4,7 +4,7 @@ A coordinated run's LoadGen process (the http backend) runs on a machine without
 detect and the engine flags it was given say nothing of the servers that did the work. `serve` detects the
 accelerator and writes the card into the server's environment before it execs vLLM's server, which serves it through
 this middleware (vLLM's `--middleware`); the http backend reads every endpoint's card and records the servers' own
-accelerator and engine settings in result.json.
+accelerator, engine settings and engine preset in result.json.
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ MIDDLEWARE = f"{__name__}.ServerCard"
 KEEP_ALIVE_S = 60
 
 
-def card(accelerator: dict, engine: dict) -> str:
-    """The card as `serve` puts it into the server's environment."""
-    return json.dumps({"accelerator": accelerator, "engine": engine}, sort_keys=True)
+def card(accelerator: dict, engine: dict, engine_preset: dict | None) -> str:
+    """The card as `serve` puts it into the server's environment; engine_preset as result.json records it."""
+    return json.dumps({"accelerator": accelerator, "engine": engine, "engine_preset": engine_preset}, sort_keys=True)
 
 
 class ServerCard:

@@ -95,6 +95,38 @@ def test_bad_override_values_are_one_line(run_args, overrides, expected):
     assert expected in line and len(line) < 2000, line[:3000]
 
 
+@pytest.mark.parametrize("flags, expected", [
+    (["--engine-arg", "asyn_scheduling=true"],
+     "--engine-arg asyn_scheduling=true: not a vLLM engine argument; did you mean 'async_scheduling'?"),
+    (["--engine-arg", "enable_prefix_caching=true"],
+     "--engine-arg enable_prefix_caching=true: refused: LoadGen repeats samples"),
+    (["--engine-arg", "max_num_seqs=8"], "--engine-arg max_num_seqs=8: set through the SUT's flag --max-num-seqs"),
+    (["--engine-arg", 'async_scheduling="yes"'],
+     "--engine-arg async_scheduling=\"yes\": 'yes' is not of type 'boolean'"),
+    (["--engine-arg", "compilation_config=3"], "--engine-arg compilation_config=3: 3 is not of type 'object'"),
+    (["--max-num-seqs", "0"], "--max-num-seqs 0: must be at least 1"),
+    (["--max-num-batched-tokens", "-1"], "--max-num-batched-tokens -1: must be at least 1"),
+    (["--quantization", "bogus"], "--quantization bogus: 'bogus' is not one of ['awq', 'auto_awq', 'fp8', "),
+    (["--kv-cache-dtype", "fp9"], "--kv-cache-dtype fp9: 'fp9' is not one of ['auto', 'float16', 'bfloat16', 'fp8', "),
+])
+def test_engine_settings_are_refused_at_the_door(run_args, tmp_path, flags, expected):
+    """Checked against engine_args.schema.json before vLLM is imported: one line, no engine, no result.json."""
+    line = _one_line(run_cli(*run_args, *flags))
+    assert line.startswith(f"error: {expected}"), line
+    assert not (tmp_path / "out" / "result.json").exists()
+
+
+def test_serve_refuses_bad_engine_settings_before_starting_vllm(tiny_model):
+    line = _one_line(run_cli("serve", "--model", tiny_model, "--engine-arg", "asyn_scheduling=true"))
+    assert "did you mean 'async_scheduling'?" in line
+
+
+def test_unknown_engine_preset_names_the_presets(run_args):
+    done = run_cli(*run_args, "--engine-preset", "nope")
+    assert done.returncode == 2 and "--engine-preset: invalid choice: 'nope'" in done.stderr
+    assert "h200-fp8" in done.stderr.strip().splitlines()[-1]
+
+
 def test_unreachable_endpoint_is_one_line_with_where_to_look(run_args, tmp_path):
     """Exit 1 (worth retrying: the server may come up); the line names the endpoint and where its log is; the
     traceback only with --debug."""

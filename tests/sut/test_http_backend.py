@@ -4,6 +4,7 @@ The servers start once for the module (each takes 20-40 s on an idle CPU). The t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -92,6 +93,7 @@ def test_run_spreads_over_both_endpoints_with_exact_token_ids(tiny_model, tiny_d
     # what served the queries is the servers' (their cards), not the coordinator's defaults
     assert result["engine"]["dtype"] == "float32" and result["engine"]["max_model_len"] == 1024, result["engine"]
     assert result["engine"]["stream_interval"] == BENCHMARK_GENERATION.max_tokens
+    assert result["engine_preset"] is None                     # the servers were started without --engine-preset
     assert result["model"]["load_format"] == result["engine"]["load_format"] == "auto" and result["accuracy_meaningful"]
     assert all(share["accelerator"] == result["accelerator"] for share in shares.values()), result["endpoints"]
     assert result["accelerator"]["kind"] == "cpu" and result["host"]["cpu_model"]
@@ -207,34 +209,73 @@ def test_serve_turns_prefix_caching_on_only_when_asked(tiny_model):
     assert "--no-enable-prefix-caching" in off and "--enable-prefix-caching" not in off
 
 
-def test_server_without_a_card_is_refused_at_start(tiny_model, tiny_dataset, tmp_path):
-    """A vLLM server not started by `serve` (no GET /mlperf/server) would leave result.json with the coordinator's
-    machine as the accelerator: the run refuses it before LoadGen starts, and says how to start it."""
+@contextlib.contextmanager
+def fake_server(model_name: str, card: dict | None) -> Iterator[str]:
+    """A stand-in for a served vLLM: /health, /v1/models, GET /mlperf/server answering `card` (404 without one), and
+    completions of one token each, streamed as vLLM streams them. Yields its URL."""
     import http.server
 
-    class PlainVllm(http.server.BaseHTTPRequestHandler):
+    class Served(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            body = {"/health": b"", "/v1/models": json.dumps({"data": [{"id": tiny_model.name}]}).encode()}
+            body = {"/health": b"", "/v1/models": json.dumps({"data": [{"id": model_name}]}).encode()}
+            if card is not None:
+                body["/mlperf/server"] = json.dumps(card).encode()
             if self.path not in body:
                 self.send_error(404)
                 return
+            self._send(body[self.path], "application/json")
+
+        def do_POST(self) -> None:  # noqa: N802
+            prompt = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["prompt"]
+            chunk = {"choices": [{"prompt_token_ids": prompt, "token_ids": [7], "finish_reason": "length"}],
+                     "usage": {"completion_tokens": 1}}
+            self._send(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode(), "text/event-stream")
+
+        def _send(self, body: bytes, kind: str) -> None:
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body[self.path])
+            self.wfile.write(body)
 
         def log_message(self, *args) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PlainVllm)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Served)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        done = run_cli(*run_args(tiny_model, tiny_dataset, tmp_path, "Offline", "performance", [f"plain={url}"],
-                                 ["min_duration=0"]), timeout=RUN_TIMEOUT_S)
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+def test_server_without_a_card_is_refused_at_start(tiny_model, tiny_dataset, tmp_path):
+    """A vLLM server not started by `serve` (no GET /mlperf/server) would leave result.json with the coordinator's
+    machine as the accelerator: the run refuses it before LoadGen starts, and says how to start it."""
+    with fake_server(tiny_model.name, card=None) as url:
+        done = run_cli(*run_args(tiny_model, tiny_dataset, tmp_path, "Offline", "performance", [f"plain={url}"],
+                                 ["min_duration=0"]), timeout=RUN_TIMEOUT_S)
     assert done.returncode == 1, done.stderr[-3000:]
     message = done.stderr.strip().splitlines()[-1]
     assert url in message and "/mlperf/server answered HTTP 404" in message and "mlperf_sut serve" in message, message
     assert read_result(tmp_path)["status"] == "failed"
+
+
+def test_result_records_the_servers_engine_and_preset_from_their_card(tiny_model, tiny_dataset, tmp_path):
+    """The coordinator's own flags (none here) say nothing of the servers: result.json takes their card's accelerator,
+    engine and engine preset."""
+    preset = {"name": "h200-fp8", "overrides": {"max_num_seqs": 512}}
+    card = {"accelerator": {"kind": "gpu", "name": "NVIDIA H200", "count": 1, "driver": "580", "memory_gib": 139.8},
+            "engine": {"dtype": "bfloat16", "tensor_parallel_size": 1, "max_num_seqs": 512,
+                       "max_num_batched_tokens": 49152, "gpu_memory_utilization": None, "max_model_len": 4096,
+                       "load_format": "dummy"},
+            "engine_preset": preset}
+    with fake_server(tiny_model.name, card) as url:
+        done = run_cli(*run_args(tiny_model, tiny_dataset, tmp_path, "Offline", "performance", [f"gpu={url}"],
+                                 ["min_duration=0", "min_query_count=16"]), timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = read_result(tmp_path)
+    assert result["engine_preset"] == preset and result["engine"] == card["engine"]
+    assert result["accelerator"] == card["accelerator"] and result["model"]["load_format"] == "dummy"

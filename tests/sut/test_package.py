@@ -41,8 +41,9 @@ def test_package_installs_into_clean_venv(tmp_path):
     done = subprocess.run([python, "-m", "mlperf_sut", "--help"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "build-tiny-model" in done.stdout
+    files = ["user.conf", "result.schema.json", "user_conf.schema.json", "engine_args.schema.json",
+             "engine_presets.json"]
     data = subprocess.run([python, "-c", "import importlib.resources as r; f = r.files('mlperf_sut'); "
-                           "print((f / 'user.conf').is_file(), (f / 'result.schema.json').is_file(), "
-                           "(f / 'user_conf.schema.json').is_file())"],
+                           f"print(*((f / name).is_file() for name in {files!r}))"],
                           cwd=tmp_path, capture_output=True, text=True)
-    assert data.stdout.split() == ["True", "True", "True"], data.stderr
+    assert data.stdout.split() == ["True"] * len(files), data.stderr

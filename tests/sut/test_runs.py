@@ -177,4 +177,5 @@ def test_config_only_model_with_dummy_weights(tiny_model, tiny_dataset, tmp_path
     result = _result(out)
     assert result["status"] == "completed" and result["accuracy_meaningful"] is False
     assert result["model"]["load_format"] == "dummy" and result["engine"]["skip_tokenizer_init"] is True
+    assert result["engine_preset"] is None and result["engine"]["dtype"] == "bfloat16"   # the model's own
     assert len(_logged_ids(out)) == 4

@@ -194,7 +194,8 @@ class HttpBackend(Backend):
                     return (f"GET {SERVER_CARD_PATH} answered HTTP {response.status}: the server does not report its "
                             "accelerator and engine settings; start it with `python -m mlperf_sut serve`")
                 card = await response.json()
-                state.card = {"accelerator": dict(card["accelerator"]), "engine": dict(card["engine"])}
+                state.card = {"accelerator": dict(card["accelerator"]), "engine": dict(card["engine"]),
+                              "engine_preset": card.get("engine_preset")}   # absent from cards before presets
         except TimeoutError:
             return f"no answer within {self._options.health_timeout_s:g} s"
         except aiohttp.ClientConnectorError as error:
