@@ -10,17 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from include.deployment import POOL_PREFIX
+from include.host import REPO, airflow_env, prepare, run_dag
 
-REPO = Path(__file__).resolve().parents[1]
-DAG_ID = "mlperf_llama31_8b"
 REFERENCE_RUNS = REPO / "reference" / "h200"        # one NVIDIA H200
 REFERENCE_X2_RUNS = REPO / "reference" / "h200x2"   # two NVIDIA H200 of one host: single, sharded, coordinated
 REFERENCE_MODEL = REPO / "benchmarks" / "h200" / "llama-3.1-8b"   # config.json only: the runs used dummy weights
@@ -31,64 +25,13 @@ DEMO_CONF = {"scenarios": ["Offline", "Server"], "mode": "both", "accuracy_scena
 
 
 def demo_env(*, airflow_home: Path, artifacts: Path, nodes: str, sut_python: str | None) -> dict[str, str]:
-    env = dict(os.environ)
-    sut = sut_python or env.get("MLPERF_SUT_PYTHON") or next(
-        (str(p) for p in (REPO / ".venv-sut/bin/python", Path("/tmp/venv-sut/bin/python")) if p.exists()),
-        str(REPO / ".venv-sut/bin/python"))
-    env.update({
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-        "MLPERF_RUNNER": "local",
-        "MLPERF_NODES": nodes,
-        "MLPERF_PROFILE": "embedded",
-        "MLPERF_SCHEDULE": env.get("MLPERF_SCHEDULE", "none"),
-        "MLPERF_ARTIFACTS_DIR": str(artifacts),
-        "MLPERF_HISTORY_URL": env.get("MLPERF_HISTORY_URL") or f"sqlite:///{artifacts / 'history.sqlite'}",
-        "MLPERF_SUT_PYTHON": sut,
-        "MLPERF_RETRY_DELAY_S": env.get("MLPERF_RETRY_DELAY_S", "5"),
-        "MLPERF_LOAD_FORMAT": env.get("MLPERF_LOAD_FORMAT", "auto"),
-        "VLLM_CPU_KVCACHE_SPACE": env.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-    })
-    if (REPO / ".cache/nltk_data").is_dir():
-        env.setdefault("NLTK_DATA", str(REPO / ".cache/nltk_data"))
-    return env
-
-
-def _airflow(env: dict[str, str], *args: str, check: bool = True) -> int:
-    airflow = Path(sys.executable).with_name("airflow")
-    cmd = [str(airflow) if airflow.exists() else "airflow", *args]
-    print("+", " ".join(cmd), flush=True)
-    rc = subprocess.run(cmd, env=env, cwd=REPO).returncode
-    if check and rc != 0:
-        raise SystemExit(f"{' '.join(args[:2])} failed with exit code {rc}")
-    return rc
-
-
-def prepare(env: dict[str, str], nodes: list[str]) -> None:
-    """Metadata DB and one single-slot pool per simulated GPU node (as a deployment would have them)."""
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    _airflow(env, "db", "migrate")
-    pools = {f"{POOL_PREFIX}{n}": {"slots": 1, "description": f"the simulated GPU of node {n}",
-                                   "include_deferred": False} for n in nodes}
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(pools, f)
-    try:
-        _airflow(env, "pools", "import", f.name)
-    finally:
-        os.unlink(f.name)
-
-
-def latest_run(artifacts: Path, since: float) -> tuple[str, Path] | None:
-    """The DAG run this demo started: the run directory whose plan.json was written after `since`."""
-    plans = [p for p in artifacts.glob("*/plan.json") if p.stat().st_mtime >= since]
-    if not plans:
-        return None
-    plan = max(plans, key=lambda p: p.stat().st_mtime)
-    return json.loads(plan.read_text())["run_id"], plan.parent
+    """The embedded default: the local runner on the CPU, the tiny model, the embedded profile."""
+    env = os.environ
+    return airflow_env(airflow_home=airflow_home, artifacts=artifacts, nodes=nodes, profile="embedded",
+                       sut_python=sut_python, deployment={
+                           "MLPERF_RETRY_DELAY_S": env.get("MLPERF_RETRY_DELAY_S", "5"),
+                           "MLPERF_LOAD_FORMAT": env.get("MLPERF_LOAD_FORMAT", "auto"),
+                           "VLLM_CPU_KVCACHE_SPACE": env.get("VLLM_CPU_KVCACHE_SPACE", "1")})
 
 
 def import_reference(history_url: str, artifacts: Path, root: Path = REFERENCE_RUNS) -> list[Path]:
@@ -125,11 +68,6 @@ def import_reference(history_url: str, artifacts: Path, root: Path = REFERENCE_R
     return reports
 
 
-def report_paths(run_dir: Path) -> list[Path]:
-    report_dir = run_dir / "report"
-    return sorted(p for p in report_dir.rglob("*") if p.is_file()) if report_dir.is_dir() else []
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--airflow-home", type=Path, default=REPO / ".airflow")
@@ -148,26 +86,15 @@ def main(argv: list[str] | None = None) -> int:
     env = demo_env(airflow_home=airflow_home, artifacts=artifacts, nodes=",".join(nodes), sut_python=args.sut_python)
     if not args.skip_prepare:
         prepare(env, nodes)
-    logical_date = args.logical_date or datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-    conf = {**DEMO_CONF, **json.loads(args.conf or "{}")}
-    started = time.time() - 1
-    rc = _airflow(env, "dags", "test", DAG_ID, logical_date, "--conf", json.dumps(conf), check=False)
-    found = latest_run(artifacts, started)
-    run_id, run_dir = found if found else ("(none: the plan task did not run)", artifacts)
-    print(f"\nDAG run {run_id}: {'success' if rc == 0 else 'FAILED'}")
-    print(f"artefacts: {run_dir}")
-    paths = report_paths(run_dir) if found else []
-    for path in paths:
-        print(f"  {'chart ' if path.suffix in ('.png', '.svg') else 'report'}  {path}")
-    if not paths:
-        print("  no report was written")
+    run = run_dag(env, {**DEMO_CONF, **json.loads(args.conf or "{}")}, args.logical_date)
+    run.print_summary()
     if not args.no_reference:
         for root in (REFERENCE_RUNS, REFERENCE_X2_RUNS):
             print(f"\nreference GPU runs ({root.relative_to(REPO)}/), recorded in the same history:")
             for path in import_reference(env["MLPERF_HISTORY_URL"], artifacts, root):
                 print(f"  report  {path}")
     print("\nthe Benchmarks page on this history: make ui (prints the URL and the login)")
-    return 0 if rc == 0 else 1
+    return 0 if run.succeeded else 1
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ static), where artefacts, weights and the data set are, and the profile that cho
 | MLPERF_DATASET_SIZE | counted when the file is readable here, else MLPerf's full data set | samples in the data set |
 | MLPERF_SUT_IMAGE | mlperf-sut:latest | SUT container image (kubernetes runner) |
 | MLPERF_SUT_PYTHON | <repo>/.venv-sut/bin/python | SUT interpreter (local runner) |
-| MLPERF_LOAD_FORMAT | auto | vLLM load_format (`dummy`: random weights, accuracy meaningless) |
+| MLPERF_SUT_PYTHONPATH | (none) | folders (`:`-separated) the SUT imports from after sut_image/, e.g. an offline vLLM bundle on a GPU host (local runner) |
+| MLPERF_LOAD_FORMAT | auto | default of the param load_format (`dummy`: random weights, accuracy not applicable) |
 | MLPERF_RUN_TIMEOUT_S | 14400 (embedded 900) | one SUT run; the process group / pod is killed after it |
 | MLPERF_SERVER_START_TIMEOUT_S | 1800 (embedded 300) | vLLM servers of the coordinated branch until /health |
 | MLPERF_RETRIES | 1 | Airflow retries of every task (bad input, SUT exit 2, is never retried) |
@@ -63,6 +64,7 @@ class Deployment:
     dataset_size: int | None = None
     sut_image: str = "mlperf-sut:latest"
     sut_python: str = ""
+    sut_pythonpath: tuple[str, ...] = ()
     load_format: str = "auto"
     run_timeout_s: int = 14_400
     server_start_timeout_s: int = 1_800
@@ -163,7 +165,8 @@ def load(env: dict | None = None) -> Deployment:
         dataset_size=_int(env, "MLPERF_DATASET_SIZE", 0, 1) or None,
         sut_image=env.get("MLPERF_SUT_IMAGE") or "mlperf-sut:latest",
         sut_python=sut_python,
-        load_format=env.get("MLPERF_LOAD_FORMAT") or "auto",
+        sut_pythonpath=tuple(p for p in env.get("MLPERF_SUT_PYTHONPATH", "").split(os.pathsep) if p.strip()),
+        load_format=_choice(env, "MLPERF_LOAD_FORMAT", "auto", ("auto", "dummy")),
         run_timeout_s=_int(env, "MLPERF_RUN_TIMEOUT_S", 900 if embedded else 14_400, 1),
         server_start_timeout_s=_int(env, "MLPERF_SERVER_START_TIMEOUT_S", 300 if embedded else 1_800, 1),
         retries=_int(env, "MLPERF_RETRIES", 1),

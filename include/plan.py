@@ -29,6 +29,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from include import engine_settings as engine
 from include.deployment import Deployment, count_dataset
 from include.mlperf_rules import COMPLIANCE_TESTS, DATASET_SAMPLES, MIN_DURATION_S
 
@@ -42,6 +43,8 @@ DTYPES = ["auto", "bfloat16", "float16", "float32"]
 USER_CONF_SCHEMA_PATH = Path(os.environ.get("MLPERF_USER_CONF_SCHEMA")
                              or Path(__file__).resolve().parent.parent / "sut_image" / "mlperf_sut"
                              / "user_conf.schema.json")
+# The SUT's other definitions beside it: engine_args.schema.json and engine_presets.json (include/engine_settings.py).
+SUT_PACKAGE = USER_CONF_SCHEMA_PATH.parent
 # String sizes: Linux refuses a path longer than PATH_MAX (4,096 bytes); an image reference is a repository of at
 # most 255 characters, a tag of at most 128 and a sha256 digest of 71 (Docker's distribution limits). No control
 # characters: a newline in a path or image would smuggle a second line into whatever consumes it.
@@ -92,7 +95,8 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
     max_samples = schema["x-schedule"]["max_samples"]
     path = {"type": "string", "minLength": 1, "maxLength": PATH_MAX, "pattern": NO_CONTROL_CHARS}
     qps = schema["properties"]["target_qps"]
-    return {
+    presets = engine.presets(SUT_PACKAGE)
+    params = {
         "scenarios": Param(["Offline", "Server"], **scenario_list, minItems=1,
                            description="LoadGen scenarios of the single-GPU runs."),
         "mode": Param("both", enum=MODES, description="performance, accuracy (ROUGE), or both."),
@@ -113,7 +117,28 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
         "dataset_path": Param(dep.dataset, **path, description="cnn_eval.json (a volume)."),
         "sut_image": Param(dep.sut_image, type="string", minLength=1, maxLength=IMAGE_REF_MAX,
                            pattern=NO_CONTROL_CHARS, description="SUT image (kubernetes runner)."),
+        "engine_preset": Param(None, type=["null", "string"], enum=[None, *sorted(presets)],
+                               description="Named engine settings measured on a GPU (sut_image/mlperf_sut/"
+                                           "engine_presets.json), with the LoadGen rates they were measured at; "
+                                           "a param changed from its default overrides the preset's value. "
+                                           + " ".join(f"{name}: {spec['description']}"
+                                                      for name, spec in sorted(presets.items()))),
         "dtype": Param("auto" if emb else "bfloat16", enum=DTYPES, description="vLLM dtype of the weights."),
+        "quantization": Param(None, type=["null", "string"], enum=[None, *engine.choices(SUT_PACKAGE, "quantization")],
+                              description="vLLM quantization, e.g. fp8 (weights quantised at load). null: none, or "
+                                          "the preset's."),
+        "kv_cache_dtype": Param(None, type=["null", "string"],
+                                enum=[None, *engine.choices(SUT_PACKAGE, "kv_cache_dtype")],
+                                description="vLLM KV cache dtype, e.g. fp8. null: the engine's (auto), or the preset's."),
+        "load_format": Param(dep.load_format, enum=list(engine.LOAD_FORMATS),
+                             description="auto: the weights under model_path; dummy: random weights from config.json "
+                                         "(a smoke run without weights: performance is real, accuracy is not "
+                                         "applicable, and the run is never MLPerf-compliant)."),
+        "engine_args": Param({}, type="object", additionalProperties=False, properties=engine.free_args(SUT_PACKAGE),
+                             description="Further vLLM engine arguments, e.g. {\"async_scheduling\": true, "
+                                         "\"compilation_config\": {\"max_cudagraph_capture_size\": 1024}}. Keys and "
+                                         "types: the pinned vLLM's, sut_image/mlperf_sut/engine_args.schema.json; "
+                                         "prefix caching is refused (LoadGen repeats samples)."),
         "tensor_parallel_size": Param(1, type="integer", minimum=1, maximum=8, description="GPUs per vLLM engine."),
         # 65,536 sequences of ~900 tokens at 128 KiB per token of KV cache are 7.5 TB: beyond any node.
         "max_num_seqs": Param(None, type=["null", "integer"], minimum=1, maximum=65_536,
@@ -141,10 +166,6 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
                                      properties={key: _key_schema(key) for key in loadgen_keys()},
                                      description="LoadGen user.conf keys applied to every run, e.g. min_duration "
                                                  "(ms). Keys, types and bounds: the SUT's user_conf.schema.json."),
-        "node_overrides": Param({}, type="object", additionalProperties={
-            "type": "object", "additionalProperties": False,
-            "properties": {"model_path": path}},
-            description="Per-node differences, e.g. {\"gpu-1\": {\"model_path\": \"/models/other\"}}."),
         "compliance_tests": Param([] if emb else list(COMPLIANCE_TESTS), type="array",
                                   items={"type": "string", "enum": list(COMPLIANCE_TESTS)}, uniqueItems=True,
                                   description="MLPerf compliance tests run on every node for each scenario "
@@ -155,6 +176,14 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
                                           description="A change smaller than this is never a regression."),
         "fail_on_regression": Param(not emb, type="boolean", description="Fail the DAG run when a regression is found."),
     }
+    # A node's own weights and engine settings: each key with its param's schema (what node_overrides may set is one
+    # list, include/engine_settings.py). The coordinated branch's servers take the common settings.
+    per_node = {"model_path": path, **{key: params[key].schema for key in engine.NODE_ENGINE_KEYS}}
+    params["node_overrides"] = Param({}, type="object", additionalProperties={
+        "type": "object", "additionalProperties": False, "properties": per_node},
+        description="Per-node differences (single and sharded runs), e.g. {\"gpu-1\": {\"model_path\": "
+                    "\"/models/other\", \"max_num_seqs\": 512}}; keys: " + ", ".join(per_node) + ".")
+    return params
 
 
 @dataclass(frozen=True)
@@ -239,18 +268,6 @@ def _fail(param: str, message: str) -> PlanError:
     return PlanError(f"{param}: {message}")
 
 
-def engine_args(params: dict[str, Any], load_format: str) -> list[str]:
-    args = ["--dtype", params["dtype"], "--tensor-parallel-size", str(params["tensor_parallel_size"])]
-    for key in ("max_num_seqs", "max_num_batched_tokens"):
-        if params.get(key) is not None:
-            args += [f"--{key.replace('_', '-')}", str(params[key])]
-    if params.get("enforce_eager"):
-        args.append("--enforce-eager")
-    if load_format != "auto":
-        args += ["--load-format", load_format]
-    return args
-
-
 # The params that set LoadGen's target_qps of one scenario kind each (user_conf_overrides' target_qps sets every one).
 RATE_PARAMS = ("offline_target_qps", "server_target_qps")
 
@@ -260,10 +277,16 @@ def _rate_param(scenario: str) -> str:
     return "offline_target_qps" if scenario == "Offline" else "server_target_qps"
 
 
-def _overrides(params: dict[str, Any], scenario: str) -> list[str]:
+def _overrides(params: dict[str, Any], scenario: str, preset: str | None = None) -> list[str]:
+    """LoadGen overrides of one run: user_conf_overrides, then the scenario's rate: its param, else the engine
+    preset's (a target_qps in user_conf_overrides is explicit and wins over the preset's)."""
     values = dict(params.get("user_conf_overrides") or {})
-    if scenario != "SingleStream" and params.get(_rate_param(scenario)) is not None:
-        values["target_qps"] = params[_rate_param(scenario)]
+    if scenario != "SingleStream":
+        rate = params.get(_rate_param(scenario))
+        if rate is None and "target_qps" not in values:
+            rate = engine.preset_rates(SUT_PACKAGE, preset).get(_rate_param(scenario))
+        if rate is not None:
+            values["target_qps"] = rate
     out: list[str] = []
     for key, value in sorted(values.items()):
         out += ["--override", f"{key}={_conf_number(key, value)}"]
@@ -302,6 +325,15 @@ def check_at_the_door(conf: dict[str, Any], dep: Deployment) -> None:
                 raise _fail("user_conf_overrides", f"{str(key)[:60]!r} " + (
                     f"cannot be set: {ignored}" if ignored else
                     f"is not a LoadGen user.conf key{_nearest(key, keys)} (keys: {', '.join(keys)})"))
+    nodes = conf.get("node_overrides")
+    try:
+        engine.check_engine_args("engine_args", conf.get("engine_args"), SUT_PACKAGE)
+        for node, own in (nodes.items() if isinstance(nodes, dict) else []):
+            if isinstance(own, dict):
+                engine.check_engine_args(f"node_overrides.{str(node)[:60]}.engine_args", own.get("engine_args"),
+                                         SUT_PACKAGE)
+    except engine.EngineSettingsError as refused:
+        raise PlanError(str(refused)) from None
     if _valid_but_for_rates(conf, params):       # otherwise Airflow's param validation names the value
         _check_schedule({name: param.value for name, param in params.items()} | dict(conf))
 
@@ -392,10 +424,13 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
         raise _fail("total_sample_count", f"{p['total_sample_count']} samples cannot be sharded over {len(nodes)} nodes")
     modes = {"both": ["performance", "accuracy"]}.get(p["mode"], [p["mode"]])
 
-    compliant = (not dep.embedded and p["total_sample_count"] == DATASET_SAMPLES
+    defaults = {name: param.value for name, param in trigger_params(dep).items()}
+    node_engine = {node: engine.node_values(p, defaults, node) for node in nodes}
+    dummy = sorted(node for node, (values, _) in node_engine.items() if values["load_format"] == "dummy")
+    compliant = (not dep.embedded and p["total_sample_count"] == DATASET_SAMPLES and not dummy
                  and not {"min_duration", "min_query_count", "max_duration", "max_query_count"}
                  & set(p["user_conf_overrides"]))
-    notes = [] if compliant else [
+    notes = [] if compliant or (dummy and p["total_sample_count"] == DATASET_SAMPLES) else [
         NON_COMPLIANT_NOTE.format(n=p["total_sample_count"]) if dep.embedded else
         f"Not MLPerf-compliant: {p['total_sample_count']} samples and user.conf overrides "
         f"{p['user_conf_overrides'] or 'none'} (MLPerf needs {DATASET_SAMPLES:,} samples and LoadGen's minimum "
@@ -404,14 +439,21 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
     if missing_tests and not dep.embedded:
         notes.append(f"Compliance test(s) {', '.join(missing_tests)} not run (param compliance_tests): an MLPerf "
                      "submission of llama3.1-8b needs them.")
-    if dep.load_format == "dummy":
-        notes.append("Weights are random (load_format=dummy): accuracy figures mean nothing.")
+    if dummy:
+        notes.append(f"Weights are random (load_format=dummy on {', '.join(dummy)}): performance is real, accuracy "
+                     "is not applicable, and the run is not MLPerf-compliant.")
 
     run_dir = Path(dep.artifacts_dir, run_slug(run_id))
-    engine = engine_args(p, dep.load_format)
+
+    def engine_of(node: str | None) -> list[str]:
+        """The SUT's engine flags for a node (None: the common settings, the coordinated branch's servers)."""
+        return engine.sut_flags(*(node_engine[node] if node else engine.node_values(p, defaults, None)), SUT_PACKAGE)
+
+    def preset_of(node: str | None) -> str | None:
+        return (node_engine[node][0] if node else p)["engine_preset"]
 
     def spec(branch: str, label: str, run_nodes: list[str], scenario: str, model: str, extra: list[str],
-             tests: list[tuple[str, str | None]]) -> RunSpec:
+             tests: list[tuple[str, str | None]], node: str | None) -> RunSpec:
         """One SUT process running `tests` ((mode, compliance test) pairs) of one scenario in order."""
         planned = [PlannedTest(mode, test, str(run_dir / branch / label / scenario / (test or mode)))
                    for mode, test in tests]
@@ -420,7 +462,7 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
         args = ["run", "--scenario", scenario, "--mode", first.mode, "--model", model, "--dataset", p["dataset_path"],
                 "--output-dir", first.output_dir, "--total-sample-count", str(p["total_sample_count"]),
                 *(["--compliance-test", first.compliance_test] if first.compliance_test else []), *also, *extra,
-                *_overrides(p, scenario)]
+                *_overrides(p, scenario, preset_of(node))]
         return RunSpec(branch, label, run_nodes, scenario, first.output_dir, args,
                        dep.run_timeout_s * len(planned), planned)
 
@@ -436,24 +478,25 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
             tests += [("performance", test) for test in p["compliance_tests"]]
             if tests:
                 runs.append(spec("single", node, [node], scenario, model_of(node),
-                                 ["--node", node, "--backend", "vllm", *engine], tests))
+                                 ["--node", node, "--backend", "vllm", *engine_of(node)], tests, node))
     if distributed == "coordinated":
         for scenario in p["distributed_scenarios"]:
             # --endpoint NODE=URL pairs are appended when the servers exist (runners.start_servers).
             runs.append(spec("distributed", "coordinated", nodes, scenario, p["model_path"],
-                             ["--node", "coordinator", "--backend", "http"], [("performance", None)]))
+                             ["--node", "coordinator", "--backend", "http"], [("performance", None)], None))
     elif distributed == "sharded":
         for scenario in p["distributed_scenarios"]:
             for index, node in enumerate(nodes):
                 runs.append(spec("distributed", node, [node], scenario, model_of(node),
                                  ["--node", node, "--backend", "vllm", "--shard-index", str(index),
-                                  "--shard-count", str(len(nodes)), *engine], [("performance", None)]))
+                                  "--shard-count", str(len(nodes)), *engine_of(node)], [("performance", None)],
+                                 node))
     return BenchmarkPlan(
         run_id=run_id, run_dir=str(run_dir), profile=dep.profile, compliant=compliant, notes=notes, nodes=nodes,
         distributed=distributed, model_path=p["model_path"], dataset_path=p["dataset_path"],
         total_sample_count=p["total_sample_count"], dataset_size=dataset_size,
         regression_threshold_pct=float(p["regression_threshold_pct"]), fail_on_regression=p["fail_on_regression"],
-        server_engine_args=engine, runs=runs, params=p,
+        server_engine_args=engine_of(None), runs=runs, params=p,
     )
 
 

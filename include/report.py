@@ -78,7 +78,7 @@ def _infrastructure(records: list[RunRecord]) -> list[dict[str, Any]]:
         if sut is None or "+" in r.node:   # a coordinated run is no node of its own
             continue
         engine = engine_settings(sut.engine)
-        key = (r.node, engine)
+        key = (r.node, engine + (f" preset {sut.engine_preset.describe()}" if sut.engine_preset else ""))
         if key in rows:
             rows[key]["scenarios"].append(f"{r.scenario} {r.mode}")
             continue
@@ -88,7 +88,8 @@ def _infrastructure(records: list[RunRecord]) -> list[dict[str, Any]]:
             "memory_gib": num(acc.memory_gib), "driver": acc.driver or "n/a", "backend": sut.backend,
             "model": f"{sut.model.name} ({sut.model.load_format})",
             "dtype": sut.engine.get("dtype") or "n/a", "quantization": sut.engine.get("quantization") or "none",
-            "engine": engine, "scenarios": [f"{r.scenario} {r.mode}"],
+            "engine": engine, "preset": sut.engine_preset.describe() if sut.engine_preset else "none",
+            "scenarios": [f"{r.scenario} {r.mode}"],
             "versions": ", ".join(f"{k} {v}" for k, v in sorted(sut.versions.items()) if v),
         }
     known = {node for node, _ in rows}
@@ -99,6 +100,7 @@ def _infrastructure(records: list[RunRecord]) -> list[dict[str, Any]]:
         rows[(r.node, "")] = {"node": r.node, "accelerator": "unknown (no result.json)", "kind": "n/a",
                               "count": None, "memory_gib": "n/a", "driver": "n/a", "backend": "n/a",
                               "model": "unknown", "dtype": "unknown", "quantization": "unknown", "engine": "unknown",
+                              "preset": "unknown",
                               "scenarios": [], "versions": (f"loadgen {r.loadgen.loadgen_version}"
                                                             if r.loadgen and r.loadgen.loadgen_version else "")}
     out = sorted(rows.values(), key=lambda row: (row["node"], row["engine"]))

@@ -7,6 +7,7 @@ so XCom and analysis.json carry exactly what the SUT wrote.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,20 @@ class Shard:
 
 
 @dataclass(frozen=True)
+class EnginePreset:
+    """The named engine settings a run started from (sut_image/mlperf_sut/engine_presets.json) and the values given
+    explicitly over them."""
+    name: str
+    overrides: dict[str, Any]
+
+    def describe(self) -> str:
+        """'h200-fp8' or 'h200-fp8 + max_num_seqs=512': what the report's settings table shows."""
+        extra = ", ".join(f"{k}={json.dumps(v, separators=(',', ':'), sort_keys=True) if not isinstance(v, str) else v}"
+                          for k, v in sorted(self.overrides.items()))
+        return self.name + (f" + {extra}" if extra else "")
+
+
+@dataclass(frozen=True)
 class SutResult:
     """What the SUT said about one run (result.json, schema_version 1)."""
 
@@ -149,6 +164,7 @@ class SutResult:
     files: list[str]
     host: HostInfo | None = None
     process: ProcessClock | None = None     # None: written before the SUT recorded it
+    engine_preset: EnginePreset | None = None   # None: no preset (or written before presets existed)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SutResult":
@@ -166,6 +182,7 @@ class SutResult:
             accuracy_meaningful=data["accuracy_meaningful"], files=list(data["files"]),
             host=HostInfo(**data["host"]) if data.get("host") else None,
             process=ProcessClock.from_json(data["process"]) if data.get("process") else None,
+            engine_preset=EnginePreset(**data["engine_preset"]) if data.get("engine_preset") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

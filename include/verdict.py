@@ -326,6 +326,9 @@ def comparability_key(record: RunRecord, profile: str | None = None) -> dict[str
         "sut_version": sut.versions.get("mlperf_sut") if sut else None,
         "vllm_version": sut.versions.get("vllm") if sut else None,
         "loadgen_version": (sut.versions.get("loadgen") if sut else None) or (lg.loadgen_version if lg else None),
+        # Only where a preset was used, so the keys (and series) of runs without one stay as they were: a preset
+        # change starts a new series even where the settings it resolves to are equal.
+        **({"engine_preset": sut.engine_preset.name} if sut and sut.engine_preset else {}),
     }
 
 

@@ -34,7 +34,8 @@ def run_local(spec: dict[str, Any]) -> dict[str, Any]:
     from include.runners import local
 
     try:
-        return local.run_spec(spec, deployment.load().sut_python)
+        dep = deployment.load()
+        return local.run_spec(spec, dep.sut_python, dep.sut_pythonpath)
     except local.SutBadInput as exc:
         raise AirflowFailException(str(exc)) from None
 
@@ -91,6 +92,7 @@ def start_servers(dep: Deployment, servers: dict[str, Any], runs: list[dict[str,
 
         urls = local.start_servers(run_dir=servers["run_dir"], nodes=nodes, model_path=servers["model_path"],
                                    engine_args=servers["engine_args"], sut_python=dep.sut_python,
+                                   pythonpath=dep.sut_pythonpath,
                                    ready_timeout_s=dep.server_start_timeout_s)
     endpoint_args = [arg for node in nodes for arg in ("--endpoint", f"{node}={urls[node]}")]
     return [{**r, "arguments": [*r["arguments"], *endpoint_args]} for r in runs]

@@ -101,10 +101,12 @@ def serve_command(sut_python: str, model_path: str, port: int, engine_args: list
             *engine_args]
 
 
-def sut_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The SUT's environment: mlperf_sut importable from the checkout, a small CPU KV cache when there is no GPU."""
+def sut_env(extra: dict[str, str] | None = None, pythonpath: tuple[str, ...] = ()) -> dict[str, str]:
+    """The SUT's environment: mlperf_sut importable from the checkout (then `pythonpath`, e.g. an offline vLLM
+    bundle on a GPU host: the deployment's MLPERF_SUT_PYTHONPATH), a small CPU KV cache when there is no GPU."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT / "sut_image")          # the Airflow side's PYTHONPATH is not the SUT's
+    # the Airflow side's PYTHONPATH is not the SUT's
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "sut_image"), *pythonpath])
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     env.setdefault("PYTHONUNBUFFERED", "1")
     for secret in ("MLPERF_HISTORY_URL", "MLPERF_NOTIFY_WEBHOOK"):   # the SUT needs neither
@@ -208,7 +210,7 @@ def run_command(cmd: list[str], *, log_path: Path, timeout_s: float, env: dict[s
     return code
 
 
-def run_spec(spec: dict[str, Any], sut_python: str) -> dict[str, Any]:
+def run_spec(spec: dict[str, Any], sut_python: str, pythonpath: tuple[str, ...] = ()) -> dict[str, Any]:
     """One planned SUT process and its tests. Every test's output directory starts empty, so a rerun never reports a
     stale result.json."""
     import shutil
@@ -222,7 +224,7 @@ def run_spec(spec: dict[str, Any], sut_python: str) -> dict[str, Any]:
     cmd = sut_command(spec, sut_python)
     log.info("%s: %s", spec["name"], " ".join(cmd))
     try:
-        run_command(cmd, log_path=log_path, timeout_s=spec["timeout_s"], env=sut_env(gpu_env(spec, gpu_map())),
+        run_command(cmd, log_path=log_path, timeout_s=spec["timeout_s"], env=sut_env(gpu_env(spec, gpu_map()), pythonpath),
                     name=spec["name"])
     except SutFailed as exc:    # the report must name the exit code and the log, not only the Airflow task log
         for out in outs:        # the test that failed, and those after it (never run); not those it completed
@@ -264,7 +266,7 @@ def _state_file(run_dir: str) -> Path:
 
 
 def start_servers(*, run_dir: str, nodes: list[str], model_path: str, engine_args: list[str], sut_python: str,
-                  ready_timeout_s: float) -> dict[str, str]:
+                  ready_timeout_s: float, pythonpath: tuple[str, ...] = ()) -> dict[str, str]:
     """One `serve` per node on a free 127.0.0.1 port, all starting at once; wait for each /health: {node: url}.
 
     On failure every server started here is stopped before the error (naming the node) is raised.
@@ -283,7 +285,7 @@ def start_servers(*, run_dir: str, nodes: list[str], model_path: str, engine_arg
             log.info("starting vLLM server for %s: %s", node, " ".join(cmd))
             with open(log_path, "w") as out:
                 proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        env=sut_env(gpu_env(None, gpus, node)), start_new_session=True)
+                                        env=sut_env(gpu_env(None, gpus, node), pythonpath), start_new_session=True)
             procs[node] = proc
             state[node] = {"url": f"http://127.0.0.1:{port}", "pgid": proc.pid, "log": str(log_path)}
             state_file.write_text(json.dumps(state, indent=2))

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The benchmark DAG on a lent GPU machine (the device tool: one GPU, no network, Python 3.12; 600 s a call, files kept
+# while the machine stays warm, i.e. while the next call follows within 30 s). Tooling for the lease only: what runs
+# there is the product, `python -m include.host` (Airflow's `airflow dags test` of mlperf_llama31_8b with the local
+# runner), as on any GPU host without Kubernetes. From the repository root there:
+#   dag_lease.sh stash FILE...        one bundle part per call (carry it): kept in /tmp/p/<its folder name>/
+#   dag_lease.sh start CONF_JSON      after the last part: unpack the vLLM bundle (/tmp/b/vsite) and the Airflow
+#                                     bundle (/tmp/b/asite), build the synthetic data set, copy the checkout to
+#                                     /tmp/b/repo and start the DAG run there, detached (setsid), on node
+#                                     <card>-0 (h200-0 or h100-0, from nvidia-smi) pinned to GPU 0
+#   dag_lease.sh wait SECONDS         until the DAG run ends or SECONDS pass: the log's tail, the SUT's progress;
+#                                     when it has ended, its artefacts (LoadGen logs, result.json, plan.json, the
+#                                     report, the SUT logs, the Airflow task logs; not LoadGen's trace) and the
+#                                     history database as $OUT/dag-run.tar.xz
+# Bundles: benchmarks/gpu/build_vllm_bundle.sh (.gpu-bundle) and build_airflow_bundle.sh (.gpu-bundle/airflow).
+# Weights cannot be fetched there: dummy weights (param load_format) from benchmarks/h200/llama-3.1-8b/config.json,
+# and synthetic prompts with CNN/DailyMail's lengths: performance is real, accuracy is not applicable.
+set -uo pipefail
+work=/tmp/b
+case ${1:?usage: see the top of dag_lease.sh} in
+  stash)
+    shift
+    for f in "$@"; do mkdir -p "/tmp/p/$(basename "$(dirname "$f")")" && cp "$f" "/tmp/p/$(basename "$(dirname "$f")")/"; done
+    ls -lR /tmp/p ;;
+  start)
+    conf=${2:?usage: dag_lease.sh start CONF_JSON}
+    mkdir -p "$work"
+    cp .gpu-bundle/part_* .gpu-bundle/unpack.sh .gpu-bundle/SHA256 /tmp/p/.gpu-bundle/ 2>/dev/null
+    cp .gpu-bundle/airflow/part_* .gpu-bundle/airflow/unpack.sh .gpu-bundle/airflow/SHA256 /tmp/p/airflow/ 2>/dev/null
+    [ -d "$work/vsite" ] || bash /tmp/p/.gpu-bundle/unpack.sh "$work" || exit 1
+    [ -d "$work/asite" ] || bash /tmp/p/airflow/unpack.sh "$work" || exit 1
+    rm -rf "$work/repo" && mkdir -p "$work/repo" && cp -a dags include plugins sut_image benchmarks "$work/repo/" || exit 1
+    card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+    case $card in *H200*) node=h200-0 ;; *H100*) node=h100-0 ;; *) node=gpu-0 ;; esac
+    echo "card: $card -> node $node"
+    data=$work/cnn_synthetic.json
+    [ -f "$data" ] || PYTHONPATH=$work/repo/sut_image:$work/vsite python3 -m mlperf_sut build-dataset \
+      --synthetic-token-ids --vocab-size 128256 --samples 13368 --output "$data" || exit 1
+    (cd "$work/repo" && PYTHONPATH=$work/asite MLPERF_SUT_PYTHON=python3 MLPERF_SUT_PYTHONPATH=$work/vsite \
+       VLLM_USE_FLASHINFER_SAMPLER=0 MLPERF_RETRIES=0 PYTHONUNBUFFERED=1 setsid nohup bash -c \
+       'python3 -m include.host "$@"; echo "exit $?" > '"$work"'/dag.done' host \
+       --nodes "$node" --gpus "$node=0" --model benchmarks/h200/llama-3.1-8b --dataset "$data" \
+       --airflow-home "$work/airflow" --artifacts "$work/artifacts" --conf "$conf" \
+       > "$work/dag.log" 2>&1 < /dev/null &)
+    sleep 20; tail -n 20 "$work/dag.log" ;;
+  wait)
+    end=$((SECONDS + ${2:?usage: dag_lease.sh wait SECONDS}))
+    while [ ! -f "$work/dag.done" ] && [ $SECONDS -lt $end ]; do sleep 5; done
+    grep -v '^\s*$' "$work/dag.log" | grep -E '^\+|DAG run|verdict|ERROR|Error|error:|Task.*(success|failed)|report|chart' | tail -n 40
+    for log in $(find "$work/artifacts" -name '*.sut.log' 2>/dev/null | sort); do
+      echo "$log: $(grep '^progress:' "$log" | tail -n 1)"
+    done
+    nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader
+    if [ -f "$work/dag.done" ]; then
+      cat "$work/dag.done"
+      cp "$work/dag.log" "$work/artifacts/"
+      mkdir -p "$work/artifacts/airflow-logs" && cp -a "$work/airflow/logs/." "$work/artifacts/airflow-logs/" 2>/dev/null
+      tar -C "$work" --exclude=mlperf_log_trace.json -cJf "$OUT/dag-run.tar.xz" artifacts && ls -l "$OUT"
+    else
+      echo "DAG run still running"
+    fi ;;
+  *) echo "dag_lease.sh: unknown command $1"; exit 2 ;;
+esac
