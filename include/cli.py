@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     submission.add_argument("--check", type=Path, metavar="DIR", help="only check the tree under DIR")
     submission.add_argument("--model", help="model directory: scores unscored accuracy runs, TEST06's EOS token")
     submission.add_argument("--dataset", help="the data set JSON (references for scoring accuracy runs)")
-    from include import plan_commands
-    plan_commands.add_parser(sub)      # python -m include plan [--commands]: the DAG's plan, or its commands
+    from include import plan_cli
+    plan_cli.add_parser(sub)           # python -m include plan: the DAG's plan as JSON
     return parser
 
 
@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "submission":
         return submission(args)
     if args.command == "plan":
-        from include import plan_commands
-        return plan_commands.main(args)
+        from include import plan_cli
+        return plan_cli.main(args)
     return 2
 
 

@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # The H200 reference runs on a lent device machine, from the repository root (benchmarks/h200/device.sh starts it
 # there, detached):
-#   benchmarks/h200/device_session.sh STAGE ...   (work folder /tmp/b: the *_commands.sh were generated for it)
+#   benchmarks/h200/device_session.sh STAGE ...   (work folder /tmp/b)
+# Lab stages (engine tuning, QPS probes, the HTTP backend against the in-process one): the figures the project
+# publishes come from the DAG itself (benchmarks/gpu/dag_lease.sh), not from these.
 # Needs /tmp/b/vsite: the bundle of benchmarks/gpu/build_vllm_bundle.sh, unpacked (.gpu-bundle/unpack.sh /tmp/b).
 # Stages on one GPU (nvidia-h200, or GPU 0 of nvidia-h200-x2):
 #   cleanup  kill the servers a stage stopped by a timeout left running (servers.pids); GPU memory in use
 #   check    vLLM's OpenAI server imports against the bundle (what `mlperf_sut serve` runs), the GPUs, versions
-#   nightly-offline (~17 min) the Offline process of the nightly plan (nightly_gpu0_commands.sh, plan.sh nightly 0;
-#            ONLY_RUNS): Offline performance over MLPerf's 600 s, then Offline accuracy, one engine; run h200-nightly
-#   nightly-server (~13 min) its Server process: Server performance at 55.62 QPS over 600 s; same run. NIGHTLY_GPU=1
-#            runs either on GPU 1 (nightly_gpu1_commands.sh): one in each lane of an x2 lease (device.sh --lane)
 #   tune     (~3.5 min an attempt, 7 in all; then ~13 min) tune.py over tune_offline.json, each attempt its own
 #            engine on 4,000 samples, then the best over 600 s, into run h200-tune (tune.json); TUNE_GPUS: the GPUs
 #            attempts run on at once (default 0; 0,1 on an x2 lease: 4 rounds, ~27 min with the confirmation);
@@ -23,16 +21,6 @@
 #            reference/h200's server-fp8-qps runs), the headline's engine settings; run h200-server-qps<X>;
 #            SERVER_GPU: the GPU (default 0; 1 for a second lane on an x2 lease)
 # Stages on two GPUs (nvidia-h200-x2):
-#   sharded600-paired (~27 min) x2_sharded600_paired_commands.sh (plan.sh sharded600-paired): single on each GPU
-#            at once, then sharded, all over MLPerf's 600 s: the sharded efficiency of one lease
-#   nightly-x2 (~17 min) the nightly plan's two processes at once: nightly-offline on GPU 0, nightly-server on GPU 1
-#            (nightly_gpu1_commands.sh); each process has a GPU of its own, as on one GPU in turn
-#   offline  (~8 min) x2_offline_commands.sh, generated from the DAG's plan by plan.sh: Offline single on each
-#            GPU, coordinated, sharded; SHORTENED (4,000 queries per GPU, min_duration 0), not MLPerf's 600 s
-#   run600   (~19 min) x2_600s_commands.sh (plan.sh 600s): Offline single on each GPU at once (one pass, 13,368
-#            samples), then coordinated over MLPerf's full 600 s (80,208 samples over the two GPUs)
-#   sharded600 (~13 min) x2_sharded600_commands.sh (plan.sh sharded600): the sharded branch alone over 600 s
-#   server   (~12 min) x2_server_commands.sh (plan.sh server): coordinated Server at 108.5 QPS over 600 s
 #   http     (~8 min) the HTTP backend against the in-process one on the same GPU (issue 17, part 2), and the
 #            Server search on the coordinated pair:
 #            1. both GPUs at once: in-process Server at 50 QPS (3,000 queries, min_duration 0, equal issue off)
@@ -89,14 +77,6 @@ for url, pid in zip(sys.argv[1::2], sys.argv[2::2]):
 PY
 }
 
-nightly_share() {   # offline|server GPU: that process of the nightly plan; the run is done (.done) once both are,
-  local share=$1 run=$work/artifacts/h200-nightly   # in this lane or another
-  local only=single/h200-0/Offline; [ "$share" = server ] && only=single/h200-0/Server
-  ONLY_RUNS=$only bash "benchmarks/h200/nightly_gpu$2_commands.sh"
-  touch "$run/.$share.done"
-  if [ -f "$run/.offline.done" ] && [ -f "$run/.server.done" ]; then touch "$run/.done"; fi
-}
-
 for name in "$@"; do
   stage "$name"
   case $name in
@@ -112,14 +92,6 @@ for name in "$@"; do
       python3 -c "import torch, vllm, mlperf_loadgen; print('torch', torch.__version__, 'gpus', torch.cuda.device_count(), 'vllm', vllm.__version__)"
       python3 -c "import vllm.entrypoints.openai.api_server, uvicorn, fastapi; print('api_server imports: OK')" \
         || echo "api_server imports: FAILED" ;;
-    offline)
-      bash benchmarks/h200/x2_offline_commands.sh ;;
-    run600)
-      bash benchmarks/h200/x2_600s_commands.sh ;;
-    sharded600)   # (~13 min) x2_sharded600_commands.sh (plan.sh sharded600): sharded over MLPerf's full 600 s
-      bash benchmarks/h200/x2_sharded600_commands.sh; touch "$work/artifacts/h200x2-sharded-600s/.done" ;;
-    server)       # (~12 min) x2_server_commands.sh (plan.sh server): coordinated Server at 108.5 QPS, 600 s
-      bash benchmarks/h200/x2_server_commands.sh; touch "$work/artifacts/h200x2-server-coordinated/.done" ;;
     http)
       run=$work/artifacts/h200x2-http
       mkdir -p "$run"
@@ -164,15 +136,6 @@ for name in "$@"; do
       for p in "${pids[@]}"; do kill -TERM -- -$p 2>/dev/null; done; sleep 5
       for p in "${pids[@]}"; do kill -KILL -- -$p 2>/dev/null; done
       trap - EXIT ;;
-    sharded600-paired)
-      bash benchmarks/h200/x2_sharded600_paired_commands.sh; touch "$work/artifacts/h200x2-sharded-600s-paired/.done" ;;
-    nightly-offline|nightly-server)
-      nightly_share "${name#nightly-}" "${NIGHTLY_GPU:-0}" ;;
-    nightly-x2)   # both write the same plan.json: the second starts once the first has written it
-      nightly_share offline 0 &
-      sleep 5
-      nightly_share server 1
-      wait ;;
     tune|tune-server*)   # TUNE_ARGS: word-split on purpose (several --only NAME)
       file=tune_offline.json; server=(); confirm_default=1
       if [ "$name" != tune ]; then
