@@ -1,5 +1,5 @@
 """Figures of the committed 2x H200 reference runs (reference/h200x2/) and of one H200 (reference/h200/).
-# The files named below were made by bash generated from the DAG's plan (since removed); the DAG's own runs replace them.
+(The runs below were made by bash generated from the DAG's plan (since removed); the DAG's own runs replace them.)
 
 Read with the pipeline's own code (run_artifacts, scaling), so the figures are the report's:
 - h200x2-offline-600s/ (x2_600s_commands.sh, generated from the DAG's plan by plan.sh 600s): Offline coordinated
