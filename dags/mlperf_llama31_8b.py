@@ -77,13 +77,13 @@ def record_history(plan: dict, analysis: dict, paths: dict | None, dag_run=None)
 
 
 @task(**AFTER_RUNS)
-def notify_team(plan: dict, analysis: dict | None, paths: dict | None):
-    return notify.notify(notify.summary(plan, analysis, paths), DEPLOY.notify_webhook)
+def notify_team(plan: dict, analysis: dict | None, paths: dict | None, recorded: dict | None):
+    return notify.notify(notify.summary(plan, analysis, paths, recorded), DEPLOY.notify_webhook)
 
 
 @task(retries=0, **AFTER_RUNS)              # deterministic: a retry would only delay the same answer
-def verdict(summary: dict | None, plan: dict, analysis: dict | None):
-    return notify.verdict(summary, plan, analysis)
+def verdict(summary: dict | None, plan: dict, analysis: dict | None, recorded: dict | None):
+    return notify.verdict(summary, plan, analysis, recorded)
 
 
 with DAG(
@@ -123,6 +123,5 @@ with DAG(
     analysis = analyse(p["plan"], scored)
     paths = charts_and_report(p["plan"], analysis, submission(p["plan"], scored))
     recorded = record_history(p["plan"], analysis, paths)
-    summary = notify_team(p["plan"], analysis, paths)
-    recorded >> summary
-    verdict(summary, p["plan"], analysis)
+    summary = notify_team(p["plan"], analysis, paths, recorded)
+    verdict(summary, p["plan"], analysis, recorded)

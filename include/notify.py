@@ -21,9 +21,11 @@ class BenchmarkFailed(RuntimeError):
     """The benchmark ran, and the run must still be red; the message says why."""
 
 
-def summary(plan: dict[str, Any], analysis: dict[str, Any] | None, report: dict[str, Any] | None) -> dict[str, Any]:
+def summary(plan: dict[str, Any], analysis: dict[str, Any] | None, report: dict[str, Any] | None,
+            recorded: dict[str, Any] | None = None) -> dict[str, Any]:
     """A short, secret-free summary of the run (what notify sends and the task log shows): the verdict as the
-    pipeline computed it, never re-derived here."""
+    pipeline computed it, never re-derived here; and whether the history holds the run (`recorded`: what the
+    record step returned, None when it failed)."""
     text: dict[str, Any] = {"run_id": plan["run_id"], "profile": plan["profile"], "notes": plan["notes"],
                             "planned_runs": [r["name"] for r in plan["runs"]]}
     if analysis is None:
@@ -39,6 +41,10 @@ def summary(plan: dict[str, Any], analysis: dict[str, Any] | None, report: dict[
             failed=[f"{r['name']}: {r['headline']}" for r in verdict["runs"] if r["state"] in ("FAILED", "MISSING")])
     text["report"] = ({k: v for k, v in report.items() if isinstance(v, str)} if report
                       else "no report: the report task failed (see its log)")
+    text["history_failed"] = recorded is None
+    text["history"] = (f"recorded as {recorded['run_id']}" if recorded else
+                       "NOT recorded: the record_history task failed (see its log); this run is missing from the "
+                       "history, its trends and the Benchmarks page")
     return text
 
 
@@ -57,14 +63,18 @@ def notify(text: dict[str, Any], webhook: str | None) -> dict[str, Any]:
     return text
 
 
-def verdict(text: dict[str, Any] | None, plan: dict[str, Any], analysis: dict[str, Any] | None = None) -> str:
-    """Raise BenchmarkFailed when a run failed or is missing, when the pipeline could not judge the runs, or on
-    regressions with fail_on_regression. Works without the notify task's summary (it is rebuilt from the plan)."""
+def verdict(text: dict[str, Any] | None, plan: dict[str, Any], analysis: dict[str, Any] | None = None,
+            recorded: dict[str, Any] | None = None) -> str:
+    """Raise BenchmarkFailed when a run failed or is missing, when the pipeline could not judge the runs, when the
+    run is not in the history, or on regressions with fail_on_regression. Works without the notify task's summary
+    (it is rebuilt from the plan)."""
     if text is None:
-        text = summary(plan, analysis, None)
+        text = summary(plan, analysis, None, recorded)
     problems = []
     if text["pipeline_failed"]:
         problems.append(text["verdict"])
+    if text.get("history_failed", recorded is None):
+        problems.append("the run is " + text.get("history", "NOT recorded in the history").replace("NOT", "not", 1))
     if text["failed"]:
         problems.append(f"{len(text['failed'])} run(s) failed or missing: " + "; ".join(text["failed"]))
     if plan["fail_on_regression"] and text["regressions"]:

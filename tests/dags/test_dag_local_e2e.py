@@ -117,3 +117,29 @@ def test_a_failing_node_still_gets_a_report_and_the_run_fails(tmp_path):
     by_node = {r.node: r.status for r in results}
     assert by_node["local-0"] == "completed" and by_node["local-1"] != "completed"
     assert not leftover_sut_processes(tmp_path)
+
+
+@needs_sut
+def test_a_run_the_history_cannot_record_ends_red_and_says_so(tmp_path):
+    """A corrupt history database (pages overwritten with random bytes, as a disk fault leaves it): the record step
+    fails, and the DAG run must not end green with the run missing from the history and the page."""
+    from include.history import HistoryStore
+
+    db = tmp_path / "artifacts" / "history.sqlite"
+    db.parent.mkdir(parents=True)
+    store = HistoryStore(f"sqlite:///{db}")
+    store.upgrade()
+    store.dispose()
+    data = bytearray(db.read_bytes())
+    data[4096:] = os.urandom(len(data) - 4096)
+    db.write_bytes(bytes(data))
+    conf = {"scenarios": ["Offline"], "mode": "performance", "distributed": "off", "total_sample_count": 4,
+            "user_conf_overrides": {"min_duration": 0, "min_query_count": 4}}
+    proc = demo(tmp_path, "--nodes", "local-0", conf=conf)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "FAILED" in proc.stdout
+    logs = "\n".join(p.read_text(errors="replace") for p in (tmp_path / "airflow" / "logs").rglob("*.log"))
+    logs += proc.stdout + proc.stderr
+    assert "NOT recorded: the record_history task failed" in logs          # the notification says it
+    assert "the run is not recorded" in logs                                # and the verdict fails on it
+    assert (only_run_dir(tmp_path) / "report" / "report.md").is_file()      # the report is still written

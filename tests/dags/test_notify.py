@@ -26,13 +26,16 @@ def analysis(b_status: str = "completed") -> dict:
     return pipeline.analyse(records, run_id="r1", history_url=None).to_dict()
 
 
+RECORDED = {"run_id": "r1", "status": "completed", "results": 2}
+
+
 def with_regression(data: dict) -> dict:
     return {**data, "verdict": {**data["verdict"], "regressions": ["tokens_per_second a Offline -12.0%"]}}
 
 
 def test_all_completed_is_green_and_says_the_pipelines_verdict():
     data = analysis()
-    text = notify.summary(PLAN, data, {"html": "/r.html"})
+    text = notify.summary(PLAN, data, {"html": "/r.html"}, RECORDED)
     assert text["verdict"] == data["verdict"]["headline"]
     assert notify.verdict(text, {**PLAN, "fail_on_regression": True}) == data["verdict"]["headline"]
 
@@ -47,7 +50,7 @@ def test_a_failed_or_missing_node_is_red(status):
 
 
 def test_regressions_fail_only_when_asked():
-    text = notify.summary(PLAN, with_regression(analysis()), {"html": "/r.html"})
+    text = notify.summary(PLAN, with_regression(analysis()), {"html": "/r.html"}, RECORDED)
     assert notify.verdict(text, PLAN)
     with pytest.raises(notify.BenchmarkFailed, match="1 regression"):
         notify.verdict(text, {**PLAN, "fail_on_regression": True})
@@ -67,6 +70,18 @@ def test_without_an_analysis_the_run_is_red_and_says_why():
     assert text["verdict"].startswith("UNKNOWN: the results pipeline failed before it judged the runs")
     with pytest.raises(notify.BenchmarkFailed, match="results pipeline failed"):
         notify.verdict(None, PLAN, None)            # notify_team failed too: verdict rebuilds the summary
+
+
+def test_a_run_the_history_did_not_record_is_red_and_says_so():
+    """record_history failed (a corrupt or read-only database): its XCom is None. The run is missing from the history
+    and the page, so the DAG run must not end green, and the notification says why."""
+    text = notify.summary(PLAN, analysis(), {"html": "/r.html"}, None)
+    assert text["history_failed"] and text["history"].startswith("NOT recorded: the record_history task failed")
+    with pytest.raises(notify.BenchmarkFailed, match="the run is not recorded: the record_history task failed"):
+        notify.verdict(text, PLAN)
+    with pytest.raises(notify.BenchmarkFailed, match="not recorded"):
+        notify.verdict(None, PLAN, analysis(), None)      # notify_team failed too
+    assert notify.summary(PLAN, analysis(), None, RECORDED)["history"] == "recorded as r1"
 
 
 def test_webhook_url_is_never_logged(caplog):
