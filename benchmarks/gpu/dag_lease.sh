@@ -3,8 +3,11 @@
 # while the machine stays warm, i.e. while the next call follows within 30 s). Tooling for the lease only: what runs
 # there is the product, `python -m include.host` (Airflow's `airflow dags test` of mlperf_llama31_8b with the local
 # runner), as on any GPU host without Kubernetes. From the repository root there:
-#   dag_lease.sh stash FILE...        one bundle part per call (carry it): kept in /tmp/p/<its folder name>/
-#   dag_lease.sh start CONF_JSON      after the last part: unpack the vLLM bundle (/tmp/b/vsite) and the Airflow
+#   dag_lease.sh stash FILE...        bundle parts (carry them; at most 64 MiB with the working tree a call): kept in
+#                                     /tmp/p/<their folder's name>/
+#   dag_lease.sh check FILE...        stash the Airflow bundle's last parts, unpack it (/tmp/b/asite) and import the
+#                                     Airflow side with the host's Python: a missing package shows before the GPU runs
+#   dag_lease.sh start CONF_JSON [FILE...]  stash the last parts given, then unpack the vLLM bundle (/tmp/b/vsite) and the Airflow
 #                                     bundle (/tmp/b/asite), build the synthetic data set, copy the checkout to
 #                                     /tmp/b/repo and start the DAG run there, detached (setsid), on node
 #                                     <card>-0 (h200-0 or h100-0, from nvidia-smi) pinned to GPU 0
@@ -22,11 +25,19 @@ case ${1:?usage: see the top of dag_lease.sh} in
     shift
     for f in "$@"; do mkdir -p "/tmp/p/$(basename "$(dirname "$f")")" && cp "$f" "/tmp/p/$(basename "$(dirname "$f")")/"; done
     ls -lR /tmp/p ;;
+  check)   # once the Airflow bundle's parts are here: unpack it and import the Airflow side with the host's Python
+    shift; bash "$0" stash "$@" >/dev/null
+    cp .gpu-bundle/airflow/unpack.sh .gpu-bundle/airflow/SHA256 /tmp/p/airflow/ || exit 1
+    [ -d "$work/asite" ] || bash /tmp/p/airflow/unpack.sh "$work" || exit 1
+    python3 --version; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+    PYTHONPATH=$work/asite:. python3 -c "import airflow.sdk, pandas, matplotlib, scipy.stats, sqlalchemy, jinja2, \
+transformers, nltk, rouge_score; from include import pipeline, host, plan; print('Airflow side imports: OK')" \
+      && PYTHONPATH=$work/asite python3 -m airflow version ;;
   start)
-    conf=${2:?usage: dag_lease.sh start CONF_JSON}
+    conf=${2:?usage: dag_lease.sh start CONF_JSON [FILE...]}
+    shift 2; [ $# -gt 0 ] && bash "$0" stash "$@" >/dev/null
     mkdir -p "$work"
-    cp .gpu-bundle/part_* .gpu-bundle/unpack.sh .gpu-bundle/SHA256 /tmp/p/.gpu-bundle/ 2>/dev/null
-    cp .gpu-bundle/airflow/part_* .gpu-bundle/airflow/unpack.sh .gpu-bundle/airflow/SHA256 /tmp/p/airflow/ 2>/dev/null
+    cp .gpu-bundle/unpack.sh .gpu-bundle/SHA256 /tmp/p/.gpu-bundle/ 2>/dev/null
     [ -d "$work/vsite" ] || bash /tmp/p/.gpu-bundle/unpack.sh "$work" || exit 1
     [ -d "$work/asite" ] || bash /tmp/p/airflow/unpack.sh "$work" || exit 1
     rm -rf "$work/repo" && mkdir -p "$work/repo" && cp -a dags include plugins sut_image benchmarks "$work/repo/" || exit 1
