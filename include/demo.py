@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     env = demo_env(airflow_home=airflow_home, artifacts=artifacts, nodes=",".join(nodes), sut_python=args.sut_python)
     if not args.skip_prepare:
         prepare(env, nodes)
-    run = run_dag(env, {**DEMO_CONF, **json.loads(args.conf or "{}")}, args.logical_date)
+    run = run_dag(env, {**DEMO_CONF, **json.loads(args.conf or "{}")}, args.logical_date,
+                  log_path=airflow_home / "dags-test.log")
     run.print_summary()
     if not args.no_reference:
         for root in (REFERENCE_RUNS, REFERENCE_X2_RUNS):

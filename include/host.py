@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -59,27 +60,34 @@ def airflow_env(*, airflow_home: Path, artifacts: Path, nodes: str, profile: str
     return env
 
 
-def airflow(env: dict[str, str], *args: str, check: bool = True) -> int:
+def airflow(env: dict[str, str], *args: str, check: bool = True, log: Path | None = None) -> int:
     """An `airflow` command of this interpreter's environment (`python -m airflow`: an offline bundle on a GPU
-    host has no console script)."""
+    host has no console script); its output appended to `log` when given."""
     cmd = [sys.executable, "-m", "airflow", *args]
     print("+ airflow", " ".join(args), flush=True)
-    rc = subprocess.run(cmd, env=env, cwd=REPO).returncode
+    if log is None:
+        rc = subprocess.run(cmd, env=env, cwd=REPO).returncode
+    else:
+        with open(log, "a", encoding="utf-8") as out:
+            rc = subprocess.run(cmd, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT).returncode
     if check and rc != 0:
-        raise SystemExit(f"{' '.join(args[:2])} failed with exit code {rc}")
+        raise SystemExit(f"airflow {' '.join(args[:2])} failed with exit code {rc}" + (f"; log {log}" if log else ""))
     return rc
 
 
 def prepare(env: dict[str, str], nodes: list[str]) -> None:
-    """Metadata DB and one single-slot pool per GPU node (as a deployment would have them)."""
+    """Metadata DB and one single-slot pool per GPU node (as a deployment would have them); Airflow's output in
+    <AIRFLOW_HOME>/prepare.log."""
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    airflow(env, "db", "migrate")
+    log = Path(env["AIRFLOW_HOME"]) / "prepare.log"
+    log.write_text("")
+    airflow(env, "db", "migrate", log=log)
     pools = {f"{POOL_PREFIX}{n}": {"slots": 1, "description": f"the GPU(s) of node {n}",
                                    "include_deferred": False} for n in nodes}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(pools, f)
     try:
-        airflow(env, "pools", "import", f.name)
+        airflow(env, "pools", "import", f.name, log=log)
     finally:
         os.unlink(f.name)
 
@@ -115,11 +123,50 @@ def latest_run(artifacts: Path, since: float) -> tuple[str, Path] | None:
     return json.loads(plan.read_text())["run_id"], plan.parent
 
 
-def run_dag(env: dict[str, str], conf: dict, logical_date: str | None = None) -> HostRun:
-    """`airflow dags test` of the benchmark DAG with `conf`; the run it made and whether it succeeded."""
+# `airflow dags test`'s own lines about each task instance: where it starts, its new state, where it ends.
+TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+TASK_STATE = re.compile(r"Task instance state updated .*new_state=(\w+)")
+TASK_END = re.compile(r"\[DAG TEST\] end task task_id=(\S+) map_index=(-?\d+)")
+MAP_NAME = re.compile(r"rendered_map_index='([^']+)'")
+
+
+class TaskLines:
+    """Turns Airflow's log into one line per task instance as it ends: its name, state and seconds."""
+
+    def __init__(self, echo=print) -> None:
+        self.echo, self.started, self.state, self.name = echo, 0.0, "?", ""
+
+    def feed(self, line: str) -> None:
+        if m := TASK_START.search(line):
+            self.started, self.state, self.name = time.monotonic(), "?", ""
+        elif m := TASK_STATE.search(line):
+            self.state = m.group(1)
+        elif m := MAP_NAME.search(line):
+            self.name = m.group(1)
+        elif m := TASK_END.search(line):
+            task = m.group(1) + (f"[{self.name or m.group(2)}]" if m.group(2) != "-1" else "")
+            self.echo(f"  {task:60s} {self.state:8s} {time.monotonic() - self.started:6.1f} s", flush=True)
+
+
+def run_dag(env: dict[str, str], conf: dict, logical_date: str | None = None, log_path: Path | None = None) -> HostRun:
+    """`airflow dags test` of the benchmark DAG with `conf`; the run it made and whether it succeeded. With
+    `log_path`, Airflow's own output goes there and one line per task is printed as it ends."""
     logical_date = logical_date or datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     started = time.time() - 1
-    rc = airflow(env, "dags", "test", DAG_ID, logical_date, "--conf", json.dumps(conf), check=False)
+    args = ["dags", "test", DAG_ID, logical_date, "--conf", json.dumps(conf)]
+    if log_path is None:
+        rc = airflow(env, *args, check=False)
+    else:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"+ airflow dags test {DAG_ID} {logical_date}  (Airflow's log: {log_path})", flush=True)
+        lines = TaskLines()
+        with open(log_path, "w", encoding="utf-8") as log, subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True, errors="replace") as proc:
+            for line in proc.stdout:      # type: ignore[union-attr]
+                log.write(line)
+                lines.feed(line)
+        rc = proc.returncode
     found = latest_run(Path(env["MLPERF_ARTIFACTS_DIR"]), started)
     return HostRun(rc == 0, *(found or (None, None)))
 
@@ -149,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                       deployment={"MLPERF_LOCAL_GPUS": args.gpus, "MLPERF_MODEL_DIR": str(Path(args.model).resolve()),
                                   "MLPERF_DATASET": str(Path(args.dataset).resolve())})
     prepare(env, nodes)
-    run = run_dag(env, conf, args.logical_date)
+    run = run_dag(env, conf, args.logical_date, log_path=args.airflow_home.resolve() / "dags-test.log")
     run.print_summary()
     return 0 if run.succeeded else 1
 
