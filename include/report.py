@@ -246,6 +246,16 @@ def _loadgen_messages(analysis: "Analysis") -> list[dict[str, Any]]:
     return rows
 
 
+def _grouped_reasons(verdict: Any) -> list[str]:
+    """The compliance reasons once each, naming the runs they hold for: 'dummy (random) weights: h200-0 Offline
+    performance, h200-0 Server performance', not one line per run and reason."""
+    runs_of: dict[str, list[str]] = {}
+    for v in verdict.runs:
+        for why in v.compliance_reasons:
+            runs_of.setdefault(why, []).append(f"{v.node} {v.scenario} {v.mode}")
+    return [f"{why}: {', '.join(runs)}" for why, runs in runs_of.items()]
+
+
 def context(analysis: "Analysis", chart_paths: dict[str, Path], produced: list[Path],
             submission: dict[str, Any] | None = None) -> dict[str, Any]:
     records = list(analysis.records)
@@ -260,7 +270,7 @@ def context(analysis: "Analysis", chart_paths: dict[str, Path], produced: list[P
                     "invalid": states.count("INVALID"), "failed": states.count("FAILED") + states.count("MISSING"),
                     "accuracy": sum(1 for r in records if r.mode == "accuracy"),
                     "implausible": len(verdict.implausible), "regressions": len(analysis.regressions)},
-        "compliance": {"state": verdict.compliance, "reasons": verdict.compliance_reasons},
+        "compliance": {"state": verdict.compliance, "reasons": _grouped_reasons(verdict)},
         "submission_grade": verdict.submission_grade,
         "submission": submission,      # include/submission/run.py's check of the run's tree (None: not made)
         "loadgen_messages": _loadgen_messages(analysis),

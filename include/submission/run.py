@@ -24,8 +24,16 @@ def deploy_fields(dep: Any) -> DeployFields:
 
 
 def check_result(root: Path, problems: list[checker.Problem], tree: layout.SubmissionTree | None = None) -> dict:
+    """The check's outcome: every problem (its rule, file and message), and the same grouped by rule with paths
+    relative to the tree, for a report whose first screen must stay readable."""
+    groups: dict[str, list[str]] = {}
+    for p in problems:
+        path = Path(p.path)
+        shown = str(path.relative_to(root)) if path.is_relative_to(root) else p.path
+        groups.setdefault(p.rule, []).append(f"{shown}: {p.message}")
     result = {"line": checker.summary_line(problems), "passed": not problems, "tree": str(root),
-              "problems": [p.line() for p in problems]}
+              "problems": [p.line() for p in problems],
+              "by_rule": [{"rule": rule, "count": len(items), "items": items} for rule, items in groups.items()]}
     if tree is not None:
         result["systems"] = tree.to_dict()["systems"]
         result["skipped"] = tree.skipped
