@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -92,7 +91,7 @@ def test_a_history_it_may_not_write_is_shown(tmp_path, history):
                     break
             text = "".join(printed)
             assert "login:" in text, text[-3000:]
-            assert f"note: the history cannot be written" in text and "shown as it is" in text, text[-3000:]
+            assert "note: the history cannot be written" in text and "shown as it is" in text, text[-3000:]
             password = next(line for line in printed if line.startswith("login:")).split()[3]
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 180
