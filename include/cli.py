@@ -10,16 +10,22 @@ MLPerf submission's <scenario>/performance/run_1/, another harness's output). Th
     python -m include submission --check DIR                                      (our check of a tree)
 
 Exit status of `report`: 0 every run completed (VALID or INVALID: LoadGen's verdict is in the report),
-1 a run failed or is missing, 2 bad usage, 3 no run was readable. The report is written in cases 0, 1 and 3.
+1 a run failed or is missing, 2 bad usage, 3 no run was readable, 4 the report was written but `--record` did not
+record the run (the history could not be written, or the run id is the DAG's; it takes precedence over 1 and 3).
+The report is written in cases 0, 1, 3 and 4, and then its paths and the verdict are printed.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from include import pipeline
-from include.history import RunIdentityConflict
+from include.history import HistoryUnavailable, RunIdentityConflict
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     report = sub.add_parser("report", help="analyse the runs of one pipeline run and write the report and charts",
                             description="Exit status: 0 every run completed, 1 a run failed or is missing, "
-                                        "2 bad usage, 3 no run was readable.")
+                                        "2 bad usage, 3 no run was readable, 4 the report was written but the run "
+                                        "was not recorded (--record).")
     report.add_argument("artifacts_dir", type=Path,
                         help="one pipeline run's artefacts: <artifacts_root>/<run_id> holding <branch>/<node>/...")
     report.add_argument("--out", type=Path, required=True, help="folder for report.md, report.html and the charts")
@@ -35,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                                         "parameter count of the plausibility bound)")
     report.add_argument("--dataset", help="the data set JSON (references for accuracy; prompt lengths)")
     report.add_argument("--history-url", help="SQLAlchemy URL of the history store (regressions, trend chart)")
-    report.add_argument("--run-id", help="run id (default: the artefacts folder's name)")
+    report.add_argument("--run-id", help="run id (default: a DAG run's own, from its plan.json, else the artefacts "
+                                         "folder's name)")
     report.add_argument("--threshold-pct", type=float, default=pipeline.DEFAULT_THRESHOLD_PCT,
                         help="smallest change counted as a regression, in percent (default %(default)s)")
     report.add_argument("--record", action="store_true", help="also record the run in the history store")
@@ -55,7 +63,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOTHING_READABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOTHING_READABLE, EXIT_NOT_RECORDED = 0, 1, 2, 3, 4
+
+
+def _out_dir_problem(out: Path) -> str | None:
+    """Why --out cannot be the report's folder, or None (it exists now)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+        return f"{blocker} is a file, not a folder" if blocker else exc.strerror or str(exc)
+    return None
+
+
+def _run_id(args: argparse.Namespace) -> str:
+    """--run-id, else a DAG run's id from the plan.json in its folder (the folder's name is the id made file-safe,
+    plan.run_slug: recording under it made a second copy of the DAG's run), else the folder's name."""
+    if args.run_id:
+        return args.run_id
+    try:
+        planned = json.loads((args.artifacts_dir / "plan.json").read_text()).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        planned = None
+    return planned if isinstance(planned, str) and planned else args.artifacts_dir.resolve().name
 
 
 def report(args: argparse.Namespace) -> int:
@@ -65,16 +95,31 @@ def report(args: argparse.Namespace) -> int:
     if args.record and not args.history_url:
         print("error: --record needs --history-url", file=sys.stderr)
         return EXIT_USAGE
-    run_id = args.run_id or args.artifacts_dir.resolve().name
+    if not math.isfinite(args.threshold_pct) or args.threshold_pct < 0:
+        print(f"error: --threshold-pct must be a finite percentage >= 0, not {args.threshold_pct:g}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    problem = _out_dir_problem(args.out)
+    if problem:
+        print(f"error: --out {args.out}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    run_id = _run_id(args)
     try:
         analysis, paths = pipeline.run(args.artifacts_dir, args.out, run_id=run_id, history_url=args.history_url,
                                        threshold_pct=args.threshold_pct, model_dir=args.model,
-                                       dataset_path=args.dataset, record_run=args.record)
-    except RunIdentityConflict as exc:   # the report is written; the DAG's record of that run id stays as it was
-        print(f"error: not recorded: {exc}", file=sys.stderr)
+                                       dataset_path=args.dataset)
+    except OSError as exc:
+        print(f"error: --out {args.out}: the report could not be written: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    not_recorded = None
     if args.record:
-        print(f"recorded: {run_id} in {args.history_url.split('@')[-1]}")
+        try:
+            pipeline.record_report(args.history_url, analysis, paths)
+        except (RunIdentityConflict, HistoryUnavailable, SQLAlchemyError) as exc:
+            # The report stands; the history stays as it was (the write is one transaction, or never began).
+            not_recorded = str(exc).splitlines()[0]
+        else:
+            print(f"recorded: {run_id} in {args.history_url.split('@')[-1]}")
     print(f"report: {paths.markdown}")
     print(f"report: {paths.html}")
     for name, path in paths.charts.items():
@@ -83,6 +128,9 @@ def report(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     verdict = analysis.verdict
     print(f"verdict: {verdict.headline}")
+    if not_recorded:
+        print(f"error: not recorded: {not_recorded}", file=sys.stderr)
+        return EXIT_NOT_RECORDED
     if not analysis.records:
         print(f"error: no run directories under {args.artifacts_dir} (expected <branch>/<node>/<scenario>/<mode>/ "
               "or folders of LoadGen logs)", file=sys.stderr)

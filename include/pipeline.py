@@ -331,8 +331,13 @@ def run(artifacts_dir: str | Path, out_dir: str | Path, *, run_id: str, history_
                        model_dir=model_dir, dataset_path=dataset_path)
     paths = publish_report(analysis, out_dir)
     if record_run:
-        record(history_url, analysis, run_meta(analysis, report_path=paths.html, artifacts_root=artifacts_root()))
+        record_report(history_url, analysis, paths)
     return analysis, paths
+
+
+def record_report(history_url: str, analysis: Analysis, paths: ReportPaths) -> dict[str, Any]:
+    """The CLI's record of a run it reported: trigger "cli", the report's path as the artefacts root sees it."""
+    return record(history_url, analysis, run_meta(analysis, report_path=paths.html, artifacts_root=artifacts_root()))
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -376,4 +381,4 @@ def record_task(history_url: str, plan: dict[str, Any], analysis: dict[str, Any]
 
 
 __all__ = ["Analysis", "ANALYSIS_JSON", "ReportPaths", "analyse", "parse", "parse_folder", "parse_plan", "score",
-           "publish_report", "record", "run", "run_meta"]
+           "publish_report", "record", "record_report", "run", "run_meta"]

@@ -5,6 +5,13 @@ AIRFLOW_HOME (.airflow), the plugins folder, MLPERF_ARTIFACTS_DIR (.artifacts, s
 demo's history (MLPERF_HISTORY_URL, else .artifacts/history.sqlite), with the published MLPerf results loaded. One
 user, `admin`, whose password is generated once and kept in <airflow home>/ui-passwords.json; the URL and the
 login are printed before the server starts. Ctrl-C stops it.
+
+Before Airflow starts it checks what would otherwise fail inside it: the port (MLPERF_UI_PORT or --port, default
+8080) must be a number and free on 127.0.0.1, and the history must be readable. It writes the history only to bring
+its schema to head and load the published results, and a history it may not write (a read-only file or mount,
+another user's database) is shown as it is: the page only reads. Exit status: the server's own once it ran (0 after
+Ctrl-C), 2 the port is no port number or is taken, 3 the history cannot be read (corrupt, not a database,
+unreachable), each one line on stderr.
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import argparse
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -47,40 +55,102 @@ def ui_env(airflow_home: Path, artifacts: Path, passwords: Path) -> dict[str, st
     return env
 
 
-def prepare_history(history_url: str) -> int:
-    """The history's schema at head and the published results loaded; how many published results."""
-    from include.history import HistoryStore
+EXIT_USAGE, EXIT_HISTORY = 2, 3
+
+
+class Refused(Exception):
+    """What stops `make ui` before Airflow starts: one line, and the exit status."""
+
+    def __init__(self, line: str, status: int) -> None:
+        super().__init__(line)
+        self.status = status
+
+
+def port_number(value: str, source: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise Refused(f"{source}={value!r} is not a port number (1-65535)", EXIT_USAGE)
+    return port
+
+
+def check_port(port: int) -> None:
+    """The port is free on 127.0.0.1 (bound as uvicorn binds it, SO_REUSEADDR); else the api-server would fail with
+    the bind error in its log, after the login was printed."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise Refused(f"port {port} on 127.0.0.1 is taken ({exc.strerror}): stop what listens there, or choose "
+                          f"another port with MLPERF_UI_PORT=<port> make ui", EXIT_USAGE) from None
+
+
+def prepare_history(history_url: str) -> tuple[int, str | None]:
+    """The history's schema at head and the published results loaded: how many published results, and a note when
+    the history could not be written (it is shown as it is: the page only reads). Refused when it cannot be read."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from include.history import HistoryStore, HistoryUnavailable
     from include.published import load_published
 
-    with HistoryStore(history_url) as store:
-        store.upgrade()
-        return store.replace_published(load_published())
+    try:
+        with HistoryStore(history_url) as store:
+            store.upgrade()
+            return store.replace_published(load_published()), None
+    except (HistoryUnavailable, SQLAlchemyError, OSError) as exc:
+        not_written = str(exc).splitlines()[0]
+    try:
+        with HistoryStore(history_url, readonly=True) as reader:
+            revision = reader.current_revision()
+            published = len(reader.published()) if revision else 0
+    except (HistoryUnavailable, SQLAlchemyError, OSError) as exc:
+        raise Refused(str(exc).splitlines()[0], EXIT_HISTORY) from None
+    return published, (f"the history cannot be written ({not_written}); shown as it is"
+                       + ("" if revision else ": empty") + ", published results not refreshed")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.ui", description=__doc__.splitlines()[0])
     parser.add_argument("--airflow-home", type=Path, default=REPO / ".airflow")
     parser.add_argument("--artifacts", type=Path, default=REPO / ".artifacts")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MLPERF_UI_PORT", "8080")))
+    parser.add_argument("--port", help="default: MLPERF_UI_PORT, else 8080")
     args = parser.parse_args(argv)
+    try:
+        return serve(args)
+    except Refused as refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return refused.status
+
+
+def serve(args: argparse.Namespace) -> int:
+    if args.port is not None:
+        port = port_number(args.port, "--port")
+    else:
+        port = port_number(os.environ.get("MLPERF_UI_PORT", "8080"), "MLPERF_UI_PORT")
+    check_port(port)
     airflow_home, artifacts = args.airflow_home.resolve(), args.artifacts.resolve()
     passwords, password = ui_password(airflow_home)
     env = ui_env(airflow_home, artifacts, passwords)
     history = env["MLPERF_HISTORY_URL"]
     if history.startswith("sqlite:///") and not Path(history.removeprefix("sqlite:///")).is_file():
         print(f"note: no history at {history} yet: run `make demo` first to fill it", file=sys.stderr)
-    published = prepare_history(history)
+    published, note = prepare_history(history)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     airflow = Path(sys.executable).with_name("airflow")
     airflow_cmd = str(airflow) if airflow.exists() else "airflow"
     subprocess.run([airflow_cmd, "db", "migrate"], env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{args.port}"
+    base = f"http://127.0.0.1:{port}"
     print(f"history:    {history.split('@')[-1]} ({published} published MLPerf results as reference)")
     print(f"artefacts:  {artifacts}")
     print(f"Airflow UI: {base}/  (the Benchmarks page: nav item 'MLPerf', or {base}/mlperf-benchmarks/)")
     print(f"login:      {USER} / {password}   (kept in {passwords})")
     print("Ctrl-C stops the server.", flush=True)
     try:
-        return subprocess.run([airflow_cmd, "api-server", "--host", "127.0.0.1", "--port", str(args.port)],
+        return subprocess.run([airflow_cmd, "api-server", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, cwd=REPO).returncode
     except KeyboardInterrupt:
         return 0

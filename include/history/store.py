@@ -9,11 +9,14 @@ so that callers (the UI plugin) cannot write through them and need no session. `
 additionally makes the database itself refuse writes (SQLite `query_only`, PostgreSQL read-only transactions).
 
 Every value a caller passes (filters, run ids) reaches the database as a bound parameter. A database that cannot
-be reached raises `HistoryUnavailable` naming the URL without its password.
+be reached, or whose file is not (or no longer) a database, raises `HistoryUnavailable` naming the URL without its
+password; no connection to it is kept, so the next call tries afresh (a SQLite file replaced under the same name is
+noticed at the next checkout).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,7 +27,9 @@ from sqlalchemy import and_, case, create_engine, delete, event, exists, func, o
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DatabaseError,
     DBAPIError,
+    DisconnectionError,
     IntegrityError,
     InterfaceError,
     NoSuchModuleError,
@@ -64,6 +69,15 @@ from include.history.rows import (
 )
 from include.records import Regression, RunRecord, ScalingResult
 from include.verdict import COMPLIANT, Verdict
+
+
+def _file_identity(database: str) -> tuple[int, int] | None:
+    """Which file a SQLite path names now (device, inode); None for no file or an in-memory database."""
+    try:
+        found = os.stat(database)
+    except (OSError, ValueError):
+        return None
+    return found.st_dev, found.st_ino
 
 
 def default_url() -> str:
@@ -144,6 +158,7 @@ class HistoryStore:
 
         if backend == "sqlite":
             readonly = self.readonly
+            database = self._url.database or ""
 
             @event.listens_for(engine, "connect")
             def _sqlite_pragmas(dbapi_connection, _record):
@@ -152,6 +167,15 @@ class HistoryStore:
                 if readonly:
                     cursor.execute("PRAGMA query_only=ON")
                 cursor.close()
+                _record.info["file"] = _file_identity(database)
+
+            @event.listens_for(engine, "checkout")
+            def _same_file(_dbapi_connection, record, _proxy):
+                # A pooled connection keeps the file it opened: a history replaced or restored under the same name
+                # (a new inode) went unseen, and a connection opened on a bad file failed until a restart. One stat
+                # per checkout; a stale connection is dropped and the pool connects afresh.
+                if record.info.get("file") != _file_identity(database):
+                    raise DisconnectionError(f"{database} is another file than the one this connection opened")
         return engine
 
     def _scrub(self, text: str) -> str:
@@ -176,7 +200,10 @@ class HistoryStore:
                 raise HistoryUnavailable(
                     f"history database {self.safe_url} has no history schema ({detail}); "
                     f"run HistoryStore(url).upgrade() first") from None
-            if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
+            # A bare DatabaseError is the file itself: "file is not a database", "database disk image is malformed".
+            if isinstance(exc, (OperationalError, InterfaceError)) or type(exc) is DatabaseError \
+                    or exc.connection_invalidated:
+                self.engine.dispose()        # no connection to what failed is kept: the next call connects afresh
                 raise HistoryUnavailable(f"history database {self.safe_url} unavailable while trying to {action}: "
                                          f"{detail}") from None
             raise

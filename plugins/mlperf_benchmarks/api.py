@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from . import queries, views
-from .filters import MAX_FILTER_LEN, parse_filters
+from .filters import MAX_FILTER_LEN, check_offset, parse_filters
 from .rendering import as_json, row_dict
 from .store_access import get_store
 
@@ -21,6 +21,7 @@ def api_filters():
 def api_runs(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0), scenario: str | None = None,
              node: str | None = None, branch: str | None = None, since: str | None = None, until: str | None = None):
     filters = parse_filters(scenario, node, branch, since, until)
+    offset = check_offset(offset)
     runs = get_store().runs(limit=limit, offset=offset, **filters.store_kwargs())
     return as_json({"runs": [dict(row_dict(r), validity=views.validity_summary(r)) for r in runs],
                     "limit": limit, "offset": offset, "filters": filters.query()})

@@ -6,6 +6,9 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 MAX_FILTER_LEN = 250
+MAX_OFFSET = 1_000_000_000           # rows to skip: a database's integers end at 2**63 - 1
+# Dates the page can do arithmetic on (`until` + 1 day, the trend window's 14 days back) and every database stores.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
 
 
 class BadFilter(ValueError):
@@ -53,9 +56,19 @@ def _day(name: str, value: str | None) -> date | None:
     try:
         if len(value) != 10:
             raise ValueError(value)
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise BadFilter(f"'{name}' must be a date as YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadFilter(f"'{name}' must be a date between {FIRST_DAY} and {LAST_DAY}")
+    return day
+
+
+def check_offset(value: int) -> int:
+    """A row offset the store can bind (FastAPI has checked it is an integer >= 0)."""
+    if value > MAX_OFFSET:
+        raise BadFilter(f"'offset' must be at most {MAX_OFFSET:,}")
+    return value
 
 
 def parse_filters(scenario: str | None, node: str | None, branch: str | None, since: str | None,

@@ -36,8 +36,11 @@ def login_redirect(request: Request) -> Response:
     """Send a browser to the auth manager's login page, coming back here afterwards."""
     from airflow.api_fastapi.app import get_auth_manager
 
+    # Back to this path, on this server: the path and query only, never the Host header (a forged one would have
+    # sent the user to another site after the login).
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     try:
-        url = get_auth_manager().get_url_login(next_url=str(request.url))
+        url = get_auth_manager().get_url_login(next_url=here)
     except Exception:  # no auth manager initialised: nothing to redirect to, answer plainly
         return JSONResponse({"detail": "Not authenticated"}, status_code=401)
     return RedirectResponse(url, status_code=303)

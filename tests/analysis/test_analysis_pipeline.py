@@ -2,6 +2,7 @@
 and regressions against a history store on SQLite."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -241,13 +242,124 @@ def test_cli_record_refuses_a_run_id_the_dag_recorded(artefacts: Path, tmp_path:
                                                 logical_date=when))
     rc = main(["report", str(artefacts), "--out", str(tmp_path / "out"), "--history-url", url, "--record",
                "--run-id", "scheduled__1"])
-    assert rc == 2
-    err = capsys.readouterr().err
+    assert rc == 4                                       # the report is written, the run not recorded
+    printed = capsys.readouterr()
+    assert f"report: {tmp_path / 'out' / 'report.html'}" in printed.out.splitlines()
+    assert printed.out.splitlines()[-1].startswith("verdict: ")
+    err = printed.err.splitlines()[-1]
     assert "not recorded: run id 'scheduled__1' was recorded by the DAG" in err and "--run-id" in err
     store = HistoryStore(url, readonly=True)
     try:
         run = store.run("scheduled__1")
         assert (run.dag_id, run.trigger, run.logical_date, run.results_total) == (
             "mlperf_llama31_8b", "scheduled", when, 1)
+    finally:
+        store.dispose()
+
+
+# -- the CLI's bad input and failures: one line, a documented exit status, the report's paths whenever it was written
+
+@contextlib.contextmanager
+def read_only(path: Path):
+    """The file cannot be written, even by root: immutable (chattr +i) as root, mode 0444 otherwise."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+    else:
+        path.chmod(0o444)
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        else:
+            path.chmod(0o644)
+
+
+@pytest.mark.parametrize("where", ["is a file", "under a file"])
+def test_out_that_is_a_file_is_bad_usage(artefacts: Path, tmp_path: Path, capsys, where: str) -> None:
+    """Before: a traceback (FileExistsError / NotADirectoryError) and exit 1."""
+    from include.cli import main
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    out = blocker if where == "is a file" else blocker / "report"
+    assert main(["report", str(artefacts), "--out", str(out)]) == 2
+    printed = capsys.readouterr()
+    assert printed.err == f"error: --out {out}: {blocker} is a file, not a folder\n" and printed.out == ""
+    assert blocker.read_text() == "mine"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-5"])
+def test_threshold_must_be_a_finite_percentage(artefacts: Path, tmp_path: Path, capsys, value: str) -> None:
+    """Before: accepted; nan judged nothing a regression, -5 everything."""
+    from include.cli import main
+
+    assert main(["report", str(artefacts), "--out", str(tmp_path / "out"), f"--threshold-pct={value}"]) == 2
+    printed = capsys.readouterr()
+    assert printed.err == f"error: --threshold-pct must be a finite percentage >= 0, not {value}\n"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "read-only"])
+def test_a_history_that_cannot_be_written_leaves_the_report_and_says_so(artefacts: Path, tmp_path: Path, capsys,
+                                                                        damage: str) -> None:
+    """Before: a traceback, exit 1, the report written but its paths and verdict not printed."""
+    from include.cli import main
+
+    path = tmp_path / "history.sqlite"
+    url = f"sqlite:///{path}"
+    earlier = pipeline.analyse([make_record("gpu-a")], run_id="earlier", history_url=None)
+    pipeline.record(url, earlier, pipeline.run_meta(earlier))
+    if damage == "corrupt":
+        path.write_bytes(b"this is not a database" * 200)
+    before = path.read_bytes()
+    out = tmp_path / "out"
+    with read_only(path) if damage == "read-only" else contextlib.nullcontext():
+        rc = main(["report", str(artefacts), "--out", str(out), "--history-url", url, "--record"])
+    printed = capsys.readouterr()
+    assert rc == 4, printed
+    lines = printed.out.splitlines()
+    assert f"report: {out / 'report.md'}" in lines and f"report: {out / 'report.html'}" in lines
+    assert lines[-1].startswith("verdict: FAILED: 2 of 5 runs failed or missing")
+    assert not any(line.startswith("recorded:") for line in lines)
+    last = printed.err.splitlines()[-1]
+    assert last.startswith(f"error: not recorded: history database {url} unavailable while trying to "), last
+    assert ("readonly database" if damage == "read-only" else "file is not a database") in last
+    assert "Traceback" not in printed.err and (out / "report.html").is_file()
+    assert path.read_bytes() == before
+
+
+def test_a_dag_runs_folder_is_recorded_under_its_own_run_id(tmp_path: Path, capsys) -> None:
+    """The folder is the run id made file-safe (plan.run_slug); its plan.json holds the real one. Before, --record
+    without --run-id stored the folder's name: a second copy of a run the DAG had recorded."""
+    from include.cli import main
+    from include.history import HistoryStore
+    from include.plan import run_slug
+
+    url = f"sqlite:///{tmp_path / 'history.sqlite'}"
+    ids = {"dag": "manual__2026-11-28T06:00:00+00:00", "unrecorded": "manual__2026-11-29T06:00:00+00:00"}
+    folders = {}
+    for name, run_id in ids.items():
+        folder = folders[name] = tmp_path / "artifacts" / run_slug(run_id)
+        record = make_record("xe8640", accelerator="NVIDIA H100 80GB HBM3", memory_gib=79.6, engine=H100_ENGINE,
+                             tokens_per_second=5777.08, samples_per_second=45.1334, samples=40104, run_id=run_id)
+        _write_run(folder, "single", "xe8640", "Offline", "performance", record,
+                   FIXTURES / "Offline" / "performance" / "run_1")
+        (folder / "plan.json").write_text(json.dumps({"run_id": run_id, "run_dir": str(folder)}))
+        assert folder.name != run_id
+    dag = pipeline.analyse([make_record("gpu-a", run_id=ids["dag"])], run_id=ids["dag"], history_url=None)
+    pipeline.record(url, dag, pipeline.run_meta(dag, dag_id="mlperf_llama31_8b", trigger="manual",
+                                                logical_date=datetime(2026, 11, 28, 6, tzinfo=timezone.utc)))
+
+    assert main(["report", str(folders["dag"]), "--out", str(tmp_path / "o1"), "--history-url", url,
+                 "--record"]) == 4
+    assert f"not recorded: run id {ids['dag']!r} was recorded by the DAG" in capsys.readouterr().err
+    assert main(["report", str(folders["unrecorded"]), "--out", str(tmp_path / "o2"), "--history-url", url,
+                 "--record"]) == 0
+    assert f"recorded: {ids['unrecorded']} in " in capsys.readouterr().out
+    store = HistoryStore(url, readonly=True)
+    try:
+        assert sorted(r.run_id for r in store.runs()) == sorted(ids.values())      # no copy under a folder name
+        assert store.run(ids["dag"]).trigger == "manual" and store.run(ids["unrecorded"]).trigger == "cli"
     finally:
         store.dispose()

@@ -415,6 +415,37 @@ def test_database_down_raises_history_unavailable_without_password():
         assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
+def test_a_corrupt_sqlite_file_is_unavailable_and_a_restored_one_is_read_again(sqlite_url):
+    """A real file gone bad: "file is not a database" was a raw DatabaseError (a 500 on the page); a connection
+    opened on it, or on the file before a restore by rename, was kept by the pool until the process restarted."""
+    import os
+    from pathlib import Path
+
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    writer = HistoryStore(sqlite_url)
+    writer.upgrade()
+    writer.record(meta("r1"), [record()])
+    writer.dispose()
+    good = path.read_bytes()
+    reader = HistoryStore(sqlite_url, readonly=True)
+
+    def replace(data: bytes) -> None:
+        path.with_suffix(".new").write_bytes(data)
+        os.replace(path.with_suffix(".new"), path)
+
+    assert [r.run_id for r in reader.runs()] == ["r1"]
+    for spoil, restore in ((lambda: path.write_bytes(b"not a database" * 400), lambda: path.write_bytes(good)),
+                           (lambda: replace(b"garbage" * 4096), lambda: replace(good)),
+                           (lambda: path.write_bytes(good[:len(good) // 3]), lambda: replace(good))):
+        spoil()
+        for _ in range(2):
+            with pytest.raises(HistoryUnavailable, match="unavailable while trying to list runs"):
+                reader.runs()
+        restore()
+        assert [r.run_id for r in reader.runs()] == ["r1"]
+    reader.dispose()
+
+
 def test_store_without_schema_says_to_upgrade(sqlite_url):
     with pytest.raises(HistoryUnavailable, match=r"upgrade\(\)"):
         HistoryStore(sqlite_url).runs()

@@ -7,10 +7,12 @@ before anything of Airflow is imported by these tests, and restores the environm
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
 import secrets
+import select
 import socket
 import subprocess
 import sys
@@ -61,6 +63,67 @@ def running_api_server(env: dict[str, str], log_path: Path, timeout_s: float = 1
         yield base
     finally:
         stop_process_group(proc)
+
+
+@dataclasses.dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    sent: int                  # body bytes the client had sent when the answer came
+    seconds: float
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def raw_post(base: str, path: str, headers: dict[str, str], body: bytes, *, chunked: bool = False,
+             chunk_size: int = 1 << 16, timeout_s: float = 120) -> RawResponse:
+    """POST over a plain socket that stops sending its body as soon as the server answers (as curl does), so that a
+    test sees whether the server answered before reading the body and how much of it it had been sent. Keep-alive:
+    the server may drain the rest; the answer is read by its Content-Length."""
+    host, port = base.removeprefix("http://").split(":")
+    head = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json",
+            *(f"{k}: {v}" for k, v in headers.items()),
+            "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"]
+    started = time.monotonic()
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        pieces = [body[i:i + chunk_size] for i in range(0, len(body), chunk_size)]
+        frames = [b"%x\r\n%s\r\n" % (len(p), p) for p in pieces] + [b"0\r\n\r\n"] if chunked else pieces
+        answered = False
+        for frame in frames:
+            view = memoryview(frame)
+            while view and not answered:
+                readable, writable, _ = select.select([sock], [sock], [], timeout_s)
+                if readable:
+                    answered = True
+                elif writable:
+                    try:
+                        n = sock.send(view)
+                    except (BrokenPipeError, ConnectionResetError):
+                        answered = True
+                        break
+                    view = view[n:]
+                    sent += n
+            if answered:
+                break
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed before an answer: {data[:200]!r}"
+            data += chunk
+        head_bytes, rest = data.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head_bytes.decode("latin-1").split("\r\n")
+        answer_headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines)}
+        length = int(answer_headers.get("content-length", "0"))
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    return RawResponse(int(status_line.split()[1]), answer_headers, rest[:length], sent, time.monotonic() - started)
 
 
 def stop_process_group(proc: subprocess.Popen) -> None:
