@@ -50,7 +50,8 @@ SUT_PACKAGE = USER_CONF_SCHEMA_PATH.parent
 # characters: a newline in a path or image would smuggle a second line into whatever consumes it.
 PATH_MAX = 4096
 IMAGE_REF_MAX = 512
-NO_CONTROL_CHARS = "^[^\\u0000-\\u001f\\u007f]*$"
+# `(?!\n)`: Python's `$` (jsonschema's `re.search`) also matches before a final newline, so "/models/x\n" passed.
+NO_CONTROL_CHARS = "^[^\\u0000-\\u001f\\u007f]*$(?!\\n)"
 # The embedded profile: a smoke test small enough for a laptop CPU. NOT MLPerf-compliant (said in the report).
 EMBEDDED_SAMPLES = 16
 EMBEDDED_OVERRIDES = {"min_duration": 0, "min_query_count": EMBEDDED_SAMPLES}

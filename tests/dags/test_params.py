@@ -182,6 +182,7 @@ def test_one_definition_of_the_loadgen_keys_on_both_sides():
     ({"user_conf_overrides": {"qsl_rng_seed": 1}}, "Additional properties are not allowed"),
     ({"server_target_qps": 1e12}, "1000000000000.0 is greater than the maximum of 15000"),
     ({"model_path": "/models/x\n/other"}, "does not match"),
+    ({"model_path": "/models/x\n"}, "does not match"),        # Python's `$` matches before a final newline
     ({"model_path": "/m" * 3000}, "is too long"),
     ({"sut_image": "registry/sut:" + "x" * 600}, "is too long"),
     ({"max_num_seqs": 10**9}, "is greater than the maximum of 65536"),
