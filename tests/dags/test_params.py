@@ -111,7 +111,7 @@ def test_plan_layout_and_arguments(deploy_env):
     assert run.output_dir.startswith(deploy_env["MLPERF_ARTIFACTS_DIR"])
     args = run.arguments
     assert args[:5] == ["run", "--scenario", "Server", "--mode", "performance"]
-    assert "target_qps=4" in args and "min_duration=0" in args
+    assert "target_qps=20" in args and "min_duration=0" in args and "min_query_count=500" in args
     assert not plan.compliant and "NOT MLPerf-compliant" in plan.notes[0]
 
 
