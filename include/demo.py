@@ -8,6 +8,7 @@ Exit status: 0 when the DAG run succeeded, 1 when it failed (the report is still
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -45,6 +46,9 @@ def import_reference(history_url: str, artifacts: Path, root: Path = REFERENCE_R
     from include.history.store import validate_records
 
     reports = []
+    log = artifacts / f"reference-{root.name}" / "import.log"      # the report CLI's own lines, one block per run
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
     # The reports lie under the demo's artefacts root: the history stores their paths relative to it.
     saved = os.environ.get("MLPERF_ARTIFACTS_DIR")
     os.environ["MLPERF_ARTIFACTS_DIR"] = str(artifacts)
@@ -58,7 +62,10 @@ def import_reference(history_url: str, artifacts: Path, root: Path = REFERENCE_R
             except ValueError as refused:
                 print(f"reference run {run.name}: rendered, not recorded in the history: {refused}")
                 record = []
-            cli.main(["report", str(run), "--out", str(out), "--model", str(REFERENCE_MODEL), *record])
+            with open(log, "a", encoding="utf-8") as quiet, contextlib.redirect_stdout(quiet), \
+                    contextlib.redirect_stderr(quiet):
+                print(f"== {run.name}")
+                cli.main(["report", str(run), "--out", str(out), "--model", str(REFERENCE_MODEL), *record])
             reports.append(out / "report.html")
     finally:
         if saved is None:
@@ -91,9 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     run.print_summary()
     if not args.no_reference:
         for root in (REFERENCE_RUNS, REFERENCE_X2_RUNS):
-            print(f"\nreference GPU runs ({root.relative_to(REPO)}/), recorded in the same history:")
-            for path in import_reference(env["MLPERF_HISTORY_URL"], artifacts, root):
-                print(f"  report  {path}")
+            reports = import_reference(env["MLPERF_HISTORY_URL"], artifacts, root)
+            print(f"reference GPU runs of {root.relative_to(REPO)}/: {len(reports)} reports under "
+                  f"{reports[0].parent.parent if reports else artifacts}, recorded in the same history")
     print("\nthe Benchmarks page on this history: make ui (prints the URL and the login)")
     return 0 if run.succeeded else 1
 

@@ -102,11 +102,20 @@ class HostRun:
         report = self.run_dir / "report" if self.run_dir else None
         return sorted(p for p in report.rglob("*") if p.is_file()) if report and report.is_dir() else []
 
+    def verdict(self) -> str | None:
+        """The pipeline's verdict, as the report states it (None when no report was written)."""
+        try:
+            return json.loads((self.run_dir / "report" / "analysis.json").read_text())["verdict"]["headline"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def print_summary(self) -> None:
         print(f"\nDAG run {self.run_id or '(none: the plan task did not run)'}: "
               f"{'success' if self.succeeded else 'FAILED'}")
         if self.run_dir:
             print(f"artefacts: {self.run_dir}")
+        if verdict := self.verdict():
+            print(f"verdict: {verdict}")
         paths = self.report_paths()
         for path in paths:
             print(f"  {'chart ' if path.suffix in ('.png', '.svg') else 'report'}  {path}")
