@@ -27,14 +27,20 @@ RUN_SUMMARY = "performance/run_1/mlperf_log_summary.txt"
 RELATIVE_TOLERANCE = 1e-5
 SUMMARY_ROUNDING = 0.005
 # The engine a software string names. NVIDIA's table entries say "TensorRT x.y", but their llama3.1-8b harness runs
-# TensorRT-LLM (closed/NVIDIA/README.md: "Using TRTLLM serve (used for Deepseek-R1 and Llama3.1-8b)"). First match
-# wins: "vLLM 0.9.0, PyTorch 2.7.0" is vLLM.
-ENGINES = (("sglang", "SGLang"), ("vllm", "vLLM"), ("tensorrt", "TensorRT-LLM"), ("pytorch", "PyTorch"))
+# TensorRT-LLM (closed/NVIDIA/README.md: "Using TRTLLM serve (used for Deepseek-R1 and Llama3.1-8b)"). The engine
+# named first wins, PyTorch only where no other is named (the framework under an engine): "vLLM 0.9.0, PyTorch 2.7.0"
+# and Intel's "PyTorch vLLM" are vLLM, and "TensorRT 10.14, ..., TensorRT-LLM ..., vLLM CentML:mlperf-inf-mm-q3vl"
+# (one stack listed for all of a submitter's benchmarks, vLLM for the vision model) TensorRT-LLM.
+ENGINES = (("sglang", "SGLang"), ("vllm", "vLLM"), ("tensorrt", "TensorRT-LLM"))
+FRAMEWORK = ("pytorch", "PyTorch")
 
 
 def engine_of(software: str) -> str:
     lowered = software.lower()
-    return next((engine for needle, engine in ENGINES if needle in lowered), software)
+    named = [(lowered.find(needle), engine) for needle, engine in ENGINES if needle in lowered]
+    if named:
+        return min(named)[1]
+    return FRAMEWORK[1] if FRAMEWORK[0] in lowered else software
 
 
 def measured_tokens_per_s(summary: Path, scenario: str) -> float:
