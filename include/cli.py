@@ -7,7 +7,7 @@ ARTIFACTS_DIR is one pipeline run's folder (<branch>/<node>/<scenario>/<mode>/) 
 MLPerf submission's <scenario>/performance/run_1/, another harness's output). The same pipeline as the DAG's.
 
     python -m include submission RUN_DIR --out DIR [--model DIR --dataset FILE]   (the MLPerf submission tree)
-    python -m include submission --check DIR                                      (our check of a tree)
+    python -m include submission --check DIR [--version v5.1|v6.0|v6.1]           (our check of a tree)
 
 Exit status of `report`: 0 every run completed (VALID or INVALID: LoadGen's verdict is in the report),
 1 a run failed or is missing, 2 bad usage, 3 no run was readable, 4 the report was written but `--record` did not
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from include import pipeline
+from include import mlperf_rules, pipeline
 from include.history import HistoryUnavailable, RunIdentityConflict
 
 
@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     submission.add_argument("artifacts_dir", type=Path, nargs="?", help="one pipeline run's artefacts folder")
     submission.add_argument("--out", type=Path, help="folder to write the tree into (<out>/<division>/<submitter>/)")
     submission.add_argument("--check", type=Path, metavar="DIR", help="only check the tree under DIR")
+    submission.add_argument("--version", choices=list(mlperf_rules.CHECKER_ROUNDS),
+                            help="with --check: the MLCommons checker round whose rules apply (its --version; "
+                                 "default: the round whose seeds the tree's performance logs carry)")
     submission.add_argument("--model", help="model directory: scores unscored accuracy runs, TEST06's EOS token")
     submission.add_argument("--dataset", help="the data set JSON (references for scoring accuracy runs)")
     from include import plan_cli
@@ -156,8 +159,14 @@ def submission(args: argparse.Namespace) -> int:
         if not args.check.is_dir():
             print(f"error: --check {args.check}: not a directory", file=sys.stderr)
             return EXIT_USAGE
-        result = run.check_result(args.check, checker.check(args.check))
+        rules = checker.choose_round(args.check, args.version)
+        print(rules.line())
+        result = run.check_result(args.check, checker.check(args.check, rules.version), rules=rules)
     else:
+        if args.version is not None:
+            print(f"error: --version goes with --check: a tree laid out here is for {mlperf_rules.CHECKER_VERSION} "
+                  "(the round of the seeds our runs log)", file=sys.stderr)
+            return EXIT_USAGE
         if args.artifacts_dir is None or args.out is None:
             print("error: give a run folder and --out DIR, or --check DIR", file=sys.stderr)
             return EXIT_USAGE

@@ -86,11 +86,60 @@ MULTIPLE_CONF_ERROR = "Multiple conf files are used"
 
 COMPLIANCE_TESTS = ("TEST06",)                # the only compliance test llama3.1-8b requires
 
-# -- The submission: what MLCommons' checker (mlcommons/inference tools/submission/submission_checker, the version
-# matching LoadGen 6.0.x) requires of a llama3.1-8b result tree. Each value cites the file it was read from.
-# LoadGen 6.0.17's mlperf.conf sets the seeds of constants.py MODEL_CONFIG["v6.1"] (v6.0's are older ones, which
-# every 6.0.17 log fails), so v6.1 is the round; its llama3.1-8b entries and v6.0 paths are otherwise the same.
-CHECKER_VERSION = "v6.1"                      # `--version v6.1` of submission_checker/main.py
+# -- The submission: what MLCommons' checker (mlcommons/inference tools/submission/submission_checker) requires of a
+# llama3.1-8b result tree. Each value cites the file it was read from. The checker takes the round as `--version`;
+# for llama3.1-8b its rounds v5.1, v6.0 and v6.1 differ only in the RNG seeds a run must have used (constants.py
+# MODEL_CONFIG[round]["seeds"]) and, before v6.0, in where the measurements, compliance and code folders live
+# (constants.py MEASUREMENTS_PATH, COMPLIANCE_PATH, SRC_PATH by round). Scenarios, sample counts, latency limits,
+# accuracy targets and the file lists are the same in the three rounds.
+
+
+@dataclass(frozen=True)
+class CheckerRound:
+    """One round of MLCommons' submission checker (its `--version`), as far as it differs for llama3.1-8b."""
+
+    name: str                       # "v6.1"
+    seeds: dict[str, int]           # constants.py MODEL_CONFIG[name]["seeds"]: the effective_* values a run must log
+    # The folders under <division>/<submitter>/ (constants.py *_PATH[name]); {system}, {benchmark}, {scenario} are
+    # filled in. v6.0 moved measurements and compliance into the results folder and renamed code/ to src/.
+    measurements_dir: str           # MEASUREMENTS_PATH: user.conf, README.md and the measurements JSON
+    compliance_dir: str             # COMPLIANCE_PATH: TEST06/ lies in it
+    src_dir: str                    # SRC_PATH
+    # The measurements JSON: a fixed name, or None where the checker takes the file that starts with the system's
+    # name and ends in .json, "_<scenario>.json" preferred (loader.py get_measurement_path, v5.1's "{file}").
+    measurements_file: str | None
+
+
+_RESULTS = "results/{system}/{benchmark}/{scenario}"
+MEASUREMENTS_JSON = "measurements.json"       # MEASUREMENTS_PATH v6.0 and v6.1
+CHECKER_ROUNDS: dict[str, CheckerRound] = {r.name: r for r in (
+    CheckerRound("v5.1", {"qsl_rng_seed": 1780908523862526354, "sample_index_rng_seed": 14771362308971278857,
+                          "schedule_rng_seed": 18209322760996052031},
+                 measurements_dir="measurements/{system}/{benchmark}/{scenario}",
+                 compliance_dir="compliance/{system}/{benchmark}/{scenario}", src_dir="code", measurements_file=None),
+    CheckerRound("v6.0", {"qsl_rng_seed": 2465351861681999779, "sample_index_rng_seed": 14276810075590677512,
+                          "schedule_rng_seed": 3936089224930324775},
+                 measurements_dir=_RESULTS, compliance_dir=_RESULTS, src_dir="src",
+                 measurements_file=MEASUREMENTS_JSON),
+    # LoadGen 6.0.17's mlperf.conf sets these: every log our SUT writes carries them.
+    CheckerRound("v6.1", {"qsl_rng_seed": 2085463073848966840, "sample_index_rng_seed": 2747215439041700203,
+                          "schedule_rng_seed": 16159082839903944936},
+                 measurements_dir=_RESULTS, compliance_dir=_RESULTS, src_dir="src",
+                 measurements_file=MEASUREMENTS_JSON),
+)}
+# The round our trees are laid out and checked for (`--version v6.1` of submission_checker/main.py): the round of
+# LoadGen 6.0.17's seeds. Checking someone else's tree, the default is the round whose seeds its logs carry.
+CHECKER_VERSION = "v6.1"
+SEEDS = CHECKER_ROUNDS[CHECKER_VERSION].seeds   # the seeds our runs log (the tree's mlperf.conf sets them)
+
+
+def round_of_seeds(values: dict[str, object]) -> str | None:
+    """The checker round whose seeds these are ({"qsl_rng_seed": ..., ...}, as a log's effective_* values), or None
+    when they are no round's."""
+    return next((r.name for r in CHECKER_ROUNDS.values()
+                 if all(values.get(key) == seed for key, seed in r.seeds.items())), None)
+
+
 DIVISIONS = ("closed", "open", "network")     # constants.py VALID_DIVISIONS
 AVAILABILITIES = ("available", "preview", "rdi")   # constants.py VALID_AVAILABILITIES (system json "status")
 SYSTEM_TYPE = "datacenter"                    # llama3.1-8b (not -edge) is in the datacenter suite (constants.py)
@@ -101,7 +150,8 @@ ONE_OF_SCENARIOS = ("Interactive", "Server")
 # constants.py REQUIRED_PERF_FILES, REQUIRED_ACC_FILES, REQUIRED_MEASURE_FILES; PERFORMANCE_LOG_PATH etc. for where
 PERFORMANCE_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt")
 ACCURACY_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "accuracy.txt", "mlperf_log_accuracy.json")
-SCENARIO_FILES = ("measurements.json", "user.conf", "README.md")   # measurements.json: MEASUREMENTS_PATH v6.0 and v6.1
+MEASURE_FILES = ("user.conf", "README.md")    # beside the measurements JSON, in CheckerRound.measurements_dir
+SCENARIO_FILES = (MEASUREMENTS_JSON, *MEASURE_FILES)   # our tree's scenario folder (v6.1's layout)
 TEST06_FILES = ("verify_accuracy.txt", "accuracy/mlperf_log_accuracy.json")   # compliance/TEST06/run_verification.py
 # constants.py SYSTEM_IMP_REQUIRED_FILES: the fields of measurements.json (each must be non-empty)
 MEASUREMENTS_FIELDS = ("input_data_types", "retraining", "starting_weights_filename", "weight_data_types",
@@ -125,9 +175,6 @@ SYSTEM_MEANINGFUL_FIELDS = (
     "framework", "operating_system", "other_software_stack")
 MAX_ACCURACY_LOG_BYTES = 10 * 1024            # constants.py MAX_ACCURACY_LOG_SIZE: larger is "not truncated"
 ACCURACY_LOG_VIEWABLE_BYTES = 4096            # truncate_accuracy_log.py VIEWABLE_SIZE: head and tail kept
-# constants.py MODEL_CONFIG["v6.1"]["seeds"] = loadgen/mlperf.conf 6.0.17's: the run must have used these
-SEEDS = {"qsl_rng_seed": 2085463073848966840, "sample_index_rng_seed": 2747215439041700203,
-         "schedule_rng_seed": 16159082839903944936}
 # performance_check.py: Server and SingleStream are judged by early stopping (min query count not checked there);
 # Server's early-stopping target latency must not exceed constants.py "latency-constraint" (20 s)
 EARLY_STOPPING_SCENARIOS = ("Server", "SingleStream")

@@ -1,9 +1,9 @@
 """Published MLPerf Inference results for llama3.1-8b: the reference a nightly run is seen against.
 
 The data is `include/data/mlperf_published_llama3.1-8b.csv`, one row per (round, system, scenario) of MLCommons'
-results table, each with the URL of the LoadGen summary it was checked against (include/data/README.md says how the
-file was built and how to refresh it). A run is matched to published rows through its accelerator key
-(`include.accelerators.lookup(name).key`) and its scenario.
+results table, each with its round and the URL of its LoadGen summary (include/data/README.md says how the file was
+built, which rounds' figures were checked against those summaries, and how to refresh it). A run is matched to
+published rows through its accelerator key (`include.accelerators.lookup(name).key`) and its scenario.
 
 The loader refuses a broken file with the row and the field, so a bad refresh fails the tests, not the page.
 """
@@ -21,7 +21,7 @@ from include.metrics import METRICS
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / f"mlperf_published_{rules.BENCHMARK}.csv"
 SOURCE_PREFIX = "https://github.com/mlcommons/"
-ROUND = re.compile(r"v\d+\.\d+")                          # MLCommons' round names: v5.1, v6.0
+ROUND = re.compile(r"v\d+\.\d+")                          # MLCommons' round names: v5.1, v6.0, v6.1
 # The per-accelerator figure is stored rounded to 0.1 tokens/s; a stored figure further than this from
 # tokens_per_s / accelerator_count is an error in the file.
 PER_ACCELERATOR_TOLERANCE = 0.051
@@ -48,7 +48,8 @@ class PublishedResult:
     tokens_per_s: float                 # the results table's figure (Offline: tokens/s; Server, Interactive:
     #                                     completed tokens/s)
     tokens_per_s_per_accelerator: float
-    source_url: str                     # the mlperf_log_summary.txt the figure was checked against
+    source_url: str                     # the result's mlperf_log_summary.txt (v5.1, v6.0: the figure was checked
+    #                                     against it; v6.1's are the results table's: include/data/README.md)
     software: str = ""                  # the software stack as published, unchanged
 
     def label(self) -> str:
@@ -102,10 +103,15 @@ def best_per_accelerator(results: list[PublishedResult], accelerator: str, scena
     return max(candidates, key=lambda r: r.tokens_per_s_per_accelerator, default=None)
 
 
+# A system of two kinds of chips (v6.1's "NVIDIA H200-SXM-141GB + AMD Instinct MI350X 288GB HBM3e"): its
+# per-accelerator figure is no one chip's.
+MIXED_ACCELERATORS = re.compile(r"\s\+\s|\sand\s")
+
+
 def normalise_accelerator(published_name: str) -> str:
     """Our accelerator key for a name as MLCommons publishes it ("NVIDIA H200-SXM-141GB" -> "H200"); a chip
-    include/accelerators.py does not know keeps its published name."""
-    known = accelerators.lookup(published_name)
+    include/accelerators.py does not know, or a system of several kinds of chips, keeps its published name."""
+    known = None if MIXED_ACCELERATORS.search(published_name) else accelerators.lookup(published_name)
     return known.key if known else published_name.strip()
 
 

@@ -1,20 +1,23 @@
-"""Our check of a submission tree: the rules MLCommons' submission checker (LoadGen 6.0.x's round, v6.1) applies to
-llama3.1-8b, each failure printed with the rule and the file.
+"""Our check of a submission tree: the rules MLCommons' submission checker applies to llama3.1-8b in one round
+(its `--version`: v5.1, v6.0 or v6.1, include/mlperf_rules.py CHECKER_ROUNDS), each failure printed with the rule
+and the file. Our own trees are checked for v6.1 (LoadGen 6.0.17's round); another tree, by default, for the round
+whose seeds its performance logs carry (`choose_round`).
 
 Rules and where each comes from (mlcommons/inference tools/submission/submission_checker/):
-  structure     required folders and files               constants.py REQUIRED_*_FILES, *_PATH for v6.1; loader.py
+  structure     required folders and files               constants.py REQUIRED_*_FILES, *_PATH[round]; loader.py
   scenarios     Offline and one of Server/Interactive    loader.py check_scenarios (closed and network only)
   validity      LoadGen said VALID                       mlperf_log_summary.txt "Result is : VALID" (ours: a
                                                          nightly wants INVALID named, the checker reads the detail)
   loadgen-errors no ERROR in a detail log                checks/performance_check.py, accuracy_check.py
-  settings      seeds, min duration 600 s, query count,  checks/performance_check.py (seeds_check,
-                sample count, token latencies, latency   min_duration_check, min_query_count_check,
-                limits, early stopping                   performance_sample_count_check, llm_check, latency_check)
+  settings      the round's seeds, min duration 600 s,   checks/performance_check.py (seeds_check,
+                query count, sample count, token         min_duration_check, min_query_count_check,
+                latencies, latency limits, early stopping performance_sample_count_check, llm_check, latency_check)
   accuracy      targets, hash, log truncated, full data   checks/accuracy_check.py (targets: closed and network)
   compliance    TEST06 verified and passed               checks/compliance_check.py (closed and network)
   system        required fields, status, type, division,  checks/system_check.py
                 submitter
-  measurements  measurements.json fields, src/ exists    checks/measurements_checks.py
+  measurements  the measurements JSON's fields, user.conf checks/measurements_checks.py
+                and README.md beside it, src/ (code/) exists
 The figures are include/mlperf_rules.py's.
 """
 from __future__ import annotations
@@ -41,9 +44,78 @@ class Problem:
         return f"[{self.rule}] {self.path}: {self.message}"
 
 
+@dataclass(frozen=True)
+class RoundChoice:
+    """The checker round whose rules are applied, and why that one (a line the CLI and the check's JSON carry)."""
+
+    version: str
+    why: str
+
+    def line(self) -> str:
+        return f"rules: MLCommons' submission checker {self.version} ({self.why})"
+
+
+OUR_ROUND = RoundChoice(mlperf_rules.CHECKER_VERSION, "the round of LoadGen 6.0.17's seeds, which our runs log")
+# <division>/<submitter>/results/<system>/<benchmark>/<scenario>/performance/run_1/: where every round keeps them
+PERFORMANCE_DETAIL_LOGS = f"*/*/results/*/*/*/performance/run_1/{loadgen_logs.DETAIL_LOG}"
+
+
+def logged_seeds(values: dict[str, Any]) -> dict[str, Any]:
+    """The seeds a detail log's values say LoadGen used (its effective_* settings), by the checker's names."""
+    return {key: values.get(f"effective_{key}") for key in mlperf_rules.SEEDS}
+
+
+def _log_rounds(root: Path) -> dict[Path, str | None]:
+    """Each performance detail log under the tree's divisions, with the round whose seeds it carries (None: no
+    round's; unreadable logs are left out, the check names them)."""
+    rounds: dict[Path, str | None] = {}
+    for path in sorted(Path(root).glob(PERFORMANCE_DETAIL_LOGS)):
+        if path.parts[len(Path(root).parts)] not in mlperf_rules.DIVISIONS:
+            continue
+        try:
+            values = {r["key"]: r.get("value") for r in loadgen_logs.read_detail(path)}
+        except loadgen_logs.LoadGenLogError:
+            continue
+        rounds[path] = mlperf_rules.round_of_seeds(logged_seeds(values))
+    return rounds
+
+
+def choose_round(root: Path, version: str | None = None) -> RoundChoice:
+    """The round to check the tree under: `version` when given, else the round whose seeds its performance logs
+    carry (the one most of them carry, the newer on a tie); the newest round when no log carries a known round's
+    seeds, and the reason says so."""
+    if version is not None:
+        if version not in mlperf_rules.CHECKER_ROUNDS:
+            raise ValueError(f"unknown checker round {version!r}; known: {', '.join(mlperf_rules.CHECKER_ROUNDS)}")
+        return RoundChoice(version, "as asked")
+    newest = list(mlperf_rules.CHECKER_ROUNDS)[-1]
+    rounds = _log_rounds(root)
+    if not rounds:
+        return RoundChoice(newest, "no performance log to read the seeds from: the newest round's rules")
+    counts: dict[str, int] = {}
+    for name in rounds.values():
+        if name is not None:
+            counts[name] = counts.get(name, 0) + 1
+    unknown = sum(1 for name in rounds.values() if name is None)
+    logs = {1: "the one performance log", 2: "both performance logs"}.get(len(rounds),
+                                                                         f"{len(rounds)} performance logs")
+    if not counts:
+        return RoundChoice(newest, f"the seeds of {logs} are no known round's "
+                                   f"({', '.join(mlperf_rules.CHECKER_ROUNDS)}): the newest round's rules")
+    order = list(mlperf_rules.CHECKER_ROUNDS)
+    chosen = max(counts, key=lambda name: (counts[name], order.index(name)))
+    if len(counts) == 1 and not unknown:
+        return RoundChoice(chosen, f"the round whose seeds the logs carry: {logs}")
+    others = [f"{n} {name}'s" for name, n in counts.items() if name != chosen]
+    others += [f"{unknown} no known round's"] if unknown else []
+    return RoundChoice(chosen, f"the round whose seeds most logs carry: {counts[chosen]} of {len(rounds)}; "
+                               + ", ".join(others))
+
+
 class _Checker:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, version: str) -> None:
         self.root = Path(root)
+        self.rules = mlperf_rules.CHECKER_ROUNDS[version]
         self.problems: list[Problem] = []
 
     def fail(self, rule: str, path: Path, message: str) -> None:
@@ -77,8 +149,10 @@ class _Checker:
 
         if root.name == UNNAMED_SUBMITTER:
             self.fail("system", root, "no submitter named: set MLPERF_SUBMITTER to the organisation's name")
-        if not (root / "src").is_dir():
-            self.fail("measurements", root / "src", "the src folder is required (constants.py SRC_PATH)")
+        src = root / self.rules.src_dir
+        if not src.is_dir():
+            self.fail("measurements", src, f"the {self.rules.src_dir} folder is required "
+                                           f"(constants.py SRC_PATH, {self.rules.name})")
         results = root / "results"
         systems = sorted(p for p in results.iterdir() if p.is_dir()) if results.is_dir() else []
         if not systems:
@@ -89,7 +163,7 @@ class _Checker:
                 if benchmark.name != mlperf_rules.BENCHMARK:
                     self.fail("structure", benchmark, f"not {mlperf_rules.BENCHMARK}, the benchmark checked here")
                     continue
-                self.benchmark(division, benchmark)
+                self.benchmark(division, root, system.name, benchmark)
 
     def system(self, division: str, submitter: str, path: Path) -> None:
         try:
@@ -113,7 +187,7 @@ class _Checker:
         if str(desc.get("submitter", "")).lower() != submitter.lower():
             self.fail("system", path, f"submitter {desc.get('submitter')!r} but the folder is {submitter}")
 
-    def benchmark(self, division: str, folder: Path) -> None:
+    def benchmark(self, division: str, submitter: Path, system: str, folder: Path) -> None:
         scenarios = sorted(p.name for p in folder.iterdir() if p.is_dir())
         for name in scenarios:
             if name not in SCENARIOS:
@@ -126,11 +200,27 @@ class _Checker:
                 self.fail("scenarios", folder, f"one of {' or '.join(mlperf_rules.ONE_OF_SCENARIOS)} is required")
         for name in scenarios:
             if name in SCENARIOS:
-                self.scenario(division, folder / name, name)
+                self.scenario(division, submitter, system, name)
 
-    def scenario(self, division: str, folder: Path, scenario: str) -> None:
-        self.need_files(folder, mlperf_rules.SCENARIO_FILES)
-        self.measurements(folder / "measurements.json")
+    def where(self, template: str, submitter: Path, system: str, scenario: str) -> Path:
+        """A folder of the round's layout (CheckerRound's *_dir templates) for one system and scenario."""
+        return submitter / template.format(system=system, benchmark=mlperf_rules.BENCHMARK, scenario=scenario)
+
+    def measurements_json(self, folder: Path, system: str, scenario: str) -> Path:
+        """The round's measurements JSON in `folder`: its fixed name, or (v5.1) the file named after the system,
+        "<system>..._<scenario>.json" preferred (loader.py get_measurement_path)."""
+        if self.rules.measurements_file is not None:
+            return folder / self.rules.measurements_file
+        named = sorted(p for p in folder.glob(f"{system}*.json") if p.is_file()) if folder.is_dir() else []
+        scenario_named = [p for p in named if p.name.endswith(f"_{scenario}.json")]
+        return (scenario_named or named or [folder / f"{system}_{scenario}.json"])[0]
+
+    def scenario(self, division: str, submitter: Path, system: str, scenario: str) -> None:
+        folder = self.where("results/{system}/{benchmark}/{scenario}", submitter, system, scenario)
+        measured = self.where(self.rules.measurements_dir, submitter, system, scenario)
+        measurements = self.measurements_json(measured, system, scenario)
+        self.need_files(measured, (measurements.name, *mlperf_rules.MEASURE_FILES))
+        self.measurements(measurements)
         perf = folder / "performance" / "run_1"
         if self.need_files(perf, mlperf_rules.PERFORMANCE_FILES):
             self.performance(division, perf, scenario)
@@ -138,7 +228,7 @@ class _Checker:
         if self.need_files(acc, mlperf_rules.ACCURACY_FILES):
             self.accuracy(division, acc)
         if division in ("closed", "network"):      # compliance_check.py skips the open division
-            self.compliance(folder / test06.TEST)
+            self.compliance(self.where(self.rules.compliance_dir, submitter, system, scenario) / test06.TEST)
 
     def measurements(self, path: Path) -> None:
         try:
@@ -183,9 +273,13 @@ class _Checker:
                 return None
             return float(value)
 
-        for key, expected in mlperf_rules.SEEDS.items():
-            if values.get(f"effective_{key}") != expected:
-                self.fail("settings", path, f"{key} is {values.get(f'effective_{key}')}, MLPerf's is {expected}")
+        seeds = logged_seeds(values)
+        carried = mlperf_rules.round_of_seeds(seeds)
+        whose = (f" (the log carries {carried}'s seeds: check with --version {carried})" if carried
+                 else " (the log carries no known round's seeds)")
+        for key, expected in self.rules.seeds.items():
+            if seeds[key] != expected:
+                self.fail("settings", path, f"{key} is {seeds[key]}, {self.rules.name}'s is {expected}{whose}")
         duration = number("effective_min_duration_ms")
         if duration is not None and duration < mlperf_rules.MIN_DURATION_S * 1000:
             self.fail("settings", path, f"min_duration {duration / 1000:g} s, below MLPerf's "
@@ -266,9 +360,10 @@ class _Checker:
         self.need_files(folder, ("accuracy/" + test06.ACCURACY_LOG,))
 
 
-def check(root: Path) -> list[Problem]:
-    """Every problem of the tree under root (<root>/<division>/<submitter>/...); empty when it passes."""
-    return _Checker(Path(root)).run()
+def check(root: Path, version: str = mlperf_rules.CHECKER_VERSION) -> list[Problem]:
+    """Every problem of the tree under root (<root>/<division>/<submitter>/...) under the rules of checker round
+    `version` (default: the round our trees are made for); empty when it passes."""
+    return _Checker(Path(root), version).run()
 
 
 def summary_line(problems: list[Problem]) -> str:

@@ -175,7 +175,7 @@ def _scenario(out: Path, system: str, scenario: str, runs: dict[str, RunRecord],
     source = perf or acc
     lacking = _copy(Path(source.run_dir), EFFECTIVE_CONF, out)
     notes += [f"{n}: the SUT did not write it" for n in lacking]
-    (out / "measurements.json").write_text(json.dumps(measurements(source), indent=2) + "\n")
+    (out / mlperf_rules.MEASUREMENTS_JSON).write_text(json.dumps(measurements(source), indent=2) + "\n")
     compliance = Path(source.run_dir).parent / COMPLIANCE_DIR
     eos = eos_token_id(model_dir or source.sut.model.path)
     if not (compliance / test06.ACCURACY_LOG).is_file():
@@ -210,7 +210,7 @@ def build(records: list[RunRecord], out_dir: Path, deploy: DeployFields,
         (root / "systems").mkdir(parents=True, exist_ok=True)
         (root / "systems" / f"{sid}.json").write_text(json.dumps(tree.description.fields, indent=2) + "\n")
         systems.append(tree)
-    src = root / "src"
+    src = root / mlperf_rules.CHECKER_ROUNDS[mlperf_rules.CHECKER_VERSION].src_dir
     src.mkdir(parents=True, exist_ok=True)
     (src / README).write_text(f"# Source of the {mlperf_rules.BENCHMARK} results\n\nThe system under test is "
                               "`sut_image/` of the MLPerf-on-Airflow project (`python -m mlperf_sut run`); the "

@@ -23,15 +23,17 @@ def deploy_fields(dep: Any) -> DeployFields:
     return DeployFields(dep.division, dep.submitter, dep.system_status, dep.system_description)
 
 
-def check_result(root: Path, problems: list[checker.Problem], tree: layout.SubmissionTree | None = None) -> dict:
-    """The check's outcome: every problem (its rule, file and message), and the same grouped by rule with paths
-    relative to the tree, for a report whose first screen must stay readable."""
+def check_result(root: Path, problems: list[checker.Problem], tree: layout.SubmissionTree | None = None,
+                 rules: checker.RoundChoice = checker.OUR_ROUND) -> dict:
+    """The check's outcome: the checker round applied and why, every problem (its rule, file and message), and the
+    same grouped by rule with paths relative to the tree, for a report whose first screen must stay readable."""
     groups: dict[str, list[str]] = {}
     for p in problems:
         path = Path(p.path)
         shown = str(path.relative_to(root)) if path.is_relative_to(root) else p.path
         groups.setdefault(p.rule, []).append(f"{shown}: {p.message}")
     result = {"line": checker.summary_line(problems), "passed": not problems, "tree": str(root),
+              "version": rules.version, "version_why": rules.why,
               "problems": [p.line() for p in problems],
               "by_rule": [{"rule": rule, "count": len(items), "items": items} for rule, items in groups.items()]}
     if tree is not None:

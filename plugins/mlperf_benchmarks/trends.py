@@ -24,7 +24,8 @@ from include.verdict import differences
 # The charts of each (scenario, accelerator) group, in page order; ROUGE-L only where accuracy runs exist.
 PERFORMANCE_CHARTS: tuple[str, ...] = ("tokens_per_second", "ttft_p99_ns", "tpot_p99_ns")
 ACCURACY_CHART = "rougeL"
-# Reference lines per chart: the best published system of each round for the accelerator and scenario.
+# Reference lines per chart: the best published system (per accelerator) of each of the newest rounds that published
+# the accelerator and scenario, the newest round's first.
 PUBLISHED_ROUNDS_SHOWN = 2
 
 # Colour-blind-safe palette (Okabe-Ito without black/yellow), one colour per series.

@@ -116,6 +116,35 @@ def test_published_results_are_reference_lines_for_the_same_accelerator_and_scen
     assert traces(group.figures[1], "published") == []                           # TTFT: no reference
 
 
+def test_the_reference_line_names_the_newest_rounds_best_for_the_accelerator():
+    """With the committed published results (as the history stores them): an H200 chart's first dashed line is
+    v6.1's best H200 system, then v5.1's (v6.0 published none on H200 SXM); and every accelerator's first line is
+    the newest round that published it."""
+    import dataclasses
+
+    from include.history.rows import PublishedRow
+    from include.published import load_published
+
+    published = [PublishedRow(**{f.name: getattr(p, f.name) for f in dataclasses.fields(PublishedRow)})
+                 for p in load_published()]
+    [offline] = groups([row("r1", 1), row("r2", 2)], published=published)
+    [server] = groups([row("r1", 1, scenario="Server"), row("r2", 2, scenario="Server")], published=published)
+    assert [t["name"] for t in traces(offline.figures[0], "published")] == [
+        "MLPerf v6.1, 1x H200 TensorRT-LLM (Naeem Khoshnevis): 7,797 tokens/s per GPU",
+        "MLPerf v5.1, 8x H200 TensorRT-LLM (HPE): 8,255 tokens/s per GPU"]
+    assert offline.references == [t["name"] for t in traces(offline.figures[0], "published")]
+    assert [t["y"][0] for t in traces(server.figures[0], "published")] == [7376.6, 8114.3]
+    newest: dict[tuple[str, str], str] = {}
+    for p in published:
+        key = (p.accelerator, p.scenario)
+        newest[key] = max(newest.get(key, p.round), p.round, key=lambda r: tuple(map(int, r[1:].split("."))))
+    for (accelerator, scenario), round_ in newest.items():
+        [first, *_] = trends.best_published([p for p in published if (p.accelerator, p.scenario) == (accelerator,
+                                                                                                      scenario)])
+        assert first.round == round_, (accelerator, scenario)
+        assert first.label.startswith(f"MLPerf {round_}, ")
+
+
 def test_regressions_ring_the_point_of_their_run_and_series():
     rows = [row("r1", 1), row("r2", 2, tps=4300.0), row("r2", 2, node="node-b", tps=4300.0)]
     reg = type("Reg", (), dict(run_id="r2", metric="tokens_per_second", node="node-a", scenario="Offline",
