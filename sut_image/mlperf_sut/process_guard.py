@@ -148,7 +148,9 @@ def stop_on_signals() -> None:
     signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: None)     # the C handler writes the number to the wakeup fd; nothing else to do
-    # A child that vLLM forks (its engine core, where it forks) must not report its own signals as this process's.
+    # A child that vLLM forks (its engine core, where it forks) inherits the descriptor: it must not report its own
+    # signals as this process's (vLLM stops its engine core with SIGTERM). Only one that reached the child in the
+    # instant between fork and this hook still would.
     os.register_at_fork(after_in_child=lambda: signal.set_wakeup_fd(-1))
     threading.Thread(target=_wait_for_signal, args=(reader,), name="stop-on-signal", daemon=True).start()
 
