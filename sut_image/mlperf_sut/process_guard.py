@@ -52,6 +52,8 @@ def guard_children() -> int:
         return pid
     try:
         _watch(parent)
+    except BaseException:   # noqa: BLE001 - said, never passed on: the watchdog must not run the SUT's code
+        traceback.print_exc()
     finally:
         os._exit(0)
 
