@@ -111,10 +111,10 @@ def _processes() -> dict[int, tuple[int, str]]:
         try:
             with open(f"/proc/{entry}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()     # after "pid (comm)": state ppid ... starttime
-        except (OSError, IndexError):
+            if fields[0] not in ("Z", "X"):
+                table[int(entry)] = (int(fields[1]), fields[19])
+        except (OSError, IndexError, ValueError):    # gone meanwhile
             continue
-        if fields[0] not in ("Z", "X"):
-            table[int(entry)] = (int(fields[1]), fields[19])
     return table
 
 
