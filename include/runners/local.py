@@ -4,8 +4,9 @@ The same `python -m mlperf_sut ...` command a pod would run. Each SUT process ge
 (vLLM starts an engine-core child process), so a timeout, a failure or a killed Airflow task ends the whole group:
 no orphaned engine is left holding a GPU (or, here, the CPU). Airflow stops a task with SIGTERM, whose handler only
 calls the operator's on_kill and returns, and SIGKILLs it 5 s later: while the SUT runs, SIGTERM raises SutStopped
-instead, so the group is ended before that. Output is written to a log file and streamed into the task log line by
-line.
+instead, so the group is ended before that; and a task process that dies anyway (SIGKILL, OOM) sends its SUT SIGTERM
+(Linux's parent-death signal), which stops the engine. Output is written to a log file and streamed into the task
+log line by line.
 
 The coordinated branch's "nodes" are `serve` processes on free 127.0.0.1 ports. They must outlive the setup task
 that starts them, so their process groups are recorded in `<run_dir>/distributed/servers.json`, which the
@@ -18,12 +19,14 @@ then sees no GPU (its servers hold them).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -39,6 +42,15 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXIT_BAD_INPUT = 2          # the SUT's exit code for bad input: retrying cannot help
 KILL_GRACE_S = 10.0
+
+
+PR_SET_PDEATHSIG = 1
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def _stop_with_the_task() -> None:
+    """In the SUT's process, before it execs: SIGTERM to it when the task process dies, however it dies."""
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class SutFailed(RuntimeError):
@@ -201,7 +213,8 @@ def run_command(cmd: list[str], *, log_path: Path, timeout_s: float, env: dict[s
     tail: deque[str] = deque(maxlen=30)
     with open(log_path, "w", encoding="utf-8") as log_file:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True, text=True, errors="replace", bufsize=1)
+                                env=env, start_new_session=True, text=True, errors="replace", bufsize=1,
+                                preexec_fn=_stop_with_the_task if _PRCTL else None)
         pgid = proc.pid      # start_new_session: the child leads its own group
 
         def pump() -> None:

@@ -142,6 +142,31 @@ def test_a_task_stopped_by_sigterm_ends_the_group(tmp_path):
     assert "raised: fake: stopped by SIGTERM (the task was stopped); process group" in said
 
 
+def test_a_task_killed_outright_stops_its_sut(tmp_path):
+    """A task process that dies without a word (SIGKILL, the OOM killer): its SUT gets SIGTERM, which stops the engine
+    (the SUT's own watchdog then ends what the engine left)."""
+    import signal
+    import subprocess
+
+    (tmp_path / "fake_sut.py").write_text(CHILD)
+    (tmp_path / "task.py").write_text(TASK)
+    pidfile = tmp_path / "pids"
+    task = subprocess.Popen([sys.executable, str(tmp_path / "task.py"), str(tmp_path / "fake_sut.py"), str(pidfile),
+                             str(tmp_path / "sut.log")], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and len(pidfile.read_text().split()) == 2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sut, grandchild = _pids(pidfile)
+    task.send_signal(signal.SIGKILL)
+    task.communicate()
+    deadline = time.monotonic() + 5
+    while _alive(sut) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(grandchild, signal.SIGKILL)        # the fake SUT has no watchdog of its own
+    assert not _alive(sut), "the SUT outlived its killed task"
+
+
 def test_success_returns_zero(tmp_path):
     call, pidfile, lines = _start(tmp_path, "0", timeout_s=60)
     assert call() == 0
