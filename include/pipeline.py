@@ -20,7 +20,7 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,10 @@ from include.verdict import Verdict, judge
 
 log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD_PCT = 5.0
+# How much earlier than the plan a SUT process may seem to start and still be this run's: the plan's time is the
+# Airflow worker's clock, the start the GPU node's, read from /proc to the second. An earlier run's process of the
+# same run id started at least one whole plan -> SUT cycle (an engine start: minutes) before the plan of the rerun.
+STALE_SLACK_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,29 @@ def parse_folder(artifacts_dir: str | Path) -> list[RunRecord]:
 
 def parse_plan(plan: dict[str, Any]) -> list[RunRecord]:
     """Every planned test of every SUT process, whether or not it wrote anything: a test that never ran is a result
-    too. Compliance tests are no results of their own: the submission step verifies them (include/submission/)."""
-    return parse([(r["branch"], Path(t["output_dir"])) for r in plan["runs"] for t in r["tests"]
-                  if not t["compliance_test"]])
+    too; a result.json of an earlier run is failed, never read as this one's (`stale`). Compliance tests are no
+    results of their own: the submission step verifies them (include/submission/)."""
+    records = parse([(r["branch"], Path(t["output_dir"])) for r in plan["runs"] for t in r["tests"]
+                     if not t["compliance_test"]])
+    return [stale(r, plan["run_id"], plan.get("planned_utc")) or r for r in records]
+
+
+def stale(record: RunRecord, run_id: str, planned_utc: str | None) -> RunRecord | None:
+    """`record` failed as a stale result when its result.json names another run, or its SUT process started before
+    this run was planned (a rerun of the same run id); None when it is this run's. Results without a run id (written
+    before the SUT recorded it, or by another harness) are read as before."""
+    sut = record.sut
+    if sut is None or sut.run_id is None:
+        return None
+    started = sut.process.start_utc if sut.process else sut.timing.start_utc
+    planned = _as_datetime(planned_utc)
+    before_plan = bool(started and planned and _as_datetime(started) < planned - timedelta(seconds=STALE_SLACK_S))
+    if sut.run_id == run_id and not before_plan:
+        return None
+    error = (f"stale result from an earlier run: result.json says run {sut.run_id} started {started}, this is run "
+             f"{run_id} planned at {planned_utc}")
+    log.warning("%s: %s", record.run_dir, error)
+    return dataclasses.replace(record, status="failed", error=error, result=None, loadgen=None, accuracy=None)
 
 
 # ------------------------------------------------------------------------------------------------------------------

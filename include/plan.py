@@ -24,6 +24,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,9 @@ class BenchmarkPlan:
     server_engine_args: list[str]       # `serve` flags after --model (coordinated branch)
     runs: list[RunSpec] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    # When the plan was made (ISO 8601 UTC): a result.json of a SUT process started before it is an earlier run's
+    # (pipeline.parse_plan). None in plans made before it was recorded.
+    planned_utc: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "runs": [r.to_dict() for r in self.runs]}
@@ -466,6 +470,7 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
         also = [arg for t in planned[1:] for arg in ("--also", f"{t.name}={t.output_dir}")]
         args = ["run", "--scenario", scenario, "--mode", first.mode, "--model", model, "--dataset", p["dataset_path"],
                 "--output-dir", first.output_dir, "--total-sample-count", str(p["total_sample_count"]),
+                "--run-id", run_id,     # recorded in result.json: a result of another run is never read as this one's
                 *(["--compliance-test", first.compliance_test] if first.compliance_test else []), *also, *extra,
                 *_overrides(p, scenario, preset_of(node))]
         return RunSpec(branch, label, run_nodes, scenario, first.output_dir, args,
@@ -502,6 +507,7 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
         total_sample_count=p["total_sample_count"], dataset_size=dataset_size,
         regression_threshold_pct=float(p["regression_threshold_pct"]), fail_on_regression=p["fail_on_regression"],
         server_engine_args=engine_of(None), runs=runs, params=p,
+        planned_utc=datetime.now(timezone.utc).isoformat(),
     )
 
 

@@ -171,6 +171,7 @@ def discover_runs(root: Path) -> list[tuple[Branch, Path]]:
     Layout: <root>/<branch>/<node_label>/<scenario>/<mode>/. Directories are listed whether or not they hold a
     result.json, so that a pod which never wrote one shows up as missing. A folder in none of our layout (an MLPerf
     submission's <scenario>/performance/run_1/, another harness's output) is searched for LoadGen's detail logs.
+    Hidden folders are never runs: the SUT moves an earlier run's files into <scenario>/.earlier/.
     """
     runs = []
     for branch in BRANCHES:
@@ -178,5 +179,6 @@ def discover_runs(root: Path) -> list[tuple[Branch, Path]]:
             if run_dir.is_dir() and run_dir.parent.name in SCENARIOS and run_dir.name in MODES:
                 runs.append((branch, run_dir))
     if not runs:
-        runs = [("single", detail.parent) for detail in sorted(Path(root).rglob(loadgen_logs.DETAIL_LOG))]
+        runs = [("single", detail.parent) for detail in sorted(Path(root).rglob(loadgen_logs.DETAIL_LOG))
+                if not any(part.startswith(".") for part in detail.relative_to(root).parts)]
     return runs

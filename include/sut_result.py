@@ -165,6 +165,7 @@ class SutResult:
     host: HostInfo | None = None
     process: ProcessClock | None = None     # None: written before the SUT recorded it
     engine_preset: EnginePreset | None = None   # None: no preset (or written before presets existed)
+    run_id: str | None = None      # the pipeline run the SUT ran for (--run-id); None: not given, or written before
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "SutResult":
@@ -183,6 +184,7 @@ class SutResult:
             host=HostInfo(**data["host"]) if data.get("host") else None,
             process=ProcessClock.from_json(data["process"]) if data.get("process") else None,
             engine_preset=EnginePreset(**data["engine_preset"]) if data.get("engine_preset") else None,
+            run_id=data.get("run_id"),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,8 +2,11 @@
 
 The same `python -m mlperf_sut ...` command a pod would run. Each SUT process gets its own process group
 (vLLM starts an engine-core child process), so a timeout, a failure or a killed Airflow task ends the whole group:
-no orphaned engine is left holding a GPU (or, here, the CPU). Output is written to a log file and streamed into
-the task log line by line.
+no orphaned engine is left holding a GPU (or, here, the CPU). Airflow stops a task with SIGTERM, whose handler only
+calls the operator's on_kill and returns, and SIGKILLs it 5 s later: while the SUT runs, SIGTERM raises SutStopped
+instead, so the group is ended before that; and a task process that dies anyway (SIGKILL, OOM) sends its SUT SIGTERM
+(Linux's parent-death signal), which stops the engine. Output is written to a log file and streamed into the task
+log line by line.
 
 The coordinated branch's "nodes" are `serve` processes on free 127.0.0.1 ports. They must outlive the setup task
 that starts them, so their process groups are recorded in `<run_dir>/distributed/servers.json`, which the
@@ -15,16 +18,20 @@ then sees no GPU (its servers hold them).
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,6 +44,15 @@ EXIT_BAD_INPUT = 2          # the SUT's exit code for bad input: retrying cannot
 KILL_GRACE_S = 10.0
 
 
+PR_SET_PDEATHSIG = 1
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+
+
+def _stop_with_the_task() -> None:
+    """In the SUT's process, before it execs: SIGTERM to it when the task process dies, however it dies."""
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class SutFailed(RuntimeError):
     """The SUT exited non-zero or was killed; the message names the run, the exit code and the log's tail."""
 
@@ -47,6 +63,28 @@ class SutFailed(RuntimeError):
 
 class SutBadInput(SutFailed):
     """The SUT refused its input (exit 2): a retry would fail the same way."""
+
+
+class SutStopped(SutFailed):
+    """The task got SIGTERM (Airflow stopped it, or its worker is shutting down) while the SUT ran."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises(message: str) -> Iterator[None]:
+    """Inside the block SIGTERM raises SutStopped(message) (on the main thread, the only one that takes signals);
+    the handler before it is restored on the way out, so a second SIGTERM cannot cut the group's kill short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stopped(signum, frame):
+        raise SutStopped(message, None)
+
+    previous = signal.signal(signal.SIGTERM, stopped)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 GPUS_ENV = "MLPERF_LOCAL_GPUS"
@@ -175,7 +213,8 @@ def run_command(cmd: list[str], *, log_path: Path, timeout_s: float, env: dict[s
     tail: deque[str] = deque(maxlen=30)
     with open(log_path, "w", encoding="utf-8") as log_file:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True, text=True, errors="replace", bufsize=1)
+                                env=env, start_new_session=True, text=True, errors="replace", bufsize=1,
+                                preexec_fn=_stop_with_the_task if _PRCTL else None)
         pgid = proc.pid      # start_new_session: the child leads its own group
 
         def pump() -> None:
@@ -190,11 +229,13 @@ def run_command(cmd: list[str], *, log_path: Path, timeout_s: float, env: dict[s
         timed_out = False
         try:
             try:
-                proc.wait(timeout=timeout_s)
+                with _sigterm_raises(f"{name}: stopped by SIGTERM (the task was stopped); process group {pgid} "
+                                     f"killed. Log {log_path}"):
+                    proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
         finally:
-            # Whatever happened (exit, timeout, the Airflow task killed with an exception): nothing stays behind.
+            # Whatever happened (exit, timeout, the Airflow task killed or stopped): nothing stays behind.
             kill_group(pgid, proc=proc)
             proc.wait()
             reader.join(timeout=5)

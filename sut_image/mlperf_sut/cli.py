@@ -3,7 +3,8 @@
 Exit codes (also in --help): 0 the run completed (VALID or INVALID alike: judging validity is the pipeline's job);
 1 runtime failure, worth retrying (the engine or an endpoint failed or died; result.json says "failed" and why);
 2 bad input, not worth retrying until it is fixed (a flag, file, path, permission or device problem; one line
-naming it and the fix). Failures print one line on stderr; --debug adds the traceback.
+naming it and the fix); 143 (SIGTERM) or 130 (SIGINT): stopped, the engine with it, and the running test's result.json
+says "failed", stopped by the signal. Failures print one line on stderr; --debug adds the traceback.
 """
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ EXIT_CODES = """exit codes:
   1  runtime failure, worth retrying: the engine or an endpoint failed or died (result.json: "failed", why); with
      --also the failed test's result.json says so and the later tests are not run
   2  bad input, not retryable until fixed: a flag, file, path, permission or device problem
+  143, 130  stopped by SIGTERM, SIGINT: the engine was stopped and the running test's result.json says "failed",
+     "stopped by SIGTERM" (no engine process outlives the SUT, SIGKILL included)
 failures print one line on stderr naming the problem and where to look; --debug adds the traceback"""
+# The commands that start an engine: run as `python -m mlperf_sut`, they guard their child processes (process_guard).
+ENGINE_COMMANDS = ("run", "search-qps", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,6 +97,8 @@ def _add_run_arguments(run: argparse.ArgumentParser, with_scenario: bool) -> Non
     run.add_argument("--output-dir", type=Path, required=True, help="where LoadGen's logs and result.json go")
     run.add_argument("--total-sample-count", type=int, help="use only the first N samples (default: all)")
     run.add_argument("--node", default="local", help="node name recorded in result.json (default: local)")
+    run.add_argument("--run-id", help="the pipeline run this process runs for (the DAG run id), recorded in "
+                                      "result.json: the pipeline reads a result of another run as stale")
     run.add_argument("--backend", choices=["vllm", "http"], default="vllm",
                      help="vllm: engine in this process; http: remote servers given by --endpoint")
     run.add_argument("--endpoint", action="append", default=[], metavar="[NODE=]URL",
@@ -112,6 +119,12 @@ def _add_run_arguments(run: argparse.ArgumentParser, with_scenario: bool) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv[1:2] and sys.argv[1] in ENGINE_COMMANDS:   # this process is the SUT, not a caller's
+        from mlperf_sut import process_guard
+
+        process_guard.guard_children()
+        if sys.argv[1] != "serve":       # serve becomes vLLM's server, which stops on SIGTERM itself
+            process_guard.stop_on_signals()
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["serve"]:
         from mlperf_sut.serve import main as serve_main

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import threading
 from dataclasses import asdict, dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
@@ -66,6 +68,7 @@ class RunResult:
     host: dict | None = None
     process: dict | None = None
     engine_preset: dict | None = None
+    run_id: str | None = None
 
     def comparable(self) -> dict:
         return {"scenario": self.scenario, "mode": self.mode, "model_name": self.model["name"],
@@ -77,10 +80,18 @@ class RunResult:
         return {"schema_version": SCHEMA_VERSION, **asdict(self), "config_hash": config_hash(self.comparable())}
 
     def write(self, output_dir: Path) -> Path:
-        """Validate, then write; listing every file in the directory (result.json included) under `files`."""
+        """Validate, then write, listing every file in the directory (result.json included) under `files`. The
+        file is replaced whole (written beside it, then renamed): a reader, or a process killed mid-write, never
+        sees a part of one."""
         path = output_dir / RESULT_FILE
-        self.files = sorted({p.name for p in output_dir.iterdir() if p.is_file()} | {RESULT_FILE})
+        self.files = sorted({p.name for p in output_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
+                            | {RESULT_FILE})
         document = self.to_dict()
         jsonschema.validate(document, load_schema())
-        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        partial = path.with_name(f".{RESULT_FILE}.{os.getpid()}-{threading.get_ident()}.tmp")
+        try:
+            partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         return path

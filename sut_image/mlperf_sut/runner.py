@@ -1,14 +1,23 @@
 """`run`: check every input, start the backend, run LoadGen for each test on it, write each test's result.json (also
-when the test fails)."""
+when the test fails or the process is stopped by SIGTERM or SIGINT).
+
+An output directory that holds an earlier run's results has them moved aside before anything starts
+(`set_aside_earlier`): a result in it is always this process's, never one a killed run left behind.
+"""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
+from mlperf_sut import process_guard
 from mlperf_sut.backends.base import Backend
 from mlperf_sut.engine import EngineOptions, requested_engine, requested_options, requested_preset
 from mlperf_sut.errors import InputError
@@ -20,6 +29,11 @@ from mlperf_sut.settings import (AUDIT_CONFIG, COMPLIANCE_TESTS, MLPERF_CONF, TE
                                  embedded_mlperf_conf)
 
 EFFECTIVE_USER_CONF = "user.conf"
+# What a run leaves in its output directory (the SUT's files, LoadGen's logs, what the runner and the pipeline add
+# beside them): found there at the start, they are an earlier run's.
+EARLIER_FILES = ("result.json", "runner_exit.json", "accuracy.txt", EFFECTIVE_USER_CONF, MLPERF_CONF, AUDIT_CONFIG)
+EARLIER_PREFIX = "mlperf_log_"
+EARLIER_DIR = ".earlier"     # <output_dir>/../.earlier/<name>-<UTC time>/: hidden, outside the pipeline's layout
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +95,34 @@ class Job:
     shard: Shard | None
     clock: ProcessClock = field(default_factory=ProcessClock)
     written: list = field(default_factory=list)     # (RunResult, output_dir) of every test: finish() stamps the stop
+    running: tuple | None = None                    # (RunResult, output_dir, test name, scenario) of the test under way
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def mode(self) -> Mode:
         """The main test's mode: what `measure` runs unless told otherwise."""
         return self.tests[0].mode
 
+    def end_test(self, status: str = "completed", error: str | None = None) -> Path | None:
+        """The running test's end, once (None if it has already ended): its status, its timing into the process's
+        clock, then its result.json (with that clock, so the last result.json written lists every test of the
+        process)."""
+        process_guard.park_if_stopping()
+        with self._lock:
+            running, self.running = self.running, None
+        if running is None:
+            return None
+        result, output_dir, name, scenario = running
+        if status != "completed":
+            result.status, result.error = status, error
+        self.clock.test_ended(name, scenario, str(output_dir), result.timing, result.status)
+        result.process = self.clock.to_dict()
+        return result.write(output_dir)
+
 
 def prepare(args: argparse.Namespace) -> Job:
     """Check every input (InputError, exit 2), those of every --also test included, and build the backend, without
-    starting it."""
+    starting it; then move an earlier run's files out of every test's output directory."""
     scenario, mode = Scenario.parse(args.scenario), Mode.parse(args.mode)
     if getattr(args, "compliance_test", None) and mode is not Mode.PERFORMANCE:
         raise InputError(f"--compliance-test {args.compliance_test} is a performance run: give --mode performance")
@@ -116,7 +148,11 @@ def prepare(args: argparse.Namespace) -> Job:
         for test_mode in dict.fromkeys(t.mode for t in tests):
             build_settings(scenario, test_mode, user_conf, overrides, len(qsl), Path(scratch, EFFECTIVE_USER_CONF))
     backend, options = _backend(args, scenario, endpoints)
-    return Job(args, scenario, tests, qsl, backend, options, user_conf, overrides, endpoints, shard)
+    job = Job(args, scenario, tests, qsl, backend, options, user_conf, overrides, endpoints, shard)
+    for test in tests:       # every input is good: nothing of an earlier run stays where this one writes
+        set_aside_earlier(test.output_dir)
+    process_guard.on_stop(functools.partial(stop, job))
+    return job
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,13 +176,51 @@ def run(args: argparse.Namespace) -> int:
 def finish(job: Job) -> None:
     """Stop the backend, then stamp the process's stop into every result.json it wrote (the GPU time budget's
     teardown); a process killed before this leaves stopped_utc null: its teardown is unknown, not zero."""
+    process_guard.park_if_stopping()
     try:
         job.backend.stop()
     finally:
-        job.clock.stopped()
-        for result, output_dir in job.written:
-            result.process = job.clock.to_dict()
-            result.write(output_dir)
+        _stamp_stop(job)
+
+
+def _stamp_stop(job: Job) -> None:
+    job.clock.stopped()
+    for result, output_dir in job.written:
+        result.process = job.clock.to_dict()
+        result.write(output_dir)
+
+
+def stop(job: Job, signal_name: str) -> None:
+    """SIGTERM or SIGINT, on the signal's own thread (the process exits 128 + its number after this): the running
+    test's result.json says it failed, stopped by the signal; then the engine stops, within STOP_GRACE_S (whatever
+    it leaves running, process_guard's watchdog ends once this process has), and every result.json gets the stop."""
+    job.end_test("failed", f"stopped by {signal_name}")
+    engine = threading.Thread(target=job.backend.stop, name="stop-engine", daemon=True)
+    engine.start()
+    engine.join(process_guard.STOP_GRACE_S)
+    if engine.is_alive():   # its stop stays unknown (stopped_utc null); its processes go with this one
+        print(f"note: the engine did not stop within {process_guard.STOP_GRACE_S:g} s; its processes are ended "
+              "after this one", file=sys.stderr, flush=True)
+        return
+    _stamp_stop(job)
+
+
+def set_aside_earlier(output_dir: Path) -> Path | None:
+    """Move an earlier run's files out of `output_dir` (into <output_dir>/../.earlier/<name>-<UTC time>/), saying
+    where; None when there were none. A retried pod or a rerun into the same folder keeps what the earlier attempt
+    wrote, and no result of it can pass for this run's."""
+    earlier = sorted(p for p in output_dir.iterdir() if p.is_file()
+                     and (p.name in EARLIER_FILES or p.name.startswith(EARLIER_PREFIX)))
+    if not earlier:
+        return None
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    aside = output_dir.parent / EARLIER_DIR / f"{output_dir.name}-{stamp}"
+    aside.mkdir(parents=True)
+    for path in earlier:
+        path.rename(aside / path.name)
+    print(f"note: {output_dir} held an earlier run's files ({', '.join(p.name for p in earlier)}): moved to "
+          f"{aside}", flush=True)
+    return aside
 
 
 def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_overrides: Sequence[str] = (), *,
@@ -162,6 +236,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
 
     args, scenario, mode = job.args, scenario or job.scenario, mode or job.mode
     writable_dir(output_dir, "--output-dir")
+    set_aside_earlier(output_dir)      # the QPS search's tests (run's were set aside before its engine started)
     overrides = [*job.overrides, *(Override.parse(text) for text in extra_overrides)]
     settings = build_settings(scenario, mode, job.user_conf, overrides, len(job.qsl),
                               output_dir / EFFECTIVE_USER_CONF)
@@ -185,24 +260,18 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
         accelerator=detect().to_dict(), engine=requested_engine(args), generation=BENCHMARK_GENERATION.to_dict(),
         loadgen_settings=settings.effective(),
         shard={"index": job.shard.index, "count": job.shard.count} if job.shard else None,
-        accuracy_meaningful=not dummy, host=host(), engine_preset=requested_preset(args))
+        accuracy_meaningful=not dummy, host=host(), engine_preset=requested_preset(args),
+        run_id=getattr(args, "run_id", None))
     job.written.append((result, output_dir))
-    name = Test(mode, compliance_test, output_dir).name
-
-    def ended() -> Path:
-        """The test's end, once: its timing and status into the process's clock, then its result.json (with that
-        clock, so the last result.json written lists every test of the process)."""
-        job.clock.test_ended(name, scenario.label, str(output_dir), result.timing, result.status)
-        result.process = job.clock.to_dict()
-        return result.write(output_dir)
+    job.running = (result, output_dir, Test(mode, compliance_test, output_dir).name, scenario.label)
 
     def abort(error: BaseException) -> None:
         """LoadGen would run out its min_duration after the failure: record it and leave now (LoadGen's logs of
         this run stay partial)."""
+        process_guard.park_if_stopping()
         print_failure(error, args.debug, where_to_look(job, output_dir, error),
                       note="LoadGen was still running after it; the run was stopped")
-        result.status, result.error = "failed", f"{type(error).__name__}: {error}"
-        ended()
+        job.end_test("failed", f"{type(error).__name__}: {error}")
         os._exit(EXIT_RUNTIME)
 
     harness = Harness(job.qsl, job.backend, Progress(args.progress_interval), on_abort=abort)
@@ -219,9 +288,9 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
                 result.accuracy_meaningful = result.engine["load_format"] != "dummy"
         outcome = harness.run(settings.test_settings, output_dir, audit)
     except Exception as error:  # noqa: BLE001 - every runtime failure is recorded in result.json, then exit 1
+        process_guard.park_if_stopping()     # a signal's stop: the engine failed because it was stopped
         print_failure(error, args.debug, where_to_look(job, output_dir, error))
-        result.status, result.error = "failed", f"{type(error).__name__}: {error}"
-        ended()
+        job.end_test("failed", f"{type(error).__name__}: {error}")
         return EXIT_RUNTIME
     result.timing = {"start_utc": outcome.start_utc.isoformat(), "end_utc": outcome.end_utc.isoformat(),
                      "duration_s": round(outcome.duration_s, 3)}
@@ -232,7 +301,7 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
     result.endpoints = [{"url": url, "node": node_of.get(url, args.node), "samples_completed": samples,
                          "output_tokens": tokens, "accelerator": cards[url]["accelerator"] if url in cards else None}
                         for url, (samples, tokens) in sorted(outcome.per_endpoint.items())]
-    path = ended()
+    path = job.end_test()
     print(f"result: {path} ({outcome.samples_completed} samples, {outcome.output_tokens} output tokens, "
           f"{outcome.duration_s:.1f} s)", flush=True)
     return EXIT_OK

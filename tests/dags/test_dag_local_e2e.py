@@ -74,6 +74,7 @@ def test_two_nodes_end_to_end_then_the_same_run_id_again(tmp_path):
         missing = [f for f in LOADGEN_FILES if not (out / f).is_file()]
         assert not missing, f"{out}: missing {missing}"
         assert "No errors encountered" in (out / "mlperf_log_summary.txt").read_text(), out
+        assert json.loads((out / "result.json").read_text())["run_id"] == run_id, out     # the plan's --run-id
     report = run_dir / "report"
     assert (report / "report.html").is_file() and (report / "report.md").is_file()
     assert list(report.glob("*.png")), "no charts"

@@ -100,6 +100,73 @@ def test_interrupted_task_kills_the_group(tmp_path):
     assert not [p for p in _pids(pidfile) if _alive(p)]
 
 
+# A task process as Airflow 3 runs one: its SIGTERM handler only calls the operator's on_kill and returns, and the
+# supervisor SIGKILLs it 5 s later (airflow.sdk.execution_time: task_runner's _on_term, supervisor's kill).
+TASK = textwrap.dedent("""
+    import signal, sys
+    from pathlib import Path
+    from include.runners import local
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    script, pidfile, log = sys.argv[1:4]
+    try:
+        local.run_command([sys.executable, script, pidfile, "sleep"], log_path=Path(log), timeout_s=600, name="fake")
+    except local.SutStopped as stopped:
+        print("raised:", stopped, flush=True)
+        sys.exit(1)
+""")
+
+
+def test_a_task_stopped_by_sigterm_ends_the_group(tmp_path):
+    """Airflow stops a task with SIGTERM (marked failed, cleared, its worker shutting down): the SUT's group must end
+    before the supervisor's SIGKILL, which would leave it running in its own session."""
+    import signal
+    import subprocess
+
+    (tmp_path / "fake_sut.py").write_text(CHILD)
+    (tmp_path / "task.py").write_text(TASK)
+    pidfile = tmp_path / "pids"
+    task = subprocess.Popen([sys.executable, str(tmp_path / "task.py"), str(tmp_path / "fake_sut.py"), str(pidfile),
+                             str(tmp_path / "sut.log")], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and len(pidfile.read_text().split()) == 2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    task.send_signal(signal.SIGTERM)
+    try:
+        said, _ = task.communicate(timeout=5)
+    except subprocess.TimeoutExpired:      # the supervisor's SIGKILL
+        task.kill()
+        said, _ = task.communicate()
+    time.sleep(0.5)
+    assert not [p for p in _pids(pidfile) if _alive(p)], "the SUT outlived its stopped task"
+    assert "raised: fake: stopped by SIGTERM (the task was stopped); process group" in said
+
+
+def test_a_task_killed_outright_stops_its_sut(tmp_path):
+    """A task process that dies without a word (SIGKILL, the OOM killer): its SUT gets SIGTERM, which stops the engine
+    (the SUT's own watchdog then ends what the engine left)."""
+    import signal
+    import subprocess
+
+    (tmp_path / "fake_sut.py").write_text(CHILD)
+    (tmp_path / "task.py").write_text(TASK)
+    pidfile = tmp_path / "pids"
+    task = subprocess.Popen([sys.executable, str(tmp_path / "task.py"), str(tmp_path / "fake_sut.py"), str(pidfile),
+                             str(tmp_path / "sut.log")], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and len(pidfile.read_text().split()) == 2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sut, grandchild = _pids(pidfile)
+    task.send_signal(signal.SIGKILL)
+    task.communicate()
+    deadline = time.monotonic() + 5
+    while _alive(sut) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.kill(grandchild, signal.SIGKILL)        # the fake SUT has no watchdog of its own
+    assert not _alive(sut), "the SUT outlived its killed task"
+
+
 def test_success_returns_zero(tmp_path):
     call, pidfile, lines = _start(tmp_path, "0", timeout_s=60)
     assert call() == 0
