@@ -83,7 +83,8 @@ cluster-down:
 test-cluster: $(VENV)/.installed $(SUT_VENV)/.installed tiny
 	$(VENV)/bin/python -m pytest tests/cluster --ignore=tests/cluster/image -o asyncio_default_fixture_loop_scope=function
 
-# The SUT pod from the image sut_image/Dockerfile builds (CPU flavour, docker.io): not in CI (4.8 GB; README says why).
+# The SUT pod from the image sut_image/Dockerfile builds (CPU flavour, docker.io): not in CI (4.8 GB;
+# deploy/local-cluster/README.md says why).
 test-cluster-image: $(VENV)/.installed $(SUT_VENV)/.installed tiny
 	deploy/local-cluster/build.sh
 	deploy/local-cluster/up.sh

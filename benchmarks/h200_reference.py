@@ -1,7 +1,8 @@
 """Figures of the committed H200 reference run (reference/h200/), read with the pipeline's own parser.
 
-Each folder of reference/h200/ is one run of benchmarks/h200/session.sh (or of offline_vs_raw.py) on one NVIDIA
-H200 with dummy weights, or one sweep of benchmarks/h200/tune.py (tune-*/: an attempt per folder, named by its
+Each folder of reference/h200/ is one run of the GPU session scripts (session.sh, since removed, then
+tools/gpu/device_session.sh) or of tools/gpu/offline_vs_raw.py on one NVIDIA H200 with dummy weights, or one sweep
+of tools/gpu/tune.py (tune-*/: an attempt per folder, named by its
 settings, and `<best>-600s`, the best attempt again over MLPerf's 600 s): the same rules hold for every test.
 A headline figure comes only from a run that LoadGen found VALID, that the plausibility check passes, whose engine
 cached no prompt prefixes (LoadGen repeats samples: a cached prompt skips prefill) and whose detail log holds no

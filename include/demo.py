@@ -18,7 +18,7 @@ from include.host import REPO, airflow_env, prepare, run_dag
 
 REFERENCE_RUNS = REPO / "reference" / "h200"        # one NVIDIA H200
 REFERENCE_X2_RUNS = REPO / "reference" / "h200x2"   # two NVIDIA H200 of one host: single, sharded, coordinated
-REFERENCE_MODEL = REPO / "benchmarks" / "h200" / "llama-3.1-8b"   # config.json only: the runs used dummy weights
+REFERENCE_MODEL = REPO / "tools" / "gpu" / "llama-3.1-8b"   # config.json only: the runs used dummy weights
 # The demo's workload: single branch Offline + Server performance and Offline accuracy per node, then the
 # coordinated distributed Offline run over both nodes (each vLLM engine start on a CPU is ~15-20 s).
 DEMO_CONF = {"scenarios": ["Offline", "Server"], "mode": "both", "accuracy_scenarios": ["Offline"],

@@ -143,7 +143,7 @@ def _parse_range(text: str) -> tuple[Scenario, float, float]:
 
 
 def read_probe(scenario: Scenario, qps: float, out: Path) -> Probe:
-    """The few summary lines a search (and benchmarks/h200/tune.py's Server sweep) needs; the pipeline's parser reads
+    """The few summary lines a search (and tools/gpu/tune.py's Server sweep) needs; the pipeline's parser reads
     everything else later."""
     summary = (out / "mlperf_log_summary.txt").read_text()
 

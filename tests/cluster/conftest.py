@@ -22,7 +22,8 @@ UP_TIMEOUT_S = 45 * 60          # a cold build of Kubernetes (43 min measured on
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # The local API server's certificate is self-signed and not verified (127.0.0.1 only; see the README's table).
+    # The local API server's certificate is self-signed and not verified (127.0.0.1 only; see the table in
+    # deploy/local-cluster/README.md).
     config.addinivalue_line("filterwarnings", "ignore::urllib3.exceptions.InsecureRequestWarning")
 
 

@@ -6,7 +6,8 @@ the same time (one pool slot per node), then the distributed branch (sharded in 
 the main evidence.
 
 What this does not cover: real GPUs (the nodes advertise nvidia.com/gpu without one, vLLM runs its CPU build), the
-full-size model and data set (the embedded profile's tiny ones), and a production DNS add-on (see the README).
+full-size model and data set (the embedded profile's tiny ones), and a production DNS add-on (see
+deploy/local-cluster/README.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""benchmarks/h200/tune.py on the tiny model (real vLLM on the CPU, real LoadGen): each attempt is the SUT's own
+"""tools/gpu/tune.py on the tiny model (real vLLM on the CPU, real LoadGen): each attempt is the SUT's own
 `run` with its engine flags, shortened to --samples; tune.json records every attempt and the best VALID one; bad
 attempts files stop before any engine starts."""
 import json
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, sut_env
 
-TUNE = REPO / "benchmarks" / "h200" / "tune.py"
+TUNE = REPO / "tools" / "gpu" / "tune.py"
 SAMPLES = 16
 
 

@@ -2,7 +2,8 @@
 
 Not part of `make test-cluster` (nor CI): the image is 4.8 GB, built with Debian's docker.io engine, and importing it
 into both nodes takes minutes and ~10 GB of disk on every cold run, for packages the cluster tests already run from
-the bound SUT environment (the README says why). `make test-cluster-image` builds it, imports it and runs this.
+the bound SUT environment (deploy/local-cluster/README.md says why). `make test-cluster-image` builds it, imports
+it and runs this.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ drains its last batch at low concurrency, which weighs more the larger max_num_s
 best attempt over MLPerf's full Offline duration (target_qps 57.5: LoadGen issues 1.1 x 600 s x 57.5 samples, padded
 to 40,104, three passes over the data set; ~650 s on an H200) into OUT/<name>-600s/.
 
-The attempts file (JSON; benchmarks/h200/tune_offline.json is the H200's):
+The attempts file (JSON; tools/gpu/tune_offline.json is the H200's):
     {"base": {"model": DIR, "dataset": FILE, "flags": {...}, "engine_args": {...}},
      "attempts": [{"name": "baseline", "why": "...", "flags": {...}, "engine_args": {...}}, ...]}
 - "flags": `mlperf_sut run`'s engine flags by their names with underscores (max_num_seqs: 1536, enforce_eager: true);
@@ -29,7 +29,7 @@ queries): each attempt is `run --scenario Server` at target QPS X for --samples 
 min_query_count=N; equal issue stays on, so with N = 13,368 every sample is issued once), read back with the SUT's
 search-qps reader (VALID, the constraints not met, completed tokens/s, TTFT and TPOT p99). "best" is then the VALID
 attempt of most completed tokens/s at that rate (one that keeps up completes the most), and --confirm-600s reruns it
-at X over MLPerf's 600 s with mlperf.conf's query count into OUT/<name>-600s/. benchmarks/h200/tune_server.json is
+at X over MLPerf's 600 s with mlperf.conf's query count into OUT/<name>-600s/. tools/gpu/tune_server.json is
 the H200's attempts file.
 
 `python -m include report OUT --out DIR` renders the attempts (one row each in the report's infrastructure and
@@ -43,10 +43,10 @@ what finished):
 Prints one line per attempt; the last line: `tune_best=<name> tune_best_tok_s=<x> tune_baseline_tok_s=<y>`.
 Exit 0 when every SUT run exited 0, 1 when one failed (recorded; the others still ran), 2 for bad input.
 
-    PYTHONPATH=<vllm bundle>:sut_image python3 benchmarks/h200/tune.py benchmarks/h200/tune_offline.json \
+    PYTHONPATH=<vllm bundle>:sut_image python3 tools/gpu/tune.py tools/gpu/tune_offline.json \
         --dataset WORK/cnn_synthetic.json --output-dir OUT [--samples 4000] [--only NAME ...] [--gpus 0,1]
         [--confirm-600s] [--server-qps X]
-(benchmarks/h200/device_session.sh tune runs that on a lent H200, with --confirm-600s; TUNE_ARGS adds --gpus 0,1;
+(tools/gpu/device_session.sh tune runs that on a lent H200, with --confirm-600s; TUNE_ARGS adds --gpus 0,1;
 tune-server<X> runs tune_server.json at X QPS over 13,368 queries.)
 """
 from __future__ import annotations
@@ -181,7 +181,7 @@ def load(path: Path, model: Path | None, dataset: Path | None) -> tuple[Path, Pa
         document = json.loads(path.read_text())
     except OSError as error:
         raise InputError(f"{path}: {error.strerror or error} (give the path of an attempts file, e.g. "
-                         "benchmarks/h200/tune_offline.json)") from None
+                         "tools/gpu/tune_offline.json)") from None
     except ValueError as error:
         raise InputError(f"{path}: not JSON ({error}); fix the file") from None
     if not isinstance(document, dict) or not isinstance(document.get("base"), dict) \

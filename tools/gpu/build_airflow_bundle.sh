@@ -2,7 +2,7 @@
 # Builds an offline bundle of the Airflow side (requirements.txt at constraints.txt's versions: Airflow, the
 # providers, the results pipeline) for a GPU host with Python 3.12 and no network, so that Airflow itself runs the
 # benchmark DAG there (python -m include.host; README "One GPU host without Kubernetes").
-#   usage: benchmarks/gpu/build_airflow_bundle.sh [OUTDIR]   (default .gpu-bundle/airflow, git-ignored; ~2 min)
+#   usage: tools/gpu/build_airflow_bundle.sh [OUTDIR]   (default .gpu-bundle/airflow, git-ignored; ~2 min)
 # Needs Python 3.12 here (pip installs the wheels into the bundle's folder as that Python would): PYTHON312, default
 # python3.12.
 # Left out, because the GPU host's image has them (/work/.library/device/KINDS.md's package list) and the bundle

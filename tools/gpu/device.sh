@@ -3,7 +3,7 @@
 # repository root there:
 #   device.sh stash .gpu-bundle/part_aa            one bundle part per call (carry it), kept in /tmp/p
 #   device.sh start [--lane NAME] STAGE...         after the last part (carry it with unpack.sh and SHA256):
-#                                                     unpack the bundle into /tmp/b/vsite (once), copy benchmarks/
+#                                                     unpack the bundle into /tmp/b/vsite (once), copy tools/
 #                                                     and sut_image/ to /tmp/b/repo-NAME and start device_session.sh
 #                                                     STAGE... there, detached (setsid): it outlives the call while
 #                                                     the machine is held, i.e. while the next call follows within
@@ -33,10 +33,10 @@ case ${1:?usage: see the top of device.sh} in
     cp .gpu-bundle/part_* .gpu-bundle/unpack.sh .gpu-bundle/SHA256 /tmp/p/ 2>/dev/null
     [ -d "$work/vsite" ] || bash /tmp/p/unpack.sh "$work" || exit 1
     repo=$work/repo-$lane
-    rm -rf "$repo" && mkdir -p "$repo" && cp -a benchmarks sut_image "$repo/" || exit 1
+    rm -rf "$repo" && mkdir -p "$repo" && cp -a tools sut_image "$repo/" || exit 1
     rm -f "$work/session-$lane.done"
     (cd "$repo" && DONE=$work/session-$lane.done setsid nohup bash -c \
-       'bash benchmarks/h200/device_session.sh "$@"; echo "exit $?" > "$DONE"' \
+       'bash tools/gpu/device_session.sh "$@"; echo "exit $?" > "$DONE"' \
        device_session "$@" > "$work/session-$lane.log" 2>&1 < /dev/null &)
     sleep 5; cat "$work/session-$lane.log" ;;
   wait)

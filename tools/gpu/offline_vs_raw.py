@@ -7,7 +7,7 @@
    over the whole data set, LoadGen sizing the query from --target-qps.
 Writes OUTPUT_DIR/raw_vs_sut.json and prints `raw_tokens_per_second=... sut_tokens_per_second=... sut_vs_raw=...`.
 
-    PYTHONPATH=<vllm>:sut_image python3 benchmarks/h200/offline_vs_raw.py --model M --dataset D --samples 3000 \
+    PYTHONPATH=<vllm>:sut_image python3 tools/gpu/offline_vs_raw.py --model M --dataset D --samples 3000 \
         --output-dir OUT [engine flags of `mlperf_sut run`]
 """
 from __future__ import annotations

@@ -15,8 +15,8 @@
 #                                     when it has ended, its artefacts (LoadGen logs, result.json, plan.json, the
 #                                     report, the SUT logs, the Airflow task logs; not LoadGen's trace) and the
 #                                     history database as $OUT/dag-run.tar.xz
-# Bundles: benchmarks/gpu/build_vllm_bundle.sh (.gpu-bundle) and build_airflow_bundle.sh (.gpu-bundle/airflow).
-# Weights cannot be fetched there: dummy weights (param load_format) from benchmarks/h200/llama-3.1-8b/config.json,
+# Bundles: tools/gpu/build_vllm_bundle.sh (.gpu-bundle) and build_airflow_bundle.sh (.gpu-bundle/airflow).
+# Weights cannot be fetched there: dummy weights (param load_format) from tools/gpu/llama-3.1-8b/config.json,
 # and synthetic prompts with CNN/DailyMail's lengths: performance is real, accuracy is not applicable.
 set -uo pipefail
 work=/tmp/b
@@ -40,7 +40,7 @@ transformers, nltk, rouge_score; from include import pipeline, host, plan; print
     cp .gpu-bundle/unpack.sh .gpu-bundle/SHA256 /tmp/p/.gpu-bundle/ 2>/dev/null
     [ -d "$work/vsite" ] || bash /tmp/p/.gpu-bundle/unpack.sh "$work" || exit 1
     [ -d "$work/asite" ] || bash /tmp/p/airflow/unpack.sh "$work" || exit 1
-    rm -rf "$work/repo" && mkdir -p "$work/repo" && cp -a dags include plugins sut_image benchmarks "$work/repo/" || exit 1
+    rm -rf "$work/repo" && mkdir -p "$work/repo" && cp -a dags include plugins sut_image tools "$work/repo/" || exit 1
     card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
     case $card in *H200*) node=h200-0 ;; *H100*) node=h100-0 ;; *) node=gpu-0 ;; esac
     echo "card: $card -> node $node"
@@ -50,7 +50,7 @@ transformers, nltk, rouge_score; from include import pipeline, host, plan; print
     (cd "$work/repo" && PYTHONPATH=$work/asite MLPERF_SUT_PYTHON=python3 MLPERF_SUT_PYTHONPATH=$work/vsite \
        VLLM_USE_FLASHINFER_SAMPLER=0 MLPERF_RETRIES=0 PYTHONUNBUFFERED=1 setsid nohup bash -c \
        'python3 -m include.host "$@"; echo "exit $?" > '"$work"'/dag.done' host \
-       --nodes "$node" --gpus "$node=0" --model benchmarks/h200/llama-3.1-8b --dataset "$data" \
+       --nodes "$node" --gpus "$node=0" --model tools/gpu/llama-3.1-8b --dataset "$data" \
        --airflow-home "$work/airflow" --artifacts "$work/artifacts" --conf "$conf" \
        > "$work/dag.log" 2>&1 < /dev/null &)
     sleep 20; tail -n 20 "$work/dag.log" ;;

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The H200 reference runs on a lent device machine, from the repository root (benchmarks/h200/device.sh starts it
+# The H200 reference runs on a lent device machine, from the repository root (tools/gpu/device.sh starts it
 # there, detached):
-#   benchmarks/h200/device_session.sh STAGE ...   (work folder /tmp/b)
+#   tools/gpu/device_session.sh STAGE ...   (work folder /tmp/b)
 # Lab stages (engine tuning, QPS probes, the HTTP backend against the in-process one): the figures the project
-# publishes come from the DAG itself (benchmarks/gpu/dag_lease.sh), not from these.
-# Needs /tmp/b/vsite: the bundle of benchmarks/gpu/build_vllm_bundle.sh, unpacked (.gpu-bundle/unpack.sh /tmp/b).
+# publishes come from the DAG itself (tools/gpu/dag_lease.sh), not from these.
+# Needs /tmp/b/vsite: the bundle of tools/gpu/build_vllm_bundle.sh, unpacked (.gpu-bundle/unpack.sh /tmp/b).
 # Stages on one GPU (nvidia-h200, or GPU 0 of nvidia-h200-x2):
 #   cleanup  kill the servers a stage stopped by a timeout left running (servers.pids); GPU memory in use
 #   check    vLLM's OpenAI server imports against the bundle (what `mlperf_sut serve` runs), the GPUs, versions
@@ -37,7 +37,7 @@ work=/tmp/b
 repo=$(pwd)
 # SUT_DIR: the SUT's source (default the checkout's sut_image; a committed snapshot keeps edits in flight out)
 export PYTHONPATH=$work/vsite:${SUT_DIR:-$repo/sut_image} VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
-model=benchmarks/h200/llama-3.1-8b
+model=tools/gpu/llama-3.1-8b
 data=$work/cnn_synthetic.json
 flags=(--load-format dummy --max-model-len 4096 --dtype bfloat16 --max-num-seqs 1024 --max-num-batched-tokens 32768
        --quantization fp8 --kv-cache-dtype fp8 --engine-arg async_scheduling=true
@@ -144,7 +144,7 @@ for name in "$@"; do
       out=$work/artifacts/${TUNE_RUN:-h200-$name}
       confirm=--confirm-600s; [ "${TUNE_CONFIRM:-$confirm_default}" = 0 ] && confirm=
       # shellcheck disable=SC2086
-      python3 benchmarks/h200/tune.py "benchmarks/h200/$file" "${server[@]}" --gpus "${TUNE_GPUS:-0}" \
+      python3 tools/gpu/tune.py "tools/gpu/$file" "${server[@]}" --gpus "${TUNE_GPUS:-0}" \
         --dataset "$data" --node h200-0 --output-dir "$out" $confirm ${TUNE_ARGS:-}
       touch "$out/.done" ;;
     server-qps*)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds an offline bundle of vLLM 0.26.0 + MLPerf LoadGen for the lent GPU host (Python 3.12, torch 2.11.0 + CUDA 13,
 # no network; vLLM 0.26.0 is the last release that pins torch 2.11.0), in parts that fit the device tool's transfers.
-#   usage: benchmarks/gpu/build_vllm_bundle.sh [OUTDIR]     (default .gpu-bundle, git-ignored; ~5 min, ~2 GB of /tmp)
+#   usage: tools/gpu/build_vllm_bundle.sh [OUTDIR]     (default .gpu-bundle, git-ignored; ~5 min, ~2 GB of /tmp)
 # It holds the vLLM tree without the kernels Hopper does not use (FA2: Hopper runs FA3; SM100 attention; DeepGEMM's
 # headers and its builds for other Pythons; the Rust router) and the packages the host's image lacks for
 #   - the offline path (LLM, AsyncLLM): pyzmq, msgspec, cbor2, pybase64, pydantic, openai, compressed-tensors, ...
