@@ -116,10 +116,8 @@ TASK = textwrap.dedent("""
 """)
 
 
-def test_a_task_stopped_by_sigterm_ends_the_group(tmp_path):
-    """Airflow stops a task with SIGTERM (marked failed, cleared, its worker shutting down): the SUT's group must end
-    before the supervisor's SIGKILL, which would leave it running in its own session."""
-    import signal
+def _task_running_a_sut(tmp_path):
+    """A task process whose local runner has started the stand-in SUT (and its child): (the task, the pid file)."""
     import subprocess
 
     (tmp_path / "fake_sut.py").write_text(CHILD)
@@ -131,6 +129,16 @@ def test_a_task_stopped_by_sigterm_ends_the_group(tmp_path):
     deadline = time.monotonic() + 30
     while not (pidfile.exists() and len(pidfile.read_text().split()) == 2) and time.monotonic() < deadline:
         time.sleep(0.1)
+    return task, pidfile
+
+
+def test_a_task_stopped_by_sigterm_ends_the_group(tmp_path):
+    """Airflow stops a task with SIGTERM (marked failed, cleared, its worker shutting down): the SUT's group must end
+    before the supervisor's SIGKILL, which would leave it running in its own session."""
+    import signal
+    import subprocess
+
+    task, pidfile = _task_running_a_sut(tmp_path)
     task.send_signal(signal.SIGTERM)
     try:
         said, _ = task.communicate(timeout=5)
@@ -148,15 +156,7 @@ def test_a_task_killed_outright_stops_its_sut(tmp_path):
     import signal
     import subprocess
 
-    (tmp_path / "fake_sut.py").write_text(CHILD)
-    (tmp_path / "task.py").write_text(TASK)
-    pidfile = tmp_path / "pids"
-    task = subprocess.Popen([sys.executable, str(tmp_path / "task.py"), str(tmp_path / "fake_sut.py"), str(pidfile),
-                             str(tmp_path / "sut.log")], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    deadline = time.monotonic() + 30
-    while not (pidfile.exists() and len(pidfile.read_text().split()) == 2) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    task, pidfile = _task_running_a_sut(tmp_path)
     sut, grandchild = _pids(pidfile)
     task.send_signal(signal.SIGKILL)
     task.communicate()

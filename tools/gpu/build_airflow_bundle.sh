@@ -15,7 +15,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-.gpu-bundle/airflow}
-part_mb=${PART_MB:-48}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 plat=(--only-binary=:all: --python-version 3.12 --implementation cp)
@@ -30,22 +29,4 @@ for name in numpy scipy transformers tokenizers safetensors huggingface_hub hf_x
   rm -f "$work"/wheels/"$name"-[0-9]*.whl
 done
 "${PYTHON312:-python3.12}" -m pip install -q --no-index --no-deps --no-compile --target "$work/asite" "$work"/wheels/*.whl
-du -sm "$work/asite" | sed 's/^/unpacked MiB: /'
-tar -C "$work" -cf - asite | xz -9 -T2 > "$work/asite.tar.xz"
-mkdir -p "$out"
-rm -f "$out"/part_* "$out"/SHA256
-split -b "${part_mb}m" "$work/asite.tar.xz" "$out/part_"
-(cd "$work" && sha256sum asite.tar.xz) > "$out/SHA256"
-cat > "$out/unpack.sh" <<'UNPACK'
-#!/usr/bin/env bash
-# unpack.sh DEST: join the parts beside this script, check the archive's SHA256, unpack DEST/asite.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-dest=${1:?usage: unpack.sh DEST}
-mkdir -p "$dest"
-cat "$here"/part_* > "$dest/asite.tar.xz"
-(cd "$dest" && sha256sum -c "$here/SHA256")
-tar -xJf "$dest/asite.tar.xz" -C "$dest"
-rm -f "$dest/asite.tar.xz"
-UNPACK
-ls -l "$out"
+bash "$(dirname "$0")/pack_bundle.sh" "$work" asite "$out"

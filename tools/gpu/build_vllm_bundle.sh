@@ -18,7 +18,6 @@
 #   PYTHONPATH=DEST/vsite VLLM_USE_FLASHINFER_SAMPLER=0 (flashinfer is not in the bundle).
 set -euo pipefail
 out=${1:-.gpu-bundle}
-part_mb=${PART_MB:-48}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 plat=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp)
@@ -42,22 +41,4 @@ done
 rm -rf "$work/vsite/vllm/vllm_flash_attn/_vllm_fa2_C.abi3.so" "$work/vsite/vllm/vllm-rs" \
        "$work/vsite/vllm/third_party/fmha_sm100" "$work/vsite/vllm/third_party/deep_gemm/include" \
        "$work"/vsite/vllm/third_party/deep_gemm/_C.cpython-3{10,11,13,14}-*.so
-du -sm "$work/vsite" | sed 's/^/unpacked MiB: /'
-tar -C "$work" -cf - vsite | xz -9 -T2 > "$work/vsite.tar.xz"
-mkdir -p "$out"
-rm -f "$out"/part_* "$out"/SHA256
-split -b "${part_mb}m" "$work/vsite.tar.xz" "$out/part_"
-(cd "$work" && sha256sum vsite.tar.xz) > "$out/SHA256"
-cat > "$out/unpack.sh" <<'UNPACK'
-#!/usr/bin/env bash
-# unpack.sh DEST: join the parts beside this script, check the archive's SHA256, unpack DEST/vsite.
-set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-dest=${1:?usage: unpack.sh DEST}
-mkdir -p "$dest"
-cat "$here"/part_* > "$dest/vsite.tar.xz"
-(cd "$dest" && sha256sum -c "$here/SHA256")
-tar -xJf "$dest/vsite.tar.xz" -C "$dest"
-rm -f "$dest/vsite.tar.xz"
-UNPACK
-ls -l "$out"
+bash "$(dirname "$0")/pack_bundle.sh" "$work" vsite "$out"
