@@ -4,6 +4,10 @@ Trigger-time choices (scenarios, sample count, engine limits, ...) are DAG param
 installation lives here: which runner starts the SUT, which GPU nodes exist (so per-node tasks and pools are
 static), where artefacts, weights and the data set are, and the profile that chooses the params' defaults.
 
+This module is the only one that reads the environment (tests/dags/test_deployment.py checks it): `load()` reads
+it once into a `Deployment`, which is passed down (the DAG file loads it when parsed, a task or the Benchmarks page
+when it runs); nothing writes `os.environ` (`make demo` and `make ui` give their child processes an environment).
+
 | variable | default | meaning |
 |---|---|---|
 | MLPERF_RUNNER | kubernetes | `kubernetes`: the SUT runs in pods; `local`: as processes of the SUT venv |
@@ -18,6 +22,7 @@ static), where artefacts, weights and the data set are, and the profile that cho
 | MLPERF_SUT_IMAGE | mlperf-sut:latest | SUT container image (kubernetes runner) |
 | MLPERF_SUT_PYTHON | <repo>/.venv-sut/bin/python | SUT interpreter (local runner) |
 | MLPERF_SUT_PYTHONPATH | (none) | folders (`:`-separated) the SUT imports from after sut_image/, e.g. an offline vLLM bundle on a GPU host (local runner) |
+| MLPERF_LOCAL_GPUS | (none: no pinning) | `node=gpu[:gpu...],...`: each node's CUDA_VISIBLE_DEVICES (local runner on a GPU host) |
 | MLPERF_LOAD_FORMAT | auto | default of the param load_format (`dummy`: random weights, accuracy not applicable) |
 | MLPERF_RUN_TIMEOUT_S | 14400 (embedded 900) | one SUT run; the process group / pod is killed after it |
 | MLPERF_SERVER_START_TIMEOUT_S | 1800 (embedded 300) | vLLM servers of the coordinated branch until /health |
@@ -28,6 +33,32 @@ static), where artefacts, weights and the data set are, and the profile that cho
 | MLPERF_SUBMITTER | (none) | the organisation's name as MLCommons knows it (the tree's folder and systems' `submitter`) |
 | MLPERF_SYSTEM_STATUS | (none) | availability of the systems: available, preview or rdi |
 | MLPERF_SYSTEM_DESCRIPTION | (none) | JSON file of the system fields only a person knows (cooling, storage, networking, ...) |
+
+The kubernetes runner's own (`Deployment.kubernetes`; the image, artefacts root and timeouts above apply to its
+pods too):
+
+| variable | default | meaning |
+|---|---|---|
+| MLPERF_NAMESPACE | mlperf | namespace of the SUT pods and of the coordinated branch's vLLM servers and Services |
+| MLPERF_KUBERNETES_CONN_ID | kubernetes_default | the Airflow connection to the cluster |
+| MLPERF_IMAGE_PULL_POLICY | IfNotPresent | pull policy of the SUT pods: IfNotPresent, Always or Never |
+| MLPERF_SUT_SERVICE_ACCOUNT | mlperf-sut | service account of the SUT pods (deploy/rbac.yaml) |
+| MLPERF_NODE_LABEL_KEY | kubernetes.io/hostname | node label whose value is the node's name in MLPERF_NODES (the pods' affinity) |
+| MLPERF_MODEL_PVC | mlperf-model | PVC of the weights (read-only in the pods) |
+| MLPERF_DATASET_PVC | mlperf-dataset | PVC of the data set (read-only in the pods) |
+| MLPERF_ARTIFACTS_PVC | mlperf-artifacts | ReadWriteMany PVC mounted at MLPERF_ARTIFACTS_DIR, in the pods and in Airflow |
+| MLPERF_MODEL_MOUNT | /models | where the pods mount the weights' PVC (MLPERF_MODEL_DIR lies below it) |
+| MLPERF_DATASET_MOUNT | /data | where the pods mount the data set's PVC (MLPERF_DATASET lies below it) |
+| MLPERF_SHM_SIZE | 16Gi | size limit of the pods' memory-backed /dev/shm (a Kubernetes quantity) |
+| MLPERF_POD_STARTUP_TIMEOUT_S | 1200 | scheduling, image pull and start of a SUT pod |
+| MLPERF_SERVER_LIFETIME_S | 86400 | deadline of a vLLM server pod whose teardown never ran |
+
+Read on their own, where they are used (a wrong MLPERF_* variable must not stop them):
+
+| variable | default | meaning |
+|---|---|---|
+| NLTK_DATA | <repo>/.cache/nltk_data | NLTK's own; its first folder receives the sentence tables ROUGE scoring needs (`nltk_data_dir()`) |
+| MLPERF_UI_PORT | 8080 | the port `make ui` serves the Airflow UI on (`ui_port()`) |
 """
 from __future__ import annotations
 
@@ -41,14 +72,47 @@ from include import mlperf_rules
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The SUT's files the Airflow side reads (result.json's schema, the LoadGen keys, the engine arguments and presets):
+# the checkout's, and in docker-compose the same path under /opt/airflow.
+SUT_PACKAGE = REPO_ROOT / "sut_image" / "mlperf_sut"
+HISTORY_FILE = "history.sqlite"       # the default history store, in the artefacts root
+NLTK_DATA = REPO_ROOT / ".cache" / "nltk_data"    # where the Makefile points NLTK_DATA; the default when unset
+UI_PORT = 8080
 RUNNERS = ("kubernetes", "local")
 PROFILES = ("full", "embedded")
 POOL_PREFIX = "mlperf_gpu_"
+LOCAL_GPUS_ENV = "MLPERF_LOCAL_GPUS"
 NODE_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")   # a Kubernetes node name (RFC 1123)
+# Kubernetes' rules for the names the kubernetes runner is given: a namespace is an RFC 1123 label, a PVC or a
+# service account an RFC 1123 subdomain; a label key is [prefix/]name; a size is a resource quantity.
+NAMESPACE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+OBJECT_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
+LABEL_KEY = re.compile(r"^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 
 
 class DeploymentError(ValueError):
     """A deploy-time environment variable is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    """The kubernetes runner's own settings (the table above); the defaults are those of deploy/."""
+
+    namespace: str = "mlperf"
+    conn_id: str = "kubernetes_default"
+    image_pull_policy: str = "IfNotPresent"
+    service_account: str = "mlperf-sut"
+    node_label_key: str = "kubernetes.io/hostname"
+    model_pvc: str = "mlperf-model"
+    dataset_pvc: str = "mlperf-dataset"
+    artifacts_pvc: str = "mlperf-artifacts"
+    model_mount: str = "/models"
+    dataset_mount: str = "/data"
+    shm_size: str = "16Gi"
+    startup_timeout_s: int = 1_200
+    server_lifetime_s: int = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -65,6 +129,7 @@ class Deployment:
     sut_image: str = "mlperf-sut:latest"
     sut_python: str = ""
     sut_pythonpath: tuple[str, ...] = ()
+    local_gpus: dict[str, str] = field(default_factory=dict, hash=False)   # node -> CUDA_VISIBLE_DEVICES
     load_format: str = "auto"
     run_timeout_s: int = 14_400
     server_start_timeout_s: int = 1_800
@@ -75,6 +140,7 @@ class Deployment:
     submitter: str | None = None
     system_status: str | None = None
     system_description: str | None = None          # path of a JSON file of hand-written system fields
+    kubernetes: KubernetesSettings = KubernetesSettings()
 
     def pool(self, node: str) -> str:
         """One pool of one slot per GPU node: two benchmarks never share a GPU."""
@@ -83,6 +149,12 @@ class Deployment:
     @property
     def embedded(self) -> bool:
         return self.profile == "embedded"
+
+    @property
+    def default_history_file(self) -> Path | None:
+        """The SQLite file of the history when MLPERF_HISTORY_URL is unset (no run may have created it yet)."""
+        path = self.artifacts_dir / HISTORY_FILE
+        return path if self.history_url == _sqlite_url(path) else None
 
     def public(self) -> dict:
         """What may appear in logs, XCom and the report (no URL that could hold a password)."""
@@ -115,6 +187,64 @@ def _optional_choice(env: dict, name: str, choices: tuple[str, ...]) -> str | No
     return _choice(env, name, choices[0], choices) if env.get(name, "").strip() else None
 
 
+def _matching(env: dict, name: str, default: str, pattern: re.Pattern, what: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not pattern.match(value):
+        raise DeploymentError(f"{name}={value!r}: expected {what}; unset, it is {default}")
+    return value
+
+
+def _absolute(env: dict, name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not value.startswith("/"):
+        raise DeploymentError(f"{name}={value!r}: expected an absolute path in the pods; unset, it is {default}")
+    return value
+
+
+def _environ(env: dict | None) -> dict:
+    return dict(os.environ if env is None else env)
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _gpu_map(text: str) -> dict[str, str]:
+    """MLPERF_LOCAL_GPUS, `node=dev[:dev...],...` -> {node: CUDA_VISIBLE_DEVICES value}; {} when empty."""
+    out: dict[str, str] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        node, sep, devices = item.partition("=")
+        ids = devices.split(":")
+        if not sep or not node.strip() or not all(d.strip().isdigit() for d in ids):
+            raise DeploymentError(f"{LOCAL_GPUS_ENV}: {item!r} is not NODE=GPU[:GPU...] (e.g. h200-0=0,h200-1=1)")
+        if node.strip() in out:
+            raise DeploymentError(f"{LOCAL_GPUS_ENV}: node {node.strip()!r} given twice")
+        out[node.strip()] = ",".join(d.strip() for d in ids)
+    return out
+
+
+def _kubernetes(env: dict) -> KubernetesSettings:
+    d, pvc = KubernetesSettings(), "a PVC name (lower-case letters, digits, '-' and '.')"
+    return KubernetesSettings(
+        namespace=_matching(env, "MLPERF_NAMESPACE", d.namespace, NAMESPACE_NAME,
+                            "a namespace name (lower-case letters, digits and '-', at most 63 characters)"),
+        conn_id=env.get("MLPERF_KUBERNETES_CONN_ID", "").strip() or d.conn_id,
+        image_pull_policy=_choice(env, "MLPERF_IMAGE_PULL_POLICY", d.image_pull_policy, PULL_POLICIES),
+        service_account=_matching(env, "MLPERF_SUT_SERVICE_ACCOUNT", d.service_account, OBJECT_NAME,
+                                  "a service account name (lower-case letters, digits, '-' and '.')"),
+        node_label_key=_matching(env, "MLPERF_NODE_LABEL_KEY", d.node_label_key, LABEL_KEY,
+                                 "a label key ([prefix/]name, the name at most 63 characters)"),
+        model_pvc=_matching(env, "MLPERF_MODEL_PVC", d.model_pvc, OBJECT_NAME, pvc),
+        dataset_pvc=_matching(env, "MLPERF_DATASET_PVC", d.dataset_pvc, OBJECT_NAME, pvc),
+        artifacts_pvc=_matching(env, "MLPERF_ARTIFACTS_PVC", d.artifacts_pvc, OBJECT_NAME, pvc),
+        model_mount=_absolute(env, "MLPERF_MODEL_MOUNT", d.model_mount),
+        dataset_mount=_absolute(env, "MLPERF_DATASET_MOUNT", d.dataset_mount),
+        shm_size=_matching(env, "MLPERF_SHM_SIZE", d.shm_size, QUANTITY, "a Kubernetes quantity such as 16Gi"),
+        startup_timeout_s=_int(env, "MLPERF_POD_STARTUP_TIMEOUT_S", d.startup_timeout_s, 1),
+        server_lifetime_s=_int(env, "MLPERF_SERVER_LIFETIME_S", d.server_lifetime_s, 1),
+    )
+
+
 def count_dataset(path: str) -> int | None:
     """Samples in the data set when the file is readable from here (on Kubernetes it may live on the pods' volume)."""
     try:
@@ -127,7 +257,7 @@ def count_dataset(path: str) -> int | None:
 
 def load(env: dict | None = None) -> Deployment:
     """Read the deployment from `env` (default os.environ); raises DeploymentError naming the variable."""
-    env = dict(os.environ if env is None else env)
+    env = _environ(env)
     runner = _choice(env, "MLPERF_RUNNER", "kubernetes", RUNNERS)
     local = runner == "local"
     profile = _choice(env, "MLPERF_PROFILE", "full", PROFILES)
@@ -159,13 +289,14 @@ def load(env: dict | None = None) -> Deployment:
         profile=profile,
         schedule=schedule,
         artifacts_dir=artifacts,
-        history_url=env.get("MLPERF_HISTORY_URL") or f"sqlite:///{artifacts / 'history.sqlite'}",
+        history_url=env.get("MLPERF_HISTORY_URL") or _sqlite_url(artifacts / HISTORY_FILE),
         model_dir=model_dir,
         dataset=dataset,
         dataset_size=_int(env, "MLPERF_DATASET_SIZE", 0, 1) or None,
         sut_image=env.get("MLPERF_SUT_IMAGE") or "mlperf-sut:latest",
         sut_python=sut_python,
         sut_pythonpath=tuple(p for p in env.get("MLPERF_SUT_PYTHONPATH", "").split(os.pathsep) if p.strip()),
+        local_gpus=_gpu_map(env.get(LOCAL_GPUS_ENV, "")),
         load_format=_choice(env, "MLPERF_LOAD_FORMAT", "auto", ("auto", "dummy")),
         run_timeout_s=_int(env, "MLPERF_RUN_TIMEOUT_S", 900 if embedded else 14_400, 1),
         server_start_timeout_s=_int(env, "MLPERF_SERVER_START_TIMEOUT_S", 300 if embedded else 1_800, 1),
@@ -176,7 +307,30 @@ def load(env: dict | None = None) -> Deployment:
         submitter=env.get("MLPERF_SUBMITTER", "").strip() or None,
         system_status=_optional_choice(env, "MLPERF_SYSTEM_STATUS", mlperf_rules.AVAILABILITIES),
         system_description=env.get("MLPERF_SYSTEM_DESCRIPTION", "").strip() or None,
+        kubernetes=_kubernetes(env),
     )
+
+
+def nltk_data_dir(env: dict | None = None) -> Path:
+    """The folder NLTK reads its data from: NLTK_DATA's first entry, else <repo>/.cache/nltk_data."""
+    first = _environ(env).get("NLTK_DATA", "").split(os.pathsep)[0]
+    return Path(first) if first else NLTK_DATA
+
+
+def port_number(value: str, source: str) -> int:
+    """A TCP port number; DeploymentError naming `source` (a variable or an option) otherwise."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise DeploymentError(f"{source}={value!r} is not a port number (1-65535)")
+    return port
+
+
+def ui_port(env: dict | None = None) -> int:
+    """MLPERF_UI_PORT: the port `make ui` serves on."""
+    return port_number(_environ(env).get("MLPERF_UI_PORT", str(UI_PORT)), "MLPERF_UI_PORT")
 
 
 def pools(dep: Deployment) -> dict[str, dict]:

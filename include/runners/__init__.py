@@ -35,7 +35,7 @@ def run_local(spec: dict[str, Any]) -> dict[str, Any]:
 
     try:
         dep = deployment.load()
-        return local.run_spec(spec, dep.sut_python, dep.sut_pythonpath)
+        return local.run_spec(spec, dep.sut_python, dep.sut_pythonpath, dep.local_gpus)
     except local.SutBadInput as exc:
         raise AirflowFailException(str(exc)) from None
 
@@ -68,7 +68,7 @@ def sut_runs(dep: Deployment, *, task_id: str, node: str | None, branch: str, ru
                                  "active_deadline_seconds": runner_timeout_s + 2 * TIMEOUT_MARGIN_S}
         if node is None:          # the coordinator: any node, no GPU
             extra.update(affinity=None, container_resources=k8s.V1ResourceRequirements())
-        return sut_pod_partial(node=node or dep.nodes[0], branch=branch, gpus=tensor_parallel_size,
+        return sut_pod_partial(node=node or dep.nodes[0], branch=branch, gpus=tensor_parallel_size, dep=dep,
                                **common, **extra).expand(arguments=runs.map(arguments_of))
     from airflow.sdk import task
 
@@ -86,13 +86,13 @@ def start_servers(dep: Deployment, servers: dict[str, Any], runs: list[dict[str,
 
         tp = int(servers["engine_args"][servers["engine_args"].index("--tensor-parallel-size") + 1])
         urls = create_vllm_servers(servers["run_id"], nodes, servers["image"], servers["engine_args"],
-                                   servers["model_path"], gpus=tp, ready_timeout_s=dep.server_start_timeout_s)
+                                   servers["model_path"], gpus=tp, dep=dep)
     else:
         from include.runners import local
 
         urls = local.start_servers(run_dir=servers["run_dir"], nodes=nodes, model_path=servers["model_path"],
                                    engine_args=servers["engine_args"], sut_python=dep.sut_python,
-                                   pythonpath=dep.sut_pythonpath,
+                                   pythonpath=dep.sut_pythonpath, gpus=dep.local_gpus,
                                    ready_timeout_s=dep.server_start_timeout_s)
     endpoint_args = [arg for node in nodes for arg in ("--endpoint", f"{node}={urls[node]}")]
     return [{**r, "arguments": [*r["arguments"], *endpoint_args]} for r in runs]
@@ -105,7 +105,7 @@ def stop_servers(dep: Deployment, servers: dict[str, Any]) -> list[str]:
     if dep.runner == "kubernetes":
         from include.runners.kubernetes import delete_vllm_servers
 
-        return delete_vllm_servers(servers["run_id"], servers["nodes"])
+        return delete_vllm_servers(servers["run_id"], servers["nodes"], dep=dep)
     from include.runners import local
 
     return local.stop_servers(servers["run_dir"])

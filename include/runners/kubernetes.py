@@ -12,19 +12,18 @@ Artefacts (LoadGen logs, result.json) are written to a ReadWriteMany volume moun
 and in Airflow, so the parse step reads files, never pod logs (the kubelet rotates those at 10 MiB, and a Server run's
 detail log is larger).
 
-Deploy-time settings come from the environment (documented in docker-compose.yaml's header and in `KubernetesSettings`),
-so a DAG file never names a PVC, namespace or label key.
+Deploy-time settings are the deployment's (include/deployment.py: `Deployment`, its `kubernetes` part for the
+namespace, PVCs, label key and pod limits), passed down by the caller; a DAG file never names a PVC, namespace or label
+key.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import logging
-import os
 import re
 import threading
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,9 @@ from kubernetes.client.exceptions import ApiException
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.pod_generator import make_safe_label_value
+
+from include import deployment
+from include.deployment import Deployment
 
 if TYPE_CHECKING:
     from kubernetes.client import CoreV1Api
@@ -62,59 +64,9 @@ NODE_CHECK_INTERVAL_S = 10
 NODE_VERDICT_TIMEOUT_S = 90
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
-
-
-@dataclass(frozen=True)
-class KubernetesSettings:
-    """Deploy-time settings of the kubernetes runner, read from the environment (see docker-compose.yaml)."""
-
-    namespace: str = "mlperf"                    # MLPERF_NAMESPACE
-    conn_id: str = "kubernetes_default"          # MLPERF_KUBERNETES_CONN_ID
-    image: str = "mlperf-sut:latest"             # MLPERF_SUT_IMAGE
-    image_pull_policy: str = "IfNotPresent"      # MLPERF_IMAGE_PULL_POLICY
-    service_account: str = "mlperf-sut"          # MLPERF_SUT_SERVICE_ACCOUNT
-    node_label_key: str = "kubernetes.io/hostname"   # MLPERF_NODE_LABEL_KEY
-    model_pvc: str = "mlperf-model"              # MLPERF_MODEL_PVC
-    dataset_pvc: str = "mlperf-dataset"          # MLPERF_DATASET_PVC
-    artifacts_pvc: str = "mlperf-artifacts"      # MLPERF_ARTIFACTS_PVC
-    model_mount: str = "/models"                 # MLPERF_MODEL_MOUNT (MLPERF_MODEL_DIR lies below it)
-    dataset_mount: str = "/data"                 # MLPERF_DATASET_MOUNT (MLPERF_DATASET lies below it)
-    artifacts_root: str = "/artifacts"           # MLPERF_ARTIFACTS_DIR (same path in Airflow and in the pods)
-    shm_size: str = "16Gi"                       # MLPERF_SHM_SIZE
-    startup_timeout_s: int = 1200                # MLPERF_POD_STARTUP_TIMEOUT_S
-    run_timeout_s: int = 4 * 3600                # MLPERF_RUN_TIMEOUT_S
-    server_ready_timeout_s: int = 1800           # MLPERF_SERVER_START_TIMEOUT_S
-    server_lifetime_s: int = 24 * 3600           # MLPERF_SERVER_LIFETIME_S
-
-    @classmethod
-    def from_env(cls) -> "KubernetesSettings":
-        """The kubernetes runner's own variables; the image, artefacts root and timeouts are the deployment's
-        (include/deployment.py defines them once, with the embedded profile's shorter timeouts)."""
-        from include import deployment
-
-        d, dep = cls(), deployment.load()
-        return cls(
-            namespace=_env("MLPERF_NAMESPACE", d.namespace),
-            conn_id=_env("MLPERF_KUBERNETES_CONN_ID", d.conn_id),
-            image=dep.sut_image,
-            image_pull_policy=_env("MLPERF_IMAGE_PULL_POLICY", d.image_pull_policy),
-            service_account=_env("MLPERF_SUT_SERVICE_ACCOUNT", d.service_account),
-            node_label_key=_env("MLPERF_NODE_LABEL_KEY", d.node_label_key),
-            model_pvc=_env("MLPERF_MODEL_PVC", d.model_pvc),
-            dataset_pvc=_env("MLPERF_DATASET_PVC", d.dataset_pvc),
-            artifacts_pvc=_env("MLPERF_ARTIFACTS_PVC", d.artifacts_pvc),
-            model_mount=_env("MLPERF_MODEL_MOUNT", d.model_mount),
-            dataset_mount=_env("MLPERF_DATASET_MOUNT", d.dataset_mount),
-            artifacts_root=str(dep.artifacts_dir),
-            shm_size=_env("MLPERF_SHM_SIZE", d.shm_size),
-            startup_timeout_s=int(_env("MLPERF_POD_STARTUP_TIMEOUT_S", str(d.startup_timeout_s))),
-            run_timeout_s=dep.run_timeout_s,
-            server_ready_timeout_s=dep.server_start_timeout_s,
-            server_lifetime_s=int(_env("MLPERF_SERVER_LIFETIME_S", str(d.server_lifetime_s))),
-        )
+def _deployment(dep: Deployment | None) -> Deployment:
+    """The caller's deployment; without one (a direct call, a test), this process's (include/deployment.py)."""
+    return dep if dep is not None else deployment.load()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -185,7 +137,8 @@ def gpu_resources(gpus: int) -> k8s.V1ResourceRequirements:
     return k8s.V1ResourceRequirements(limits={GPU_RESOURCE: str(gpus)})
 
 
-def sut_volumes(settings: KubernetesSettings) -> list[k8s.V1Volume]:
+def sut_volumes(dep: Deployment) -> list[k8s.V1Volume]:
+    settings = dep.kubernetes
     return [
         # Model weights and the data set are filled once by deploy/download-job.yaml and only read by runs.
         k8s.V1Volume(name="model", persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
@@ -202,11 +155,13 @@ def sut_volumes(settings: KubernetesSettings) -> list[k8s.V1Volume]:
     ]
 
 
-def sut_volume_mounts(settings: KubernetesSettings) -> list[k8s.V1VolumeMount]:
+def sut_volume_mounts(dep: Deployment) -> list[k8s.V1VolumeMount]:
+    settings = dep.kubernetes
     return [
         k8s.V1VolumeMount(name="model", mount_path=settings.model_mount, read_only=True),
         k8s.V1VolumeMount(name="dataset", mount_path=settings.dataset_mount, read_only=True),
-        k8s.V1VolumeMount(name="artifacts", mount_path=settings.artifacts_root),
+        # the same path as in Airflow: the parse step reads what the pods wrote
+        k8s.V1VolumeMount(name="artifacts", mount_path=str(dep.artifacts_dir)),
         k8s.V1VolumeMount(name="dshm", mount_path="/dev/shm"),
     ]
 
@@ -338,10 +293,11 @@ class SutPodOperator(KubernetesPodOperator):
 
 
 def _sut_pod_kwargs(
-    *, task_id: str, node: str | None, branch: str, gpus: int = 1, settings: KubernetesSettings | None = None,
+    *, task_id: str, node: str | None, branch: str, gpus: int = 1, dep: Deployment | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
-    s = settings or KubernetesSettings.from_env()
+    dep = _deployment(dep)
+    s = dep.kubernetes
     if gpus < 0:
         raise ValueError(f"gpus must be >= 0, got {gpus}")
     kwargs: dict[str, Any] = dict(
@@ -350,7 +306,7 @@ def _sut_pod_kwargs(
         branch=branch,
         kubernetes_conn_id=s.conn_id,
         namespace=s.namespace,
-        image=s.image,
+        image=dep.sut_image,
         # The image's ENTRYPOINT is `python -m mlperf_sut`; callers pass `arguments=["run", ...]`.
         cmds=None,
         # Readable pod names in `kubectl get pods`; the provider adds a random suffix so mapped tasks never clash.
@@ -365,15 +321,15 @@ def _sut_pod_kwargs(
         affinity=node_affinity(node, s.node_label_key) if node else None,
         tolerations=gpu_tolerations() if gpus else [],
         container_resources=gpu_resources(gpus) if gpus else k8s.V1ResourceRequirements(),
-        volumes=sut_volumes(s),
-        volume_mounts=sut_volume_mounts(s),
+        volumes=sut_volumes(dep),
+        volume_mounts=sut_volume_mounts(dep),
         env_vars=sut_env(node),
         # Pulling the image and loading 16 GB of weights onto a cold node takes minutes, not the default 120 s.
         startup_timeout_seconds=s.startup_timeout_s,
         schedule_timeout_seconds=s.startup_timeout_s,
         # Airflow kills (and on_kill deletes) a hung run; the pod deadline bounds it even if the worker itself died.
-        execution_timeout=timedelta(seconds=s.run_timeout_s),
-        active_deadline_seconds=s.run_timeout_s + 600,
+        execution_timeout=timedelta(seconds=dep.run_timeout_s),
+        active_deadline_seconds=dep.run_timeout_s + 600,
         # The pod's log is streamed into the task log while it runs; the artefacts are on the shared volume.
         get_logs=True,
         # On failure: the pod's events (Unschedulable, OOMKilled, ImagePullBackOff) go to the task log, but not the
@@ -400,24 +356,25 @@ def _sut_pod_kwargs(
 
 
 def sut_pod(*, task_id: str, node: str | None, branch: str, gpus: int = 1,
-            settings: KubernetesSettings | None = None, **overrides: Any) -> SutPodOperator:
+            dep: Deployment | None = None, **overrides: Any) -> SutPodOperator:
     """The SUT pod operator for one node: `sut_pod(task_id=..., node=..., branch=..., arguments=["run", ...])`.
 
     `gpus` is the tensor-parallel size. `node=None, gpus=0` is the coordinated run's LoadGen driver (no affinity, no
-    GPU: its vLLM servers hold the GPUs). Any KubernetesPodOperator argument in `overrides` replaces the default.
+    GPU: its vLLM servers hold the GPUs). `dep`: the deployment whose settings the pod gets (the DAG passes its own).
+    Any KubernetesPodOperator argument in `overrides` replaces the default.
     """
-    return SutPodOperator(**_sut_pod_kwargs(task_id=task_id, node=node, branch=branch, gpus=gpus, settings=settings,
+    return SutPodOperator(**_sut_pod_kwargs(task_id=task_id, node=node, branch=branch, gpus=gpus, dep=dep,
                                             **overrides))
 
 
 def sut_pod_partial(*, task_id: str, node: str | None, branch: str, gpus: int = 1,
-                    settings: KubernetesSettings | None = None, **overrides: Any):
+                    dep: Deployment | None = None, **overrides: Any):
     """The same defaults for a mapped task: `sut_pod_partial(task_id=, node=, branch=).expand(arguments=[...])`.
 
     One partial per node (and branch): `node` fixes the affinity, the GPU request's placement, the labels and the pod
     name, so only what differs between that node's runs (`arguments`, possibly from an upstream XCom) is mapped.
     """
-    kwargs = _sut_pod_kwargs(task_id=task_id, node=node, branch=branch, gpus=gpus, settings=settings, **overrides)
+    kwargs = _sut_pod_kwargs(task_id=task_id, node=node, branch=branch, gpus=gpus, dep=dep, **overrides)
     task_id = kwargs.pop("task_id")
     return SutPodOperator.partial(task_id=task_id, **kwargs)
 
@@ -426,16 +383,17 @@ def sut_pod_partial(*, task_id: str, node: str | None, branch: str, gpus: int = 
 # The coordinated distributed branch: one vLLM server (pod + Service) per node
 # --------------------------------------------------------------------------------------------------------------------
 
-def core_v1(conn_id: str | None = None) -> CoreV1Api:
+def core_v1(conn_id: str) -> CoreV1Api:
     """A CoreV1Api from the Airflow connection (kubernetes_default: in-cluster, kubeconfig file or kube_config)."""
     from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
-    return KubernetesHook(conn_id=conn_id or KubernetesSettings.from_env().conn_id).core_v1_client
+    return KubernetesHook(conn_id=conn_id).core_v1_client
 
 
 def server_pod_manifest(*, run_id: str, node: str, image: str, engine_args: list[str], model_path: str,
-                        gpus: int = 1, settings: KubernetesSettings, dag_id: str | None = None) -> k8s.V1Pod:
+                        gpus: int = 1, dep: Deployment, dag_id: str | None = None) -> k8s.V1Pod:
     name = server_name(run_id, node)
+    settings = dep.kubernetes
     labels = {**_labels(dag_id=dag_id, run_id=run_id, node=node, branch="distributed", role="vllm-server"),
               LABEL_SERVER: name}
     container = k8s.V1Container(
@@ -450,7 +408,7 @@ def server_pod_manifest(*, run_id: str, node: str, image: str, engine_args: list
             period_seconds=5, timeout_seconds=3, failure_threshold=3,
         ),
         resources=gpu_resources(gpus),
-        volume_mounts=sut_volume_mounts(settings),
+        volume_mounts=sut_volume_mounts(dep),
         env=sut_env(node),
         termination_message_policy="FallbackToLogsOnError",
     )
@@ -462,7 +420,7 @@ def server_pod_manifest(*, run_id: str, node: str, image: str, engine_args: list
             containers=[container],
             affinity=node_affinity(node, settings.node_label_key),
             tolerations=gpu_tolerations(),
-            volumes=sut_volumes(settings),
+            volumes=sut_volumes(dep),
             service_account_name=settings.service_account,
             automount_service_account_token=False,
             # A crashed server must fail the setup/run visibly, not come back mid-benchmark with a cold cache.
@@ -473,14 +431,14 @@ def server_pod_manifest(*, run_id: str, node: str, image: str, engine_args: list
     )
 
 
-def server_service_manifest(*, run_id: str, node: str, settings: KubernetesSettings,
+def server_service_manifest(*, run_id: str, node: str, namespace: str,
                             dag_id: str | None = None) -> k8s.V1Service:
     name = server_name(run_id, node)
     labels = _labels(dag_id=dag_id, run_id=run_id, node=node, branch="distributed", role="vllm-server")
     return k8s.V1Service(
         api_version="v1",
         kind="Service",
-        metadata=k8s.V1ObjectMeta(name=name, namespace=settings.namespace, labels=labels),
+        metadata=k8s.V1ObjectMeta(name=name, namespace=namespace, labels=labels),
         spec=k8s.V1ServiceSpec(
             type="ClusterIP",
             selector={LABEL_SERVER: name},
@@ -512,6 +470,7 @@ def create_vllm_servers(
     dag_id: str | None = None,
     conn_id: str | None = None,
     client: CoreV1Api | None = None,
+    dep: Deployment | None = None,
 ) -> dict[str, str]:
     """Start one vLLM server pod and Service per node and wait until every one is ready: {node: base URL}.
 
@@ -524,18 +483,18 @@ def create_vllm_servers(
         raise ValueError("create_vllm_servers needs at least one node")
     if len(set(nodes)) != len(nodes):
         raise ValueError(f"duplicate nodes: {nodes}")
-    settings = KubernetesSettings.from_env()
+    dep = _deployment(dep)
     if namespace:
-        settings = dataclasses.replace(settings, namespace=namespace)
-    api = client or core_v1(conn_id or settings.conn_id)
-    ns = settings.namespace
-    timeout = settings.server_ready_timeout_s if ready_timeout_s is None else ready_timeout_s
+        dep = dataclasses.replace(dep, kubernetes=dataclasses.replace(dep.kubernetes, namespace=namespace))
+    api = client or core_v1(conn_id or dep.kubernetes.conn_id)
+    ns = dep.kubernetes.namespace
+    timeout = dep.server_start_timeout_s if ready_timeout_s is None else ready_timeout_s
     try:
         for node in nodes:
             pod = server_pod_manifest(run_id=run_id, node=node, image=image, engine_args=engine_args,
-                                      model_path=model_path, gpus=gpus, settings=settings, dag_id=dag_id)
+                                      model_path=model_path, gpus=gpus, dep=dep, dag_id=dag_id)
             _create_pod_once(api, pod, poll_interval_s=poll_interval_s)
-            service = server_service_manifest(run_id=run_id, node=node, settings=settings, dag_id=dag_id)
+            service = server_service_manifest(run_id=run_id, node=node, namespace=ns, dag_id=dag_id)
             try:
                 api.create_namespaced_service(namespace=ns, body=service)
             except ApiException as exc:
@@ -652,14 +611,14 @@ def _delete_ignoring_missing(delete, name: str, namespace: str) -> bool:
         raise
 
 
-def delete_vllm_servers(run_id: str, nodes: list[str], *, namespace: str | None = None,
-                        conn_id: str | None = None, client: CoreV1Api | None = None) -> list[str]:
+def delete_vllm_servers(run_id: str, nodes: list[str], *, namespace: str | None = None, conn_id: str | None = None,
+                        client: CoreV1Api | None = None, dep: Deployment | None = None) -> list[str]:
     """Delete the vLLM server pods and Services of `run_id` on `nodes`; missing ones are fine (idempotent).
 
     Also deletes any other server of the same run found by label (a node list edited between setup and teardown).
     Returns the names of the objects that were deleted.
     """
-    settings = KubernetesSettings.from_env()
+    settings = _deployment(dep).kubernetes
     ns = namespace or settings.namespace
     api = client or core_v1(conn_id or settings.conn_id)
     names = {server_name(run_id, node) for node in nodes}

@@ -12,9 +12,9 @@ The coordinated branch's "nodes" are `serve` processes on free 127.0.0.1 ports. 
 that starts them, so their process groups are recorded in `<run_dir>/distributed/servers.json`, which the
 teardown task reads to stop them.
 
-On a host with several GPUs, `MLPERF_LOCAL_GPUS` (e.g. `h200-0=0,h200-1=1`; `node=0:1` for two GPUs) gives each
-node its GPUs through CUDA_VISIBLE_DEVICES: one node per GPU without a cluster. The coordinated run's LoadGen driver
-then sees no GPU (its servers hold them).
+On a host with several GPUs, `MLPERF_LOCAL_GPUS` (e.g. `h200-0=0,h200-1=1`; `node=0:1` for two GPUs; the
+deployment's `local_gpus`) gives each node its GPUs through CUDA_VISIBLE_DEVICES: one node per GPU without a cluster.
+The coordinated run's LoadGen driver then sees no GPU (its servers hold them).
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
+from include.deployment import LOCAL_GPUS_ENV
 from include.run_artifacts import write_runner_exit
 
 log = logging.getLogger(__name__)
@@ -87,24 +88,6 @@ def _sigterm_raises(message: str) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-GPUS_ENV = "MLPERF_LOCAL_GPUS"
-
-
-def gpu_map(text: str | None = None) -> dict[str, str]:
-    """`node=dev[:dev...],...` (default: $MLPERF_LOCAL_GPUS) -> {node: CUDA_VISIBLE_DEVICES value}; {} when unset."""
-    text = os.environ.get(GPUS_ENV, "") if text is None else text
-    out: dict[str, str] = {}
-    for item in (i.strip() for i in text.split(",") if i.strip()):
-        node, sep, devices = item.partition("=")
-        ids = devices.split(":")
-        if not sep or not node.strip() or not all(d.strip().isdigit() for d in ids):
-            raise ValueError(f"{GPUS_ENV}: {item!r} is not NODE=GPU[:GPU...] (e.g. h200-0=0,h200-1=1)")
-        if node.strip() in out:
-            raise ValueError(f"{GPUS_ENV}: node {node.strip()!r} given twice")
-        out[node.strip()] = ",".join(d.strip() for d in ids)
-    return out
-
-
 def gpu_env(spec: dict[str, Any] | None, gpus: dict[str, str], node: str | None = None) -> dict[str, str]:
     """CUDA_VISIBLE_DEVICES for a planned run (`spec`) or a node's server (`node`); {} without a GPU map.
 
@@ -116,7 +99,7 @@ def gpu_env(spec: dict[str, Any] | None, gpus: dict[str, str], node: str | None 
     nodes = [node] if node is not None else list(spec["nodes"]) if spec else []
     missing = [n for n in nodes if n not in gpus]
     if missing:
-        raise ValueError(f"{GPUS_ENV}: no GPU given for node(s) {', '.join(missing)} (have {', '.join(gpus)})")
+        raise ValueError(f"{LOCAL_GPUS_ENV}: no GPU given for node(s) {', '.join(missing)} (have {', '.join(gpus)})")
     return {"CUDA_VISIBLE_DEVICES": ",".join(gpus[n] for n in nodes)}
 
 
@@ -142,7 +125,7 @@ def serve_command(sut_python: str, model_path: str, port: int, engine_args: list
 def sut_env(extra: dict[str, str] | None = None, pythonpath: tuple[str, ...] = ()) -> dict[str, str]:
     """The SUT's environment: mlperf_sut importable from the checkout (then `pythonpath`, e.g. an offline vLLM
     bundle on a GPU host: the deployment's MLPERF_SUT_PYTHONPATH), a small CPU KV cache when there is no GPU."""
-    env = dict(os.environ)
+    env = dict(os.environ)    # the child's environment: a copy of ours (PATH, HOME, VLLM_*, ...), not a settings read
     # the Airflow side's PYTHONPATH is not the SUT's
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "sut_image"), *pythonpath])
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -251,9 +234,10 @@ def run_command(cmd: list[str], *, log_path: Path, timeout_s: float, env: dict[s
     return code
 
 
-def run_spec(spec: dict[str, Any], sut_python: str, pythonpath: tuple[str, ...] = ()) -> dict[str, Any]:
-    """One planned SUT process and its tests. Every test's output directory starts empty, so a rerun never reports a
-    stale result.json."""
+def run_spec(spec: dict[str, Any], sut_python: str, pythonpath: tuple[str, ...] = (),
+             gpus: dict[str, str] | None = None) -> dict[str, Any]:
+    """One planned SUT process and its tests (`gpus`: the deployment's local_gpus). Every test's output directory
+    starts empty, so a rerun never reports a stale result.json."""
     import shutil
 
     outs = [Path(test["output_dir"]) for test in spec["tests"]]
@@ -265,8 +249,8 @@ def run_spec(spec: dict[str, Any], sut_python: str, pythonpath: tuple[str, ...] 
     cmd = sut_command(spec, sut_python)
     log.info("%s: %s", spec["name"], " ".join(cmd))
     try:
-        run_command(cmd, log_path=log_path, timeout_s=spec["timeout_s"], env=sut_env(gpu_env(spec, gpu_map()), pythonpath),
-                    name=spec["name"])
+        run_command(cmd, log_path=log_path, timeout_s=spec["timeout_s"],
+                    env=sut_env(gpu_env(spec, gpus or {}), pythonpath), name=spec["name"])
     except SutFailed as exc:    # the report must name the exit code and the log, not only the Airflow task log
         for out in outs:        # the test that failed, and those after it (never run); not those it completed
             if not _completed(out):
@@ -307,13 +291,14 @@ def _state_file(run_dir: str) -> Path:
 
 
 def start_servers(*, run_dir: str, nodes: list[str], model_path: str, engine_args: list[str], sut_python: str,
-                  ready_timeout_s: float, pythonpath: tuple[str, ...] = ()) -> dict[str, str]:
+                  ready_timeout_s: float, pythonpath: tuple[str, ...] = (),
+                  gpus: dict[str, str] | None = None) -> dict[str, str]:
     """One `serve` per node on a free 127.0.0.1 port, all starting at once; wait for each /health: {node: url}.
 
     On failure every server started here is stopped before the error (naming the node) is raised.
     """
     stop_servers(run_dir)     # a retried setup: never two servers for one "node"
-    gpus = gpu_map()
+    gpus = gpus or {}
     state: dict[str, dict[str, Any]] = {}
     procs: dict[str, subprocess.Popen] = {}
     state_file = _state_file(run_dir)

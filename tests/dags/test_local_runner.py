@@ -237,10 +237,9 @@ FAILS_AFTER_ITS_FIRST_TEST = textwrap.dedent("""
 """)
 
 
-def test_a_failed_process_marks_its_unfinished_tests_failed_and_keeps_the_finished_one(tmp_path, monkeypatch):
+def test_a_failed_process_marks_its_unfinished_tests_failed_and_keeps_the_finished_one(tmp_path):
     from include.run_artifacts import RUNNER_EXIT_FILE, read_run
 
-    monkeypatch.delenv(local.GPUS_ENV, raising=False)
     script = tmp_path / "fake_sut.py"
     script.write_text(FAILS_AFTER_ITS_FIRST_TEST)
     python = tmp_path / "python"          # the SUT interpreter: drops `-m mlperf_sut`, runs the stand-in

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from include import cli
+from include import cli, deployment
 from include.runners import local
 
 
@@ -47,7 +47,7 @@ def test_bad_input_is_refused_naming_the_param(env, capsys):
 
 
 def test_local_runner_pins_each_node_to_its_gpus():
-    gpus = local.gpu_map("h200-0=0, h200-1=1:2")
+    gpus = deployment.load({"MLPERF_LOCAL_GPUS": "h200-0=0, h200-1=1:2"}).local_gpus
     assert gpus == {"h200-0": "0", "h200-1": "1,2"}
     spec = {"label": "h200-1", "nodes": ["h200-1"]}
     assert local.gpu_env(spec, gpus) == {"CUDA_VISIBLE_DEVICES": "1,2"}
@@ -57,5 +57,7 @@ def test_local_runner_pins_each_node_to_its_gpus():
     assert local.gpu_env(spec, {}) == {}
     with pytest.raises(ValueError, match="no GPU given for node"):
         local.gpu_env({"label": "x", "nodes": ["x"]}, gpus)
-    with pytest.raises(ValueError, match="given twice"):
-        local.gpu_map("a=0,a=1")
+    with pytest.raises(deployment.DeploymentError, match="MLPERF_LOCAL_GPUS: node 'a' given twice"):
+        deployment.load({"MLPERF_LOCAL_GPUS": "a=0,a=1"})
+    with pytest.raises(deployment.DeploymentError, match=r"MLPERF_LOCAL_GPUS: 'a=x' is not NODE=GPU\[:GPU...\]"):
+        deployment.load({"MLPERF_LOCAL_GPUS": "a=x"})

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.runners.kubernetes import KubernetesSettings
+from include.deployment import KubernetesSettings
 from tests.kubernetes.manifests import validate_strict
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

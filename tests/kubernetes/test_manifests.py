@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from include import deployment
 from include.runners import kubernetes as runner
 from tests.kubernetes.context import NAMESPACE, SUT_IMAGE, task_context
 from tests.kubernetes.manifests import assert_labels_valid, render_pod, to_dict, validate_strict
@@ -103,6 +104,22 @@ def test_settings_come_from_the_environment(offline_kubeconfig, monkeypatch: pyt
     assert {"name": "artifacts", "mountPath": "/data/mlperf"} in _container(pod)["volumeMounts"]
 
 
+def test_the_pod_gets_the_deployment_it_is_given(offline_kubeconfig) -> None:
+    """The DAG passes its Deployment down: the pod is built from it, whatever this process's environment says."""
+    dep = deployment.load({"MLPERF_NAMESPACE": "bench", "MLPERF_SUT_IMAGE": "registry.example/sut:2",
+                           "MLPERF_ARTIFACTS_DIR": "/data/mlperf", "MLPERF_SHM_SIZE": "2Gi",
+                           "MLPERF_IMAGE_PULL_POLICY": "Always", "MLPERF_RUN_TIMEOUT_S": "600"})
+    task = runner.sut_pod(task_id="t", node="n1", branch="single", arguments=["run"], dep=dep)
+    assert task.execution_timeout == datetime.timedelta(seconds=600)
+    pod = render_pod(task, task_context("t"))
+    validate_strict(pod)
+    container = _container(pod)
+    assert pod["metadata"]["namespace"] == "bench" != NAMESPACE
+    assert container["image"] == "registry.example/sut:2" and container["imagePullPolicy"] == "Always"
+    assert {"name": "artifacts", "mountPath": "/data/mlperf"} in container["volumeMounts"]
+    assert {"medium": "Memory", "sizeLimit": "2Gi"} in [v.get("emptyDir") for v in pod["spec"]["volumes"]]
+
+
 def test_label_values_are_sanitised(offline_kubeconfig) -> None:
     task = runner.sut_pod(task_id="run_single", node=LONG_NODE, branch="single", arguments=["run"])
     pod = render_pod(task, task_context("run_single", run_id=UGLY_RUN_ID))
@@ -135,11 +152,12 @@ def test_mapped_sut_pods_render_one_valid_pod_per_argument_list(offline_kubeconf
 
 @pytest.mark.parametrize("node", ["gpu-node-a", LONG_NODE, "GPU_Node.7"])
 def test_server_pod_and_service_are_valid_and_match(k8s_env, node: str) -> None:
-    settings = runner.KubernetesSettings.from_env()
+    dep = deployment.load()
     pod = to_dict(runner.server_pod_manifest(run_id=UGLY_RUN_ID, node=node, image=SUT_IMAGE,
                                              engine_args=["--tensor-parallel-size", "2"], model_path="/models/llama",
-                                             gpus=2, settings=settings, dag_id="mlperf_llama31_8b"))
-    service = to_dict(runner.server_service_manifest(run_id=UGLY_RUN_ID, node=node, settings=settings))
+                                             gpus=2, dep=dep, dag_id="mlperf_llama31_8b"))
+    service = to_dict(runner.server_service_manifest(run_id=UGLY_RUN_ID, node=node,
+                                                     namespace=dep.kubernetes.namespace))
     for manifest in (pod, service):
         validate_strict(manifest)
         assert_labels_valid(manifest)
