@@ -43,8 +43,8 @@ def _sut_file(folder: Path, name: str) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{name} not found at {path}: it ships with the SUT (sut_image/mlperf_sut/); "
-                                "MLPERF_USER_CONF_SCHEMA's folder must hold it") from None
+        raise FileNotFoundError(f"{name} not found at {path}: it ships with the SUT; mount or copy "
+                                "sut_image/mlperf_sut/ there") from None
 
 
 @functools.cache

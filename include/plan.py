@@ -21,7 +21,6 @@ import difflib
 import functools
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,7 +30,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from include import engine_settings as engine
-from include.deployment import Deployment, count_dataset
+from include.deployment import SUT_PACKAGE, Deployment, count_dataset
 from include.mlperf_rules import COMPLIANCE_TESTS, DATASET_SAMPLES, MIN_DURATION_S
 
 SCENARIOS = ["Offline", "Server", "Interactive", "SingleStream"]
@@ -39,13 +38,9 @@ MODES = ["performance", "accuracy", "both"]
 DISTRIBUTED = ["coordinated", "sharded", "off"]
 DTYPES = ["auto", "bfloat16", "float16", "float32"]
 # The SUT's one definition of the LoadGen user.conf keys it accepts, their types, ranges and the reason for each
-# bound (shipped in the SUT package; the SUT checks every user.conf line and override against the same file). The
-# Airflow side reads it where compose mounts it (MLPERF_USER_CONF_SCHEMA) or from the checkout.
-USER_CONF_SCHEMA_PATH = Path(os.environ.get("MLPERF_USER_CONF_SCHEMA")
-                             or Path(__file__).resolve().parent.parent / "sut_image" / "mlperf_sut"
-                             / "user_conf.schema.json")
+# bound (shipped in the SUT package; the SUT checks every user.conf line and override against the same file).
 # The SUT's other definitions beside it: engine_args.schema.json and engine_presets.json (include/engine_settings.py).
-SUT_PACKAGE = USER_CONF_SCHEMA_PATH.parent
+USER_CONF_SCHEMA_PATH = SUT_PACKAGE / "user_conf.schema.json"
 # String sizes: Linux refuses a path longer than PATH_MAX (4,096 bytes); an image reference is a repository of at
 # most 255 characters, a tag of at most 128 and a sha256 digest of 71 (Docker's distribution limits). No control
 # characters: a newline in a path or image would smuggle a second line into whatever consumes it.
@@ -75,8 +70,8 @@ def user_conf_schema() -> dict:
     try:
         return json.loads(USER_CONF_SCHEMA_PATH.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"LoadGen key schema not found at {USER_CONF_SCHEMA_PATH}: point "
-                                "MLPERF_USER_CONF_SCHEMA at sut_image/mlperf_sut/user_conf.schema.json") from None
+        raise FileNotFoundError(f"LoadGen key schema not found at {USER_CONF_SCHEMA_PATH}: it ships with the SUT; "
+                                "mount or copy sut_image/mlperf_sut/ there") from None
 
 
 def loadgen_keys() -> list[str]:

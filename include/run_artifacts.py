@@ -7,7 +7,6 @@ be read is recorded as failed with the reason, never dropped: a missing or broke
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -15,15 +14,14 @@ from typing import Any
 import jsonschema
 
 from include import loadgen_logs
+from include.deployment import SUT_PACKAGE
 from include.mlperf_rules import LOADGEN_SCENARIO, SCENARIOS
 from include.records import Branch, RunRecord
 from include.sut_result import SutResult
 
 RESULT_FILE = "result.json"
 RUNNER_EXIT_FILE = "runner_exit.json"   # written by the runner when the SUT process ended badly
-# Deployments that copy the schema elsewhere (the Airflow image has no sut_image/) point MLPERF_RESULT_SCHEMA at it.
-SCHEMA_PATH = Path(os.environ.get("MLPERF_RESULT_SCHEMA")
-                   or Path(__file__).resolve().parent.parent / "sut_image" / "mlperf_sut" / "result.schema.json")
+SCHEMA_PATH = SUT_PACKAGE / "result.schema.json"
 BRANCHES: tuple[Branch, ...] = ("single", "distributed")
 MODES = ("performance", "accuracy")
 COORDINATED = "coordinated"   # node label of the distributed run one LoadGen drives across every node
@@ -38,8 +36,8 @@ def _load_schema(schema_path: Path) -> tuple[int, dict[str, Any]]:
     try:
         schema = json.loads(Path(schema_path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"result schema not found at {schema_path}: point MLPERF_RESULT_SCHEMA at the"
-                                " SUT's result.schema.json") from None
+        raise FileNotFoundError(f"result schema not found at {schema_path}: it ships with the SUT; mount or copy "
+                                "sut_image/mlperf_sut/ there") from None
     return schema["properties"]["schema_version"]["const"], schema
 
 

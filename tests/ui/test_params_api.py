@@ -35,7 +35,7 @@ def api(airflow_home, tmp_path_factory):
            "MLPERF_HISTORY_URL": f"sqlite:///{work / 'history.sqlite'}",
            "MLPERF_MODEL_DIR": str(REPO / ".cache/tiny-llama"),
            "MLPERF_DATASET": str(REPO / ".cache/tiny-cnn/cnn_eval.json")}
-    for key in ("MLPERF_SCHEDULE", "MLPERF_USER_CONF_SCHEMA", "MLPERF_DATASET_SIZE"):
+    for key in ("MLPERF_SCHEDULE", "MLPERF_DATASET_SIZE"):
         env.pop(key, None)
     done = subprocess.run([airflow_bin(), "dags", "reserialize"], env=env, capture_output=True, text=True,
                           timeout=300)
