@@ -9,16 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# The Makefile exports NLTK_DATA=<repo>/.cache/nltk_data; the same default applies when it is unset.
-DEFAULT_NLTK_DATA = REPO_ROOT / ".cache" / "nltk_data"
+from include.deployment import nltk_data_dir
+
 _FILES = ("abbrev_types.txt", "sent_starters.txt", "collocations.tab", "ortho_context.tab")
-
-
-def nltk_data_dir() -> Path:
-    """The folder NLTK reads data from: $NLTK_DATA (first entry) or the repository's .cache/nltk_data."""
-    env = os.environ.get("NLTK_DATA", "").split(os.pathsep)[0]
-    return Path(env) if env else DEFAULT_NLTK_DATA
 
 
 def write_punkt_tab(root: Path) -> Path:
@@ -50,7 +43,7 @@ def ensure_punkt_tab(root: Path | None = None) -> Path:
     """
     import nltk
 
-    root = Path(root) if root is not None else nltk_data_dir()
+    root = Path(root) if root is not None else nltk_data_dir()      # NLTK_DATA, else <repo>/.cache/nltk_data
     write_punkt_tab(root)
     if str(root) not in nltk.data.path:
         nltk.data.path.insert(0, str(root))
