@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from include import mlperf_rules, pipeline
+from include.deployment import Deployment
 from include.history import HistoryUnavailable, RunIdentityConflict
 
 
@@ -91,7 +92,7 @@ def _run_id(args: argparse.Namespace) -> str:
     return planned if isinstance(planned, str) and planned else args.artifacts_dir.resolve().name
 
 
-def report(args: argparse.Namespace) -> int:
+def report(args: argparse.Namespace, dep: Deployment | None = None) -> int:
     if not args.artifacts_dir.is_dir():
         print(f"error: {args.artifacts_dir} is not a directory", file=sys.stderr)
         return EXIT_USAGE
@@ -117,7 +118,7 @@ def report(args: argparse.Namespace) -> int:
     not_recorded = None
     if args.record:
         try:
-            pipeline.record_report(args.history_url, analysis, paths)
+            pipeline.record_report(args.history_url, analysis, paths, dep.artifacts_dir if dep else None)
         except (RunIdentityConflict, HistoryUnavailable, SQLAlchemyError) as exc:
             # The report stands; the history stays as it was (the write is one transaction, or never began).
             not_recorded = str(exc).splitlines()[0]
@@ -148,7 +149,7 @@ def report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def submission(args: argparse.Namespace) -> int:
+def submission(args: argparse.Namespace, dep: Deployment | None = None) -> int:
     from include import deployment
     from include.submission import checker, run
 
@@ -180,7 +181,7 @@ def submission(args: argparse.Namespace) -> int:
             print(f"error: no completed run with result.json under {args.artifacts_dir}", file=sys.stderr)
             return EXIT_NOTHING_READABLE
         try:
-            result = run.make(records, args.out, run.deploy_fields(deployment.load()), args.model)
+            result = run.make(records, args.out, run.deploy_fields(dep or deployment.load()), args.model)
         except (deployment.DeploymentError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_USAGE
@@ -197,12 +198,13 @@ def submission(args: argparse.Namespace) -> int:
     return EXIT_OK if result["passed"] else EXIT_RUN_FAILED
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, dep: Deployment | None = None) -> int:
+    """`dep`: the deployment whose settings apply (default: this process's environment; `make demo` passes its own)."""
     args = _parser().parse_args(argv)
     if args.command == "report":
-        return report(args)
+        return report(args, dep)
     if args.command == "submission":
-        return submission(args)
+        return submission(args, dep)
     if args.command == "plan":
         from include import plan_cli
         return plan_cli.main(args)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
+from include import deployment
 from include.host import REPO, airflow_env, prepare, run_dag
 
 REFERENCE_RUNS = REPO / "reference" / "h200"        # one NVIDIA H200
@@ -26,52 +26,42 @@ DEMO_CONF = {"scenarios": ["Offline", "Server"], "mode": "both", "accuracy_scena
 
 
 def demo_env(*, airflow_home: Path, artifacts: Path, nodes: str, sut_python: str | None) -> dict[str, str]:
-    """The embedded default: the local runner on the CPU, the tiny model, the embedded profile."""
-    env = os.environ
+    """The embedded default: the local runner on the CPU, the tiny model, the embedded profile; unless this
+    environment says otherwise, retries after 5 s and a 1 GiB KV cache per CPU engine."""
     return airflow_env(airflow_home=airflow_home, artifacts=artifacts, nodes=nodes, profile="embedded",
-                       sut_python=sut_python, deployment={
-                           "MLPERF_RETRY_DELAY_S": env.get("MLPERF_RETRY_DELAY_S", "5"),
-                           "MLPERF_LOAD_FORMAT": env.get("MLPERF_LOAD_FORMAT", "auto"),
-                           "VLLM_CPU_KVCACHE_SPACE": env.get("VLLM_CPU_KVCACHE_SPACE", "1")})
+                       sut_python=sut_python, defaults={"MLPERF_RETRY_DELAY_S": "5", "VLLM_CPU_KVCACHE_SPACE": "1"})
 
 
-def import_reference(history_url: str, artifacts: Path, root: Path = REFERENCE_RUNS) -> list[Path]:
+def import_reference(dep: deployment.Deployment, root: Path = REFERENCE_RUNS) -> list[Path]:
     """The committed GPU reference runs under `root` (one folder per configuration, or per tune.py sweep: an
     attempt per subfolder, the pipeline reads each as a single-node test): each rendered by the
     pipeline's report CLI and recorded in the demo's history, so the Benchmarks page shows real GPU figures.
     Runs that failed on the GPU are reported as failed (the CLI's exit status 1 is expected for them). A folder whose
     tests the history cannot keep apart (tune.py sweeps from before it named each attempt's node: every attempt
-    says h200-0) is rendered but not recorded, and the demo prints why."""
+    says h200-0) is rendered but not recorded, and the demo prints why. `dep`: the demo's deployment (its history
+    and artefacts root)."""
     from include import cli, run_artifacts
     from include.history.store import validate_records
 
     reports = []
-    log = artifacts / f"reference-{root.name}" / "import.log"      # the report CLI's own lines, one block per run
+    log = dep.artifacts_dir / f"reference-{root.name}" / "import.log"   # the report CLI's own lines, a block per run
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    # The reports lie under the demo's artefacts root: the history stores their paths relative to it.
-    saved = os.environ.get("MLPERF_ARTIFACTS_DIR")
-    os.environ["MLPERF_ARTIFACTS_DIR"] = str(artifacts)
-    try:
-        for run in sorted(p for p in root.iterdir() if p.is_dir()):
-            out = artifacts / f"reference-{root.name}" / run.name
-            out.mkdir(parents=True, exist_ok=True)
-            record = ["--record", "--history-url", history_url, "--run-id", f"{root.name}-reference-{run.name}"]
-            try:
-                validate_records([run_artifacts.read_run(d, b) for b, d in run_artifacts.discover_runs(run)])
-            except ValueError as refused:
-                print(f"reference run {run.name}: rendered, not recorded in the history: {refused}")
-                record = []
-            with open(log, "a", encoding="utf-8") as quiet, contextlib.redirect_stdout(quiet), \
-                    contextlib.redirect_stderr(quiet):
-                print(f"== {run.name}")
-                cli.main(["report", str(run), "--out", str(out), "--model", str(REFERENCE_MODEL), *record])
-            reports.append(out / "report.html")
-    finally:
-        if saved is None:
-            os.environ.pop("MLPERF_ARTIFACTS_DIR", None)
-        else:
-            os.environ["MLPERF_ARTIFACTS_DIR"] = saved
+    for run in sorted(p for p in root.iterdir() if p.is_dir()):
+        # under the demo's artefacts root: the history stores the report's path relative to it
+        out = dep.artifacts_dir / f"reference-{root.name}" / run.name
+        out.mkdir(parents=True, exist_ok=True)
+        record = ["--record", "--history-url", dep.history_url, "--run-id", f"{root.name}-reference-{run.name}"]
+        try:
+            validate_records([run_artifacts.read_run(d, b) for b, d in run_artifacts.discover_runs(run)])
+        except ValueError as refused:
+            print(f"reference run {run.name}: rendered, not recorded in the history: {refused}")
+            record = []
+        with open(log, "a", encoding="utf-8") as quiet, contextlib.redirect_stdout(quiet), \
+                contextlib.redirect_stderr(quiet):
+            print(f"== {run.name}")
+            cli.main(["report", str(run), "--out", str(out), "--model", str(REFERENCE_MODEL), *record], dep)
+        reports.append(out / "report.html")
     return reports
 
 
@@ -97,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                   log_path=airflow_home / "dags-test.log")
     run.print_summary()
     if not args.no_reference:
+        dep = deployment.load(env)          # the deployment the DAG run had: its history and artefacts root
         for root in (REFERENCE_RUNS, REFERENCE_X2_RUNS):
-            reports = import_reference(env["MLPERF_HISTORY_URL"], artifacts, root)
+            reports = import_reference(dep, root)
             print(f"reference GPU runs of {root.relative_to(REPO)}/: {len(reports)} reports under "
                   f"{reports[0].parent.parent if reports else artifacts}, recorded in the same history")
     print("\nthe Benchmarks page on this history: make ui (prints the URL and the login)")

@@ -26,19 +26,25 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from include.deployment import POOL_PREFIX, PROFILES
+from include.deployment import NLTK_DATA, POOL_PREFIX, PROFILES
 
 REPO = Path(__file__).resolve().parents[1]
 DAG_ID = "mlperf_llama31_8b"
 
 
 def airflow_env(*, airflow_home: Path, artifacts: Path, nodes: str, profile: str, sut_python: str | None,
-                deployment: dict[str, str] | None = None) -> dict[str, str]:
-    """Airflow's and the deployment's environment for a DAG run on this host (local runner, SQLite metadata)."""
+                deployment: dict[str, str] | None = None, defaults: dict[str, str] | None = None) -> dict[str, str]:
+    """Airflow's and the deployment's environment for a DAG run on this host (local runner, SQLite metadata), for
+    the `airflow` child processes: `deployment` is set, `defaults` apply where this process's environment has no
+    value. The history URL is left to include/deployment.py (MLPERF_HISTORY_URL, else one in the artefacts)."""
+    # The child's environment starts as a copy of this one (PATH, proxies, the user's MLPERF_* settings).
     env = dict(os.environ)
-    sut = sut_python or env.get("MLPERF_SUT_PYTHON") or next(
-        (str(p) for p in (REPO / ".venv-sut/bin/python", Path("/tmp/venv-sut/bin/python")) if p.exists()),
-        str(REPO / ".venv-sut/bin/python"))
+    sut_default = next((str(p) for p in (REPO / ".venv-sut/bin/python", Path("/tmp/venv-sut/bin/python"))
+                        if p.exists()), str(REPO / ".venv-sut/bin/python"))
+    for name, value in {"MLPERF_SCHEDULE": "none", "MLPERF_SUT_PYTHON": sut_default, **(defaults or {})}.items():
+        env.setdefault(name, value)
+    if NLTK_DATA.is_dir():
+        env.setdefault("NLTK_DATA", str(NLTK_DATA))
     env.update({
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
@@ -49,14 +55,10 @@ def airflow_env(*, airflow_home: Path, artifacts: Path, nodes: str, profile: str
         "MLPERF_RUNNER": "local",
         "MLPERF_NODES": nodes,
         "MLPERF_PROFILE": profile,
-        "MLPERF_SCHEDULE": env.get("MLPERF_SCHEDULE", "none"),
         "MLPERF_ARTIFACTS_DIR": str(artifacts),
-        "MLPERF_HISTORY_URL": env.get("MLPERF_HISTORY_URL") or f"sqlite:///{artifacts / 'history.sqlite'}",
-        "MLPERF_SUT_PYTHON": sut,
+        **({"MLPERF_SUT_PYTHON": sut_python} if sut_python else {}),
         **(deployment or {}),
     })
-    if (REPO / ".cache/nltk_data").is_dir():
-        env.setdefault("NLTK_DATA", str(REPO / ".cache/nltk_data"))
     return env
 
 

@@ -359,9 +359,12 @@ def run(artifacts_dir: str | Path, out_dir: str | Path, *, run_id: str, history_
     return analysis, paths
 
 
-def record_report(history_url: str, analysis: Analysis, paths: ReportPaths) -> dict[str, Any]:
-    """The CLI's record of a run it reported: trigger "cli", the report's path as the artefacts root sees it."""
-    return record(history_url, analysis, run_meta(analysis, report_path=paths.html, artifacts_root=artifacts_root()))
+def record_report(history_url: str, analysis: Analysis, paths: ReportPaths,
+                  root: Path | None = None) -> dict[str, Any]:
+    """The CLI's record of a run it reported: trigger "cli", the report's path as the artefacts root sees it
+    (`root`, default the deployment's)."""
+    return record(history_url, analysis, run_meta(analysis, report_path=paths.html,
+                                                  artifacts_root=root or artifacts_root()))
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from include import deployment
 from include.demo import REPO, demo_env
 
 USER = "admin"
@@ -64,16 +64,6 @@ class Refused(Exception):
     def __init__(self, line: str, status: int) -> None:
         super().__init__(line)
         self.status = status
-
-
-def port_number(value: str, source: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        port = 0
-    if not 1 <= port <= 65535:
-        raise Refused(f"{source}={value!r} is not a port number (1-65535)", EXIT_USAGE)
-    return port
 
 
 def check_port(port: int) -> None:
@@ -126,15 +116,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    if args.port is not None:
-        port = port_number(args.port, "--port")
-    else:
-        port = port_number(os.environ.get("MLPERF_UI_PORT", "8080"), "MLPERF_UI_PORT")
+    try:
+        port = deployment.port_number(args.port, "--port") if args.port is not None else deployment.ui_port()
+    except deployment.DeploymentError as exc:
+        raise Refused(str(exc), EXIT_USAGE) from None
     check_port(port)
     airflow_home, artifacts = args.airflow_home.resolve(), args.artifacts.resolve()
     passwords, password = ui_password(airflow_home)
     env = ui_env(airflow_home, artifacts, passwords)
-    history = env["MLPERF_HISTORY_URL"]
+    try:
+        history = deployment.load(env).history_url      # the Benchmarks page's: MLPERF_HISTORY_URL, else the demo's
+    except deployment.DeploymentError as exc:
+        raise Refused(str(exc), EXIT_USAGE) from None
     if history.startswith("sqlite:///") and not Path(history.removeprefix("sqlite:///")).is_file():
         print(f"note: no history at {history} yet: run `make demo` first to fill it", file=sys.stderr)
     published, note = prepare_history(history)

@@ -1,4 +1,5 @@
 """The demo records the committed H200 reference run (reference/h200/) in the history, rendered by the pipeline."""
+from include import deployment
 from include.demo import REFERENCE_RUNS, REFERENCE_X2_RUNS, import_reference
 from include.history import HistoryStore
 
@@ -7,9 +8,14 @@ from include.history import HistoryStore
 UNRECORDABLE = "tune-2026-11-30-gpu1"
 
 
+def _demo(artifacts):
+    """The demo's deployment: its history is the default one, <artefacts>/history.sqlite."""
+    return deployment.load({"MLPERF_RUNNER": "local", "MLPERF_ARTIFACTS_DIR": str(artifacts)})
+
+
 def test_the_reference_run_is_rendered_and_recorded(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'history.sqlite'}"
-    reports = import_reference(url, tmp_path)
+    reports = import_reference(_demo(tmp_path))
     configurations = sorted(p.name for p in REFERENCE_RUNS.iterdir() if p.is_dir())
     assert [r.parent.name for r in reports] == configurations and all(r.is_file() for r in reports)
     runs = {run.run_id: run for run in HistoryStore(url).runs()}
@@ -17,6 +23,8 @@ def test_the_reference_run_is_rendered_and_recorded(tmp_path, capsys):
     said = capsys.readouterr().out
     assert (f"reference run {UNRECORDABLE}: rendered, not recorded in the history: two records for "
             "branch/node/scenario/mode ('single', 'h200-0', 'Offline', 'performance')") in said
+    # stored relative to the demo's artefacts root, where the Benchmarks page serves reports from
+    assert runs["h200-reference-offline-fp8"].report_path == "reference-h200/offline-fp8/report.html"
     fp8 = HistoryStore(url).results(run_id="h200-reference-offline-fp8")
     assert [(r.accelerator, r.scenario, r.valid, r.tokens_per_second) for r in fp8] == [
         ("NVIDIA H200", "Offline", True, 7394.87)]
@@ -82,7 +90,7 @@ def test_every_view_tells_the_same_verdict_for_every_reference_run(tmp_path):
     from mlperf_benchmarks import views
 
     url = f"sqlite:///{tmp_path / 'history.sqlite'}"
-    reports = import_reference(url, tmp_path)
+    reports = import_reference(_demo(tmp_path))
     store = HistoryStore(url, readonly=True)
     not_grade = []
     for report in reports:
@@ -119,7 +127,7 @@ def test_the_2x_h200_runs_render_their_scaling_server_run_and_gpu_time_budget(tm
     (single on each GPU, then sharded, one lease) has the like-for-like sharded efficiency; the coordinated Server run
     at 108.5 QPS is VALID; runs from before the process clock say "unknown", never a share."""
     url = f"sqlite:///{tmp_path / 'history.sqlite'}"
-    reports = {r.parent.name: r for r in import_reference(url, tmp_path, REFERENCE_X2_RUNS)}
+    reports = {r.parent.name: r for r in import_reference(_demo(tmp_path), REFERENCE_X2_RUNS)}
     assert {"h200x2-sharded-600s", "h200x2-server-coordinated", "h200x2-offline-600s"} <= set(reports)
     sharded = (reports["h200x2-sharded-600s"].parent / "report.md").read_text()
     assert "**GPU time budget: 81.7% of 1,571 s of GPU time inside LoadGen's timed tests (goal >= 80%: met)**" in sharded
