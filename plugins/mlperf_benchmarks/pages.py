@@ -50,8 +50,8 @@ def report(request: Request, run_id: str, asset: str) -> Response:
         return error_page(request, 404, "No benchmark record for this run",
                           "The benchmark history has no record of this DAG run, so there is no report to show. "
                           "Runs appear here once the pipeline's record step has stored them.")
-    root = reports.artifacts_root()
     try:
+        root = reports.artifacts_root()
         path = reports.resolve_report(run.report_path, root)
         if asset:
             path = reports.resolve_asset(path, asset, root)

@@ -2,15 +2,15 @@
 
 The history store keeps each run's `report_path` (written by the pipeline). The path is data from a database, so it
 is treated as untrusted: it is resolved (symlinks included) and served only when the real file lies under the
-configured artefacts root `MLPERF_ARTIFACTS_DIR`. Files the report links to (its charts) are served from the
-report's own folder under the same rule. Anything else is refused, never "fixed up".
+deployment's artefacts root (include/deployment.py: MLPERF_ARTIFACTS_DIR). Files the report links to (its charts) are
+served from the report's own folder under the same rule. Anything else is refused, never "fixed up".
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-ENV_ARTIFACTS = "MLPERF_ARTIFACTS_DIR"
+from include import deployment
+
 REPORT_INDEX = "index.html"
 
 
@@ -22,27 +22,29 @@ class ReportRefused(Exception):
     """The recorded path, or a requested file, lies outside the artefacts root."""
 
 
-def artifacts_root() -> Path | None:
-    value = os.environ.get(ENV_ARTIFACTS, "").strip()
-    return Path(value) if value else None
+def artifacts_root() -> Path:
+    """The deployment's artefacts root, read at each request like the history URL."""
+    try:
+        return deployment.load().artifacts_dir
+    except deployment.DeploymentError as exc:
+        raise ReportUnavailable(f"the deployment's settings are wrong, so no report can be served: {exc}") from None
 
 
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or path.is_relative_to(folder)
 
 
-def resolve_report(report_path: str | None, root: Path | None) -> Path:
+def resolve_report(report_path: str | None, root: Path) -> Path:
     """The real path of a run's report file, checked to lie under `root`."""
     if not report_path:
         raise ReportUnavailable("this run has no report recorded")
-    if root is None:
-        raise ReportUnavailable(f"{ENV_ARTIFACTS} is not set: the plugin serves reports only from the artefacts root")
     if "\x00" in report_path:
         raise ReportRefused("invalid report path")
     try:
         real_root = root.resolve(strict=True)
     except OSError:
-        raise ReportUnavailable(f"the artefacts root {root} does not exist on this server") from None
+        raise ReportUnavailable(f"the artefacts root {root} (MLPERF_ARTIFACTS_DIR) does not exist on this server"
+                                ) from None
     candidate = Path(report_path)
     if not candidate.is_absolute():
         candidate = real_root / candidate
@@ -56,10 +58,8 @@ def resolve_report(report_path: str | None, root: Path | None) -> Path:
     return real
 
 
-def resolve_asset(report_file: Path, asset: str, root: Path | None) -> Path:
+def resolve_asset(report_file: Path, asset: str, root: Path) -> Path:
     """A file the report links to, relative to the report's folder; refused when it escapes that folder."""
-    if root is None:
-        raise ReportUnavailable(f"{ENV_ARTIFACTS} is not set")
     if not asset or "\x00" in asset or asset.startswith(("/", "\\")) or ":" in asset.split("/")[0]:
         raise ReportRefused("invalid file name")
     folder = report_file.parent

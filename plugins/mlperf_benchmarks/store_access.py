@@ -23,8 +23,8 @@ def history_url() -> str:
     except deployment.DeploymentError as exc:
         raise HistoryUnavailable(f"the deployment's settings are wrong, so the Benchmarks page does not know where "
                                  f"the benchmark history is: {exc}") from None
-    default_file = dep.artifacts_dir / "history.sqlite"
-    if dep.history_url == f"sqlite:///{default_file}" and not default_file.is_file():
+    default_file = dep.default_history_file
+    if default_file is not None and not default_file.is_file():
         raise HistoryNotCreated(f"no benchmark history yet: {default_file} does not exist")
     return dep.history_url
 

@@ -209,9 +209,9 @@ def test_recorded_report_paths_outside_the_root_are_refused(authed, seeded, whic
     assert "root:" not in response.text and "outside the artefacts root" in response.text
 
 
-def test_report_without_artifacts_root_or_record(authed, seeded, monkeypatch):
+def test_report_without_artifacts_root_or_record(authed, seeded, tmp_path, monkeypatch):
     assert authed.get(f"/runs/{enc('manual__never-recorded')}/report/").status_code == 404
-    monkeypatch.delenv("MLPERF_ARTIFACTS_DIR")
+    monkeypatch.setenv("MLPERF_ARTIFACTS_DIR", str(tmp_path / "not-mounted"))
     response = authed.get(f"/runs/{enc(seeded.latest)}/report/")
     assert response.status_code == 404 and "MLPERF_ARTIFACTS_DIR" in response.text
 
