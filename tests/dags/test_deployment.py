@@ -1,6 +1,7 @@
-"""include/deployment.py: the kubernetes runner's settings in the Deployment, and the settings read beside it."""
+"""include/deployment.py: the one place the environment is read, and the kubernetes runner's settings in it."""
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,59 @@ import pytest
 from include import deployment
 
 REPO = Path(__file__).resolve().parents[2]
+SOURCES = sorted(p for folder in ("include", "plugins", "dags") for p in (REPO / folder).rglob("*.py"))
+ONE_PLACE = Path(deployment.__file__).resolve()
+ENVIRONMENT = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+MUTATORS = {"update", "pop", "popitem", "setdefault", "clear", "__setitem__", "__delitem__"}
+
+
+def _environment_uses(path: Path) -> list[tuple[int, str]]:
+    """(line, kind) of each use of the process environment: `copy` (dict(os.environ), a child process's
+    environment), `write`, or `read`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    parent = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    uses = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "os" and {a.name for a in node.names} & ENVIRONMENT:
+            uses.append((node.lineno, "read"))
+        if not (isinstance(node, ast.Attribute) and node.attr in ENVIRONMENT
+                and isinstance(node.value, ast.Name) and node.value.id == "os"):
+            continue
+        up = parent[node]
+        if node.attr in ("putenv", "unsetenv") or (isinstance(up, ast.Subscript) and not isinstance(up.ctx, ast.Load)) \
+                or (isinstance(up, ast.Attribute) and up.attr in MUTATORS):
+            uses.append((node.lineno, "write"))
+        elif isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id == "dict" and up.args == [node]:
+            uses.append((node.lineno, "copy"))
+        else:
+            uses.append((node.lineno, "read"))
+    return sorted(uses)
+
+
+def test_settings_are_read_in_one_place():
+    """Every environment variable is read by include/deployment.py; elsewhere the environment is only copied whole
+    for a child process (the SUT, `airflow dags test`), never looked into."""
+    assert ONE_PLACE in SOURCES and len(SOURCES) > 50
+    reads = [f"{path.relative_to(REPO)}:{line}" for path in SOURCES if path != ONE_PLACE
+             for line, kind in _environment_uses(path) if kind == "read"]
+    assert not reads, f"read the setting in {ONE_PLACE.relative_to(REPO)} and pass it down instead: {reads}"
+    assert any(kind == "read" for _, kind in _environment_uses(ONE_PLACE))
+
+
+def test_nothing_writes_the_environment():
+    """A setting is passed down (a Deployment, or an env dict for a child process), never put into os.environ."""
+    writes = [f"{path.relative_to(REPO)}:{line}" for path in SOURCES
+              for line, kind in _environment_uses(path) if kind == "write"]
+    assert not writes, f"these change os.environ: {writes}"
+
+
+def test_the_guard_sees_reads_and_writes(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import os\nfrom os import getenv\nos.environ.get('A')\nenv = dict(os.environ)\n"
+                     "os.environ['B'] = '1'\nos.environ.pop('B')\nos.getenv('C')\n")
+    assert _environment_uses(probe) == [(2, "read"), (3, "read"), (4, "copy"), (5, "write"), (6, "write"),
+                                        (7, "read")]
+
 
 KUBERNETES_ENV = {
     "MLPERF_NAMESPACE": "bench", "MLPERF_KUBERNETES_CONN_ID": "gpu_cluster", "MLPERF_IMAGE_PULL_POLICY": "Always",
