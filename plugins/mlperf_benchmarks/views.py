@@ -6,15 +6,14 @@ Nothing here touches the database, Airflow or the web framework: the functions t
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Sequence
 
-from include.metrics import METRICS, Metric
+from include.metrics import METRICS, Metric, change_pct
 from include.verdict import differences
 
 from .trends import accelerator_key, best_published, fmt, settings_words
 
-__all__ = ["METRICS", "change_pct", "compare_runs", "fmt", "judge", "run_headline", "run_versions", "short_hash",
+__all__ = ["METRICS", "compare_runs", "fmt", "judge", "run_headline", "run_versions", "short_hash",
            "validity_summary"]
 
 
@@ -99,15 +98,6 @@ COMPARED_METRICS = ("tokens_per_second", "samples_per_second", "ttft_p50_ns", "t
                     "rougeLsum", "gen_len", "gen_num")
 
 
-def change_pct(baseline: float | None, current: float | None) -> float | None:
-    """(current - baseline) / baseline in percent; None where it has no meaning (missing or zero baseline)."""
-    if baseline is None or current is None:
-        return None
-    if not (math.isfinite(baseline) and math.isfinite(current)) or baseline == 0:
-        return None
-    return (current - baseline) / abs(baseline) * 100.0
-
-
 def judge(metric: Metric, pct: float | None, tolerance_pct: float = 0.5) -> str:
     """'better', 'worse' or 'same' in the metric's own direction; 'neutral' for metrics with no direction."""
     if pct is None or metric.better == "none":
@@ -157,7 +147,7 @@ def compare_runs(a_results: Sequence, b_results: Sequence, published: Sequence =
             bv = metric.display(getattr(b, name)) if b is not None else None
             if av is None and bv is None:
                 continue
-            pct = change_pct(av, bv)
+            pct = change_pct(current=bv, baseline=av)
             rows.append({"metric": name, "label": metric.label, "unit": metric.unit, "digits": metric.digits,
                          "a": av, "b": bv, "change_pct": pct,
                          "judgement": judge(metric, pct) if trusted else "not-comparable"})

@@ -162,12 +162,6 @@ def test_hover_text_escapes_user_values():
     assert "<img" not in text and "&lt;img src=x" in text
 
 
-@pytest.mark.parametrize("baseline,current,expected", [(100, 90, -10.0), (100, 110, 10.0), (0, 5, None),
-                                                       (None, 5, None), (100, None, None)])
-def test_change_pct(baseline, current, expected):
-    assert views.change_pct(baseline, current) == (pytest.approx(expected) if expected is not None else None)
-
-
 def test_judgement_follows_each_metric_direction():
     assert views.judge(views.METRICS["tokens_per_second"], -10) == "worse"
     assert views.judge(views.METRICS["ttft_p99_ns"], -10) == "better"
@@ -183,6 +177,15 @@ def test_compare_runs_pairs_sut_runs_and_judges_only_the_same_settings():
     tps = next(m for m in first["metrics"] if m["metric"] == "tokens_per_second")
     assert tps["change_pct"] == pytest.approx(-10.0) and tps["judgement"] == "worse"
     assert groups[1]["a_state"] == "failed" and groups[1]["b_state"] == "absent"
+
+
+def test_compare_gives_no_change_where_the_baseline_has_no_figure():
+    """A zero or missing baseline figure has no change in percent: the page shows '—', neither +inf% nor a judgement."""
+    [group] = views.compare_runs([row("a", 1, tps=0.0, ttft=None)], [row("b", 2, tps=4500.0)])
+    by_metric = {m["metric"]: m for m in group["metrics"]}
+    assert [(by_metric[name]["change_pct"], by_metric[name]["judgement"]) for name in (
+        "tokens_per_second", "ttft_p99_ns")] == [(None, "neutral"), (None, "neutral")]
+    assert by_metric["tpot_p99_ns"]["change_pct"] == pytest.approx(0.0)
 
 
 def test_compare_refuses_to_judge_across_settings_and_says_what_differs():
