@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from include.metrics import METRICS, Metric, change_pct
+from include.published import best_published
 from include.verdict import differences
 
-from .trends import accelerator_key, best_published, fmt, settings_words
+from .trends import PUBLISHED_ROUNDS_SHOWN, accelerator_key, fmt, settings_words
 
 __all__ = ["METRICS", "compare_runs", "fmt", "judge", "run_headline", "run_versions", "short_hash",
            "validity_summary"]
@@ -159,9 +160,9 @@ def compare_runs(a_results: Sequence, b_results: Sequence, published: Sequence =
             "differences": differences(a.comparability or {}, b.comparability or {}) if a and b else [],
             "a_settings": settings_words(a.comparability) if a else None,
             "b_settings": settings_words(b.comparability) if b else None,
-            "published": [p.label for p in best_published(
-                [p for p in published if p.scenario == key[2]
-                 and p.accelerator in {accelerator_key(r.accelerator) for r in (a, b) if r and r.accelerator}])]
+            "published": [p.label for accelerator in sorted({accelerator_key(r.accelerator) for r in (a, b)
+                                                             if r and r.accelerator})
+                          for p in best_published(published, accelerator, key[2], PUBLISHED_ROUNDS_SHOWN)]
             if mode == "performance" else [],
             "implausible": [side for side, r in (("A", a), ("B", b)) if r and r.plausibility == "implausible"],
             "metrics": rows,

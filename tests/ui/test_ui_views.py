@@ -123,7 +123,7 @@ def test_the_reference_line_names_the_newest_rounds_best_for_the_accelerator():
     import dataclasses
 
     from include.history.rows import PublishedRow
-    from include.published import load_published
+    from include.published import best_published, load_published
 
     published = [PublishedRow(**{f.name: getattr(p, f.name) for f in dataclasses.fields(PublishedRow)})
                  for p in load_published()]
@@ -139,8 +139,7 @@ def test_the_reference_line_names_the_newest_rounds_best_for_the_accelerator():
         key = (p.accelerator, p.scenario)
         newest[key] = max(newest.get(key, p.round), p.round, key=lambda r: tuple(map(int, r[1:].split("."))))
     for (accelerator, scenario), round_ in newest.items():
-        [first, *_] = trends.best_published([p for p in published if (p.accelerator, p.scenario) == (accelerator,
-                                                                                                      scenario)])
+        [first, *_] = best_published(published, accelerator, scenario)
         assert first.round == round_, (accelerator, scenario)
         assert first.label.startswith(f"MLPerf {round_}, ")
 
