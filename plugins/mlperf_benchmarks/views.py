@@ -1,5 +1,6 @@
-"""What the Benchmarks page shows beside the trends (trends.py): the run table's headline figures, a run's
-validity summary and the comparison of two runs, as pure functions of the history store's rows.
+"""What the Benchmarks page shows beside the trends (trends.py): the run table's headline figures and the comparison
+of two runs, as pure functions of the history store's rows. A run's verdict is shown as the history stored it
+(`RunRow.verdict`, `.state`, `.tone`): nothing here re-derives it.
 
 Nothing here touches the database, Airflow or the web framework: the functions take the store's frozen dataclasses
 (`RunRow`, `ResultRow`, `PublishedRow`) and return plain dicts and lists, unit-tested without a server.
@@ -14,8 +15,7 @@ from include.verdict import differences
 
 from .trends import PUBLISHED_ROUNDS_SHOWN, accelerator_key, fmt, settings_words
 
-__all__ = ["METRICS", "compare_runs", "fmt", "judge", "run_headline", "run_versions", "short_hash",
-           "validity_summary"]
+__all__ = ["METRICS", "compare_runs", "fmt", "judge", "run_headline", "run_versions", "short_hash"]
 
 
 def series_key(row) -> tuple[str, str, str]:
@@ -71,23 +71,6 @@ def run_versions(results: Sequence) -> dict[str, Any]:
     """The versions and configuration hashes of one run's SUT runs (the run page's header, not the run table)."""
     return {"versions": versions_text(next((r.versions for r in results if r.versions), None)),
             "config_hashes": sorted({short_hash(r.config_hash) for r in results if r.config_hash})}
-
-
-def validity_summary(run) -> dict[str, Any]:
-    """'valid' when every SUT run completed VALID, 'invalid' when any is INVALID, 'failed' when any failed; the
-    flags (implausible, LoadGen errors, compliance) and the headline exactly as the pipeline's verdict stored them."""
-    if run.results_total == 0:
-        verdict = "empty"
-    elif run.results_failed:
-        verdict = "failed"
-    elif run.results_invalid:
-        verdict = "invalid"
-    else:
-        verdict = "valid"
-    return {"verdict": verdict, "valid": run.results_valid, "invalid": run.results_invalid,
-            "failed": run.results_failed, "total": run.results_total, "implausible": run.results_implausible,
-            "not_submission_grade": run.results_not_submission_grade, "compliance": run.compliance,
-            "headline": run.verdict or "verdict unknown (recorded before verdicts were stored)"}
 
 
 # ----------------------------------------------------------------------------------------------------------------
