@@ -123,6 +123,7 @@ def seed(store: HistoryStore, results: int, seed_value: int = 14) -> datetime:
                 "run_id": f"scheduled__{when.isoformat()}", "dag_id": "mlperf_llama31_8b", "logical_date": when,
                 "run_at": when + timedelta(minutes=2), "trigger": "scheduled", "status": "success", "params": {},
                 "mlperf_compliant": False, "compliance": "not compliant", "verdict": "VALID · not compliant",
+                "state": "VALID", "tone": "warn",
                 "report_path": f"{i}/report/report.html", "started_at": when, "finished_at": when,
                 "created_at": when}).scalar_one()
             rows = [result_row(rng, run_pk, when + timedelta(minutes=2), s, b, n, m, epoch)

@@ -1,7 +1,7 @@
 """The metric catalogue: each figure's label, unit, scale and direction, defined once.
 
 Regression detection (include/regressions.py) and the Benchmarks page (plugins/) both read this table, so a
-metric's direction is never written twice. Stored values keep LoadGen's units (latencies in ns); `display` converts
+metric's direction is never written twice; both compute a change in percent with `change_pct`. Stored values keep LoadGen's units (latencies in ns); `display` converts
 to what people read (ms).
 """
 from __future__ import annotations
@@ -29,6 +29,16 @@ class Metric:
             return None
         value = float(value)
         return value / self.scale if math.isfinite(value) else None
+
+
+def change_pct(current: float | None, baseline: float | None) -> float | None:
+    """(current - baseline) / |baseline| in percent: the metric's own change (negative: it went down), as regressions
+    and the compare view report it; None where it has no meaning (a missing or non-finite figure, a zero baseline)."""
+    if current is None or baseline is None:
+        return None
+    if not (math.isfinite(current) and math.isfinite(baseline)) or baseline == 0:
+        return None
+    return (current - baseline) / abs(baseline) * 100.0
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (

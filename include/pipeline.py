@@ -291,7 +291,8 @@ def publish_report(analysis: Analysis, out_dir: str | Path,
 def run_meta(analysis: Analysis, *, dag_id: str = "cli", trigger: str = "cli",
              logical_date: datetime | str | None = None, params: dict[str, Any] | None = None,
              report_path: str | Path | None = None, artifacts_root: str | Path | None = None) -> Any:
-    """The history's record of the pipeline run: status and compliance from the verdict, nothing re-derived.
+    """The history's record of the pipeline run: status, headline, compliance, state and tone from the verdict,
+    nothing re-derived.
 
     Started / finished are the SUT runs' own times (result.json), so an imported run keeps its date; the report's
     path is stored relative to the artefacts root, so the history still finds it when the root moves.
@@ -302,7 +303,7 @@ def run_meta(analysis: Analysis, *, dag_id: str = "cli", trigger: str = "cli",
     return RunMeta(run_id=analysis.run_id, dag_id=dag_id,
                    logical_date=_as_datetime(logical_date) or datetime.now(timezone.utc), trigger=trigger,
                    status=analysis.verdict.status, params=params or {}, verdict=analysis.verdict.headline,
-                   compliance=analysis.verdict.compliance,
+                   compliance=analysis.verdict.compliance, state=analysis.verdict.state, tone=analysis.verdict.tone,
                    report_path=stored_report_path(report_path, artifacts_root),
                    started_at=own_start(analysis.records), finished_at=max(ends, default=None))
 

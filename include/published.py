@@ -12,8 +12,10 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from include import accelerators
 from include import mlperf_rules as rules
@@ -94,13 +96,17 @@ def load_published(path: str | Path | None = None) -> list[PublishedResult]:
     return results
 
 
-def best_per_accelerator(results: list[PublishedResult], accelerator: str, scenario: str,
-                         round: str | None = None) -> PublishedResult | None:
-    """The published system with the most tokens/s per accelerator for one accelerator key and scenario (and
-    round, when given); None when nothing was published for it."""
-    candidates = [r for r in results if r.accelerator == accelerator and r.scenario == scenario
-                  and (round is None or r.round == round)]
-    return max(candidates, key=lambda r: r.tokens_per_s_per_accelerator, default=None)
+def best_published(results: Iterable, accelerator: str, scenario: str, rounds: int | None = None) -> list:
+    """The published reference for one accelerator key and scenario: in each round, the system with the most tokens/s
+    per accelerator, the newest round first (only the `rounds` newest, when given); empty when nothing was published
+    for it. Takes PublishedResults or the history's rows of them alike."""
+    best: dict[str, Any] = {}
+    for r in results:
+        if r.accelerator == accelerator and r.scenario == scenario and (
+                r.round not in best or r.tokens_per_s_per_accelerator > best[r.round].tokens_per_s_per_accelerator):
+            best[r.round] = r
+    newest_first = sorted(best, key=lambda name: tuple(int(x) for x in name[1:].split(".")), reverse=True)
+    return [best[name] for name in newest_first][:rounds]
 
 
 # A system of two kinds of chips (v6.1's "NVIDIA H200-SXM-141GB + AMD Instinct MI350X 288GB HBM3e"): its

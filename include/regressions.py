@@ -32,7 +32,7 @@ from typing import Any
 
 from scipy import stats
 
-from include.metrics import HIGHER, LATENCY_METRICS, ROUGE_METRICS
+from include.metrics import HIGHER, LATENCY_METRICS, ROUGE_METRICS, change_pct
 from include.metrics import METRICS as CATALOGUE
 from include.records import Regression, RunRecord
 
@@ -73,11 +73,6 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
-
-
-def change_pct(current: float, baseline: float) -> float:
-    """Signed change of the metric itself in percent of the baseline (negative: the metric went down)."""
-    return (current - baseline) / abs(baseline) * 100.0
 
 
 def worse_pct(metric: str, current: float, baseline: float) -> float:

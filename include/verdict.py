@@ -171,6 +171,16 @@ class Verdict:
         return out
 
     @property
+    def state(self) -> str:
+        """The headline's first word, for a badge: FAILED (a run failed or is missing, or none was readable), INVALID
+        (a performance run is), VALID (every performance run is), COMPLETED (no performance run: accuracy only)."""
+        if not self.runs or self.failed:
+            return "FAILED"
+        if self.invalid:
+            return "INVALID"
+        return "VALID" if any(r.mode == "performance" for r in self.runs) else "COMPLETED"
+
+    @property
     def tone(self) -> str:
         """How the headline is shown: 'bad' (a run failed, is INVALID or implausible, or regressed), 'warn' (every
         figure stands, but the run is not submission-grade or not known to be compliant), 'good' (nothing to add)."""
@@ -206,7 +216,8 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "runs": [r.to_dict() for r in self.runs], "regressions": list(self.regressions),
                 "status": self.status, "compliance": self.compliance, "compliance_reasons": self.compliance_reasons,
-                "submission_grade": self.submission_grade, "tone": self.tone, "headline": self.headline}
+                "submission_grade": self.submission_grade, "state": self.state, "tone": self.tone,
+                "headline": self.headline}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Verdict":

@@ -113,6 +113,10 @@ class BenchmarkRun(Base):
     mlperf_compliant: Mapped[bool] = mapped_column(Boolean)            # compliance == 'compliant'
     compliance: Mapped[str | None] = mapped_column(String(16))         # compliant | not compliant | unknown
     verdict: Mapped[str | None] = mapped_column(Text)                  # the Verdict's headline, as computed once
+    # The Verdict's state and tone as computed once (what the page shows beside the headline); "unknown" for a run
+    # recorded before they were stored and not derivable from its stored verdict (migration 0005).
+    state: Mapped[str | None] = mapped_column(String(16))              # VALID | INVALID | FAILED | COMPLETED | unknown
+    tone: Mapped[str | None] = mapped_column(String(8))                # good | warn | bad | unknown
     report_path: Mapped[str | None] = mapped_column(Text)
     report_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=_utcnow)

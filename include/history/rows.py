@@ -25,6 +25,8 @@ class RunMeta:
     params: dict[str, Any]             # trigger-time params; secret-looking keys are redacted on write
     verdict: str                       # the Verdict's headline, as the pipeline computed it
     compliance: str                    # compliant | not compliant | unknown
+    state: str                         # the Verdict's state: VALID | INVALID | FAILED | COMPLETED
+    tone: str                          # the Verdict's tone: good | warn | bad
     report_path: str | None
     report_url: str | None = None
     started_at: datetime | None = None
@@ -75,7 +77,9 @@ class RunRow(_Row):
     params: dict[str, Any]
     mlperf_compliant: bool
     compliance: str                    # compliant | not compliant | unknown (runs recorded before verdicts: unknown)
-    verdict: str | None
+    verdict: str | None                # the Verdict's headline; None for a run recorded before verdicts were stored
+    state: str                         # the Verdict's state (VALID | INVALID | FAILED | COMPLETED), else unknown
+    tone: str                          # the Verdict's tone (good | warn | bad), else unknown
     report_path: str | None
     report_url: str | None
     started_at: datetime | None

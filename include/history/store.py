@@ -282,6 +282,8 @@ class HistoryStore:
                     run_row.mlperf_compliant = run.compliance == COMPLIANT
                     run_row.compliance = run.compliance
                     run_row.verdict = run.verdict
+                    run_row.state = run.state
+                    run_row.tone = run.tone
                     run_row.report_path = run.report_path
                     run_row.report_url = run.report_url
                     session.flush()
@@ -362,8 +364,8 @@ class HistoryStore:
         return RunRow(
             run_id=run.run_id, dag_id=run.dag_id, logical_date=run.logical_date, trigger=run.trigger,
             status=run.status, params=run.params or {}, mlperf_compliant=bool(run.mlperf_compliant),
-            compliance=run.compliance or "unknown", verdict=run.verdict, report_path=run.report_path,
-            report_url=run.report_url, started_at=run.started_at,
+            compliance=run.compliance or "unknown", verdict=run.verdict, state=run.state, tone=run.tone,
+            report_path=run.report_path, report_url=run.report_url, started_at=run.started_at,
             finished_at=run.finished_at, created_at=run.created_at, results_total=int(total or 0),
             results_valid=int(valid or 0), results_invalid=int(invalid or 0), results_failed=int(failed or 0),
             regressions_total=int(regressions or 0), results_implausible=int(implausible or 0),

@@ -23,7 +23,7 @@ def api_runs(limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0
     filters = parse_filters(scenario, node, branch, since, until)
     offset = check_offset(offset)
     runs = get_store().runs(limit=limit, offset=offset, **filters.store_kwargs())
-    return as_json({"runs": [dict(row_dict(r), validity=views.validity_summary(r)) for r in runs],
+    return as_json({"runs": [row_dict(r) for r in runs],
                     "limit": limit, "offset": offset, "filters": filters.query()})
 
 
@@ -34,7 +34,7 @@ def api_run(run_id: str):
     if run is None:
         return JSONResponse({"detail": "no such run in the benchmark history"}, status_code=404)
     results = store.results(run_id=run_id)
-    return as_json({"run": row_dict(run), "validity": views.validity_summary(run),
+    return as_json({"run": row_dict(run),
                     "headline": dict(views.run_headline(results), **views.run_versions(results)),
                     "results": [row_dict(r) for r in results],
                     "regressions": [row_dict(r) for r in store.regressions(run_id=run_id)],

@@ -85,7 +85,7 @@ def run_page(request: Request, run_id: str):
         reports.resolve_report(run.report_path, reports.artifacts_root())
     except (reports.ReportUnavailable, reports.ReportRefused) as exc:
         report_problem = str(exc)
-    return render(request, "run.html", run=run, validity=views.validity_summary(run), results=results,
+    return render(request, "run.html", run=run, results=results,
                   regressions=store.regressions(run_id=run_id), scaling=store.scaling(run_id=run_id),
                   report_problem=report_problem,
                   headline=dict(views.run_headline(results), **views.run_versions(results)))

@@ -42,8 +42,8 @@ def overview(store: HistoryStore, filters: Filters, page: int) -> dict[str, Any]
     by_run: dict[str, list] = {}
     for row in store.headline_figures([r.run_id for r in run_rows]):
         by_run.setdefault(row.run_id, []).append(row)
-    runs = [{"run": r, "validity": views.validity_summary(r), "headline": views.run_headline(by_run.get(r.run_id, [])),
-             "has_report": bool(r.report_path)} for r in run_rows]
+    runs = [{"run": r, "headline": views.run_headline(by_run.get(r.run_id, [])), "has_report": bool(r.report_path)}
+            for r in run_rows]
     latest = next(iter(store.runs(limit=1)), None)
     return {
         "empty": False, "options": options, "groups": groups, "runs": runs, "page": page, "has_more": has_more,
@@ -55,7 +55,6 @@ def overview(store: HistoryStore, filters: Filters, page: int) -> dict[str, Any]
             "failed": sum(1 for r in results if r.status != "completed"),
             "implausible": sum(1 for r in results if r.plausibility == "implausible"),
             "regressions": len(chart_regressions), "latest": latest,
-            "latest_validity": views.validity_summary(latest) if latest else None,
         },
     }
 
@@ -75,5 +74,4 @@ def comparison(store: HistoryStore, a: str, b: str) -> dict[str, Any] | None:
     if run_a is None or run_b is None:
         return None
     groups = views.compare_runs(store.results(run_id=a), store.results(run_id=b), store.published())
-    return {"run_a": run_a, "run_b": run_b, "groups": groups,
-            "validity_a": views.validity_summary(run_a), "validity_b": views.validity_summary(run_b)}
+    return {"run_a": run_a, "run_b": run_b, "groups": groups}

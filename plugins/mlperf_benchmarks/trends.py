@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from include import accelerators
 from include.metrics import METRICS, ROUGE_METRICS, Metric
+from include.published import best_published
 from include.verdict import differences
 
 # The charts of each (scenario, accelerator) group, in page order; ROUGE-L only where accuracy runs exist.
@@ -250,8 +251,8 @@ def build_groups(results: Sequence, regressions: Sequence = (), published: Seque
         group.failed = failed.get(group.scenario, [])
         names = PERFORMANCE_CHARTS + ((ACCURACY_CHART,) if any(
             r.mode == "accuracy" for s in group.series for r in s.rows) else ())
-        refs = [p for p in published if p.accelerator == group.accelerator and p.scenario == group.scenario]
-        group.references = [p.label for p in best_published(refs)]
+        refs = best_published(published, group.accelerator, group.scenario, PUBLISHED_ROUNDS_SHOWN)
+        group.references = [p.label for p in refs]
         group.figures = [trend_figure(name, group, regressions, refs) for name in names]
     return groups
 
@@ -332,8 +333,9 @@ def _y_range(values: list[float], metric: Metric, floor_zero: bool) -> list[floa
 
 
 def trend_figure(metric_name: str, group: Group, regressions: Sequence = (),
-                 published: Sequence = ()) -> dict[str, Any]:
-    """One chart of one (scenario, accelerator) group: a line per series, every point in its verdict's style."""
+                 references: Sequence = ()) -> dict[str, Any]:
+    """One chart of one (scenario, accelerator) group: a line per series, every point in its verdict's style, and
+    the published `references` (include/published.py's best_published) as dashed lines on the throughput chart."""
     metric = METRICS[metric_name]
     traces: list[dict[str, Any]] = []
     styles_seen: set[str] = set()
@@ -406,7 +408,7 @@ def trend_figure(metric_name: str, group: Group, regressions: Sequence = (),
                                   "line": {"color": REGRESSION_COLOR, "width": 3}}})
     x_range = _x_range(moments)
     if metric.name == "tokens_per_second" and traces:
-        traces.extend(_reference_lines(published, moments, x_range))
+        traces.extend(_reference_lines(references, moments, x_range))
     # Legend keys for the verdicts present (grey: the shape is the verdict, the colour is the series).
     for key in STYLES:
         if key in styles_seen and key != "valid":
@@ -440,16 +442,7 @@ def trend_figure(metric_name: str, group: Group, regressions: Sequence = (),
     }
 
 
-def best_published(published: Sequence, limit: int = PUBLISHED_ROUNDS_SHOWN) -> list:
-    """The best system of each round (most tokens/s per accelerator), the newest rounds first."""
-    best: dict[str, Any] = {}
-    for p in published:
-        if p.round not in best or p.tokens_per_s_per_accelerator > best[p.round].tokens_per_s_per_accelerator:
-            best[p.round] = p
-    return [best[r] for r in sorted(best, key=lambda r: tuple(int(x) for x in r[1:].split(".")), reverse=True)][:limit]
-
-
-def _reference_lines(published: Sequence, moments: list[datetime], x_range: list[str] | None) -> list[dict]:
+def _reference_lines(references: Sequence, moments: list[datetime], x_range: list[str] | None) -> list[dict]:
     if not moments:
         return []
     x = x_range or [iso(min(moments)), iso(max(moments))]
@@ -458,4 +451,4 @@ def _reference_lines(published: Sequence, moments: list[datetime], x_range: list
         "line": {"color": REFERENCE_COLOR, "width": 1.5, "dash": "dash"}, "hovertemplate": esc(
             f"{p.label}<br>{p.submitter}: {p.system}<br>source: {p.source_url}") + "<extra>published</extra>",
         "meta": "published",
-    } for p in best_published(published)]
+    } for p in references]

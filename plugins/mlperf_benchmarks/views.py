@@ -1,21 +1,21 @@
-"""What the Benchmarks page shows beside the trends (trends.py): the run table's headline figures, a run's
-validity summary and the comparison of two runs, as pure functions of the history store's rows.
+"""What the Benchmarks page shows beside the trends (trends.py): the run table's headline figures and the comparison
+of two runs, as pure functions of the history store's rows. A run's verdict is shown as the history stored it
+(`RunRow.verdict`, `.state`, `.tone`): nothing here re-derives it.
 
 Nothing here touches the database, Airflow or the web framework: the functions take the store's frozen dataclasses
 (`RunRow`, `ResultRow`, `PublishedRow`) and return plain dicts and lists, unit-tested without a server.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Sequence
 
-from include.metrics import METRICS, Metric
+from include.metrics import METRICS, Metric, change_pct
+from include.published import best_published
 from include.verdict import differences
 
-from .trends import accelerator_key, best_published, fmt, settings_words
+from .trends import PUBLISHED_ROUNDS_SHOWN, accelerator_key, fmt, settings_words
 
-__all__ = ["METRICS", "change_pct", "compare_runs", "fmt", "judge", "run_headline", "run_versions", "short_hash",
-           "validity_summary"]
+__all__ = ["METRICS", "compare_runs", "fmt", "judge", "run_headline", "run_versions", "short_hash"]
 
 
 def series_key(row) -> tuple[str, str, str]:
@@ -73,23 +73,6 @@ def run_versions(results: Sequence) -> dict[str, Any]:
             "config_hashes": sorted({short_hash(r.config_hash) for r in results if r.config_hash})}
 
 
-def validity_summary(run) -> dict[str, Any]:
-    """'valid' when every SUT run completed VALID, 'invalid' when any is INVALID, 'failed' when any failed; the
-    flags (implausible, LoadGen errors, compliance) and the headline exactly as the pipeline's verdict stored them."""
-    if run.results_total == 0:
-        verdict = "empty"
-    elif run.results_failed:
-        verdict = "failed"
-    elif run.results_invalid:
-        verdict = "invalid"
-    else:
-        verdict = "valid"
-    return {"verdict": verdict, "valid": run.results_valid, "invalid": run.results_invalid,
-            "failed": run.results_failed, "total": run.results_total, "implausible": run.results_implausible,
-            "not_submission_grade": run.results_not_submission_grade, "compliance": run.compliance,
-            "headline": run.verdict or "verdict unknown (recorded before verdicts were stored)"}
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Comparing two runs
 
@@ -97,15 +80,6 @@ def validity_summary(run) -> dict[str, Any]:
 COMPARED_METRICS = ("tokens_per_second", "samples_per_second", "ttft_p50_ns", "ttft_p99_ns", "tpot_p50_ns",
                     "tpot_p99_ns", "latency_p99_ns", "duration_s", "output_tokens", "rouge1", "rouge2", "rougeL",
                     "rougeLsum", "gen_len", "gen_num")
-
-
-def change_pct(baseline: float | None, current: float | None) -> float | None:
-    """(current - baseline) / baseline in percent; None where it has no meaning (missing or zero baseline)."""
-    if baseline is None or current is None:
-        return None
-    if not (math.isfinite(baseline) and math.isfinite(current)) or baseline == 0:
-        return None
-    return (current - baseline) / abs(baseline) * 100.0
 
 
 def judge(metric: Metric, pct: float | None, tolerance_pct: float = 0.5) -> str:
@@ -157,7 +131,7 @@ def compare_runs(a_results: Sequence, b_results: Sequence, published: Sequence =
             bv = metric.display(getattr(b, name)) if b is not None else None
             if av is None and bv is None:
                 continue
-            pct = change_pct(av, bv)
+            pct = change_pct(current=bv, baseline=av)
             rows.append({"metric": name, "label": metric.label, "unit": metric.unit, "digits": metric.digits,
                          "a": av, "b": bv, "change_pct": pct,
                          "judgement": judge(metric, pct) if trusted else "not-comparable"})
@@ -169,9 +143,9 @@ def compare_runs(a_results: Sequence, b_results: Sequence, published: Sequence =
             "differences": differences(a.comparability or {}, b.comparability or {}) if a and b else [],
             "a_settings": settings_words(a.comparability) if a else None,
             "b_settings": settings_words(b.comparability) if b else None,
-            "published": [p.label for p in best_published(
-                [p for p in published if p.scenario == key[2]
-                 and p.accelerator in {accelerator_key(r.accelerator) for r in (a, b) if r and r.accelerator}])]
+            "published": [p.label for accelerator in sorted({accelerator_key(r.accelerator) for r in (a, b)
+                                                             if r and r.accelerator})
+                          for p in best_published(published, accelerator, key[2], PUBLISHED_ROUNDS_SHOWN)]
             if mode == "performance" else [],
             "implausible": [side for side, r in (("A", a), ("B", b)) if r and r.plausibility == "implausible"],
             "metrics": rows,

@@ -17,7 +17,7 @@ def meta(run_id: str, day: int = 0, **overrides: Any) -> RunMeta:
     values: dict[str, Any] = dict(
         run_id=run_id, dag_id="mlperf_llama31_8b", logical_date=T0 + timedelta(days=day), trigger="scheduled",
         status="success", params={"scenarios": ["Offline"], "total_sample_count": 13368},
-        verdict="VALID: the performance run · MLPerf-compliant", compliance="compliant",
+        verdict="VALID: the performance run · MLPerf-compliant", compliance="compliant", state="VALID", tone="good",
         report_path=f"/reports/{run_id}/index.html", started_at=T0 + timedelta(days=day, minutes=1),
         finished_at=T0 + timedelta(days=day, minutes=50))
     values.update(overrides)

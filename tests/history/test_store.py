@@ -25,6 +25,7 @@ from include.history import store as store_module
 from include.history.migrations import alembic_config
 from include.history.models import Base
 from include.regressions import assess
+from include.verdict import judge
 from tests.history.factory import CONFIG_B, T0, meta, record, regression, scaling, verdict
 
 TABLES = {"benchmark_runs", "benchmark_results", "scaling_results", "regressions", "alembic_version"}
@@ -119,9 +120,43 @@ def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_runs(store, db
     assert store.current_revision() == _head()
     old = store.run("old")
     assert old.compliance == "unknown" and old.verdict is None
+    assert (old.state, old.tone) == ("unknown", "unknown")       # 0005: never VALID for a verdict nobody computed
     assert old.run_at == T0 + timedelta(minutes=7)          # 0003 dates it by its own SUT start
     [row] = store.results(run_id="old")
     assert (row.tokens_per_second, row.state, row.comparability_hash) == (5000.0, None, None)
+
+
+def test_upgrading_to_stored_run_verdicts_keeps_each_runs_state_and_tone(store, db_url):
+    """0005 gives each run recorded with its verdict the state and tone the pipeline computed for it; a run whose
+    results' verdicts were never stored is 'unknown', never VALID."""
+    from alembic import command
+
+    runs = {
+        "valid": [record(node="n0"), record(node="n0", mode="accuracy", rougeL=24.6)],
+        "invalid": [record(node="n0"), record(node="n1", valid=False)],
+        "failed": [record(node="n0"), record(node="n1", status="missing")],
+        "accuracy only": [record(node="n0", mode="accuracy", rougeL=24.6)],
+        "regressed": [record(node="n0")],
+        "nothing readable": [],
+    }
+    expected = {}
+    for day, (run_id, records) in enumerate(runs.items()):
+        regressions = [regression(node="n0")] if run_id == "regressed" else []
+        run_meta, judged = judged_meta(run_id, records, regressions, day=day)
+        store.record(run_meta, records, [], regressions, judged)
+        expected[run_id] = (judged.state, judged.tone)
+    # recorded with a headline, but without its results' verdicts (as before 0002's columns were written)
+    store.record(meta("unjudged", day=9), [record(node="n0")])
+    expected["unjudged"] = ("unknown", "unknown")
+    assert {run_id: (store.run(run_id).state, store.run(run_id).tone) for run_id in runs} == {
+        run_id: expected[run_id] for run_id in runs}
+    assert {state for state, _ in expected.values()} == {"VALID", "INVALID", "FAILED", "COMPLETED", "unknown"}
+    assert {tone for _, tone in expected.values()} == {"good", "warn", "bad", "unknown"}
+
+    with store.engine.begin() as connection:
+        command.downgrade(alembic_config(db_url, connection=connection), "0004_page_scale")
+    store.upgrade()
+    assert {run_id: (store.run(run_id).state, store.run(run_id).tone) for run_id in expected} == expected
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -251,12 +286,20 @@ def test_regressions_are_stored_with_the_run_and_linked_to_their_results(store):
     assert rows[0].baseline_runs == ["r1", "r2", "r3"] and rows[0].p_value == 0.001
 
 
+def judged_meta(run_id: str, records, regressions=(), **overrides):
+    """The run's meta and verdict as the pipeline makes them (pipeline.run_meta: every run-level part of the verdict)."""
+    judged = judge(run_id, records, {}, list(regressions))
+    return meta(run_id, status=judged.status, verdict=judged.headline, compliance=judged.compliance,
+                state=judged.state, tone=judged.tone, **overrides), judged
+
+
 def test_the_verdict_is_stored_as_the_pipeline_computed_it(store):
     records = [record(node="n0"), record(node="n1", valid=False), record(node="n2", status="failed")]
-    judged = verdict(records, "r1")
-    store.record(meta("r1", verdict=judged.headline, compliance=judged.compliance), records, [], [], judged)
+    run_meta, judged = judged_meta("r1", records)
+    store.record(run_meta, records, [], [], judged)
     run = store.run("r1")
-    assert run.verdict == judged.headline and run.compliance == judged.compliance
+    assert (run.verdict, run.compliance, run.state, run.tone) == (
+        judged.headline, judged.compliance, "FAILED", "bad")
     by_node = {r.node: r for r in store.results(run_id="r1")}
     for expected in judged.runs:
         row = by_node[expected.node]

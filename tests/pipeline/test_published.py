@@ -14,7 +14,7 @@ from include.published import (
     COLUMNS,
     DEFAULT_PATH,
     PublishedDataError,
-    best_per_accelerator,
+    best_published,
     load_published,
     normalise_accelerator,
 )
@@ -28,11 +28,16 @@ def results():
     return load_published()
 
 
+def best_of(results, accelerator: str, scenario: str, round: str):
+    """The reference best_published gives for one round (None: that round published nothing for it)."""
+    return next((p for p in best_published(results, accelerator, scenario) if p.round == round), None)
+
+
 def test_committed_file_is_small_and_covers_the_gpus_we_run(results) -> None:
     assert DEFAULT_PATH.stat().st_size < 100_000
     for accelerator in ("H200", "H100-SXM", "B200"):
         for scenario in ("Offline", "Server"):
-            assert best_per_accelerator(results, accelerator, scenario, round="v5.1"), (accelerator, scenario)
+            assert best_of(results, accelerator, scenario, "v5.1"), (accelerator, scenario)
     assert {r.round for r in results} == {"v5.1", "v6.0", "v6.1"}
     assert {r.division for r in results} == {"closed"}
 
@@ -62,26 +67,26 @@ def test_per_accelerator_figure_is_result_over_count(results) -> None:
 
 
 def test_best_v51_h200_offline_per_gpu_is_hpes_xd670(results) -> None:
-    best = best_per_accelerator(results, "H200", "Offline", round="v5.1")
+    best = best_of(results, "H200", "Offline", "v5.1")
     # inference_results_v5.1 summary_results.json and the summary it points at: 66036.8 tokens/s on 8 H200-SXM.
     assert (best.submitter, best.accelerator_count, best.tokens_per_s) == ("HPE", 8, 66036.8)
     assert best.tokens_per_s_per_accelerator == 8254.6
     assert "/closed/HPE/results/HPE_Cray_XD670_H200_SXM_141GBx8_TRT/llama3.1-8b/Offline/" in best.source_url
     assert best.label() == "MLPerf v5.1, 8x H200 TensorRT-LLM (HPE): 8,255 tokens/s per GPU"
-    assert best_per_accelerator(results, "H200", "SingleStream") is None
+    assert best_published(results, "H200", "SingleStream") == []
 
 
 def test_v61_bests_per_accelerator_are_the_tables(results) -> None:
     """inference_results_v6.1 summary.csv: the per-GPU bests FACTS.md lists, and the newest H200 figure."""
-    h200 = best_per_accelerator(results, "H200", "Offline", round="v6.1")
+    h200 = best_of(results, "H200", "Offline", "v6.1")
     assert (h200.submitter, h200.availability, h200.accelerator_count, h200.engine) == (
         "Naeem Khoshnevis", "rdi", 1, "TensorRT-LLM")
-    assert (h200.tokens_per_s_per_accelerator, best_per_accelerator(results, "H200", "Server", round="v6.1")
+    assert (h200.tokens_per_s_per_accelerator, best_of(results, "H200", "Server", "v6.1")
             .tokens_per_s_per_accelerator) == (7796.6, 7376.6)
     assert "/closed/Naeem%20Khoshnevis/results/H200/llama3.1-8b/Offline/" in h200.source_url
-    b300 = best_per_accelerator(results, "NVIDIA B300-SXM-270GB", "Offline", round="v6.1")
+    b300 = best_of(results, "NVIDIA B300-SXM-270GB", "Offline", "v6.1")
     assert (b300.submitter, b300.tokens_per_s, b300.tokens_per_s_per_accelerator) == ("Cisco", 171114.0, 21389.2)
-    mi355x = best_per_accelerator(results, "AMD Instinct MI355X 288GB HBM3e", "Server", round="v6.1")
+    mi355x = best_of(results, "AMD Instinct MI355X 288GB HBM3e", "Server", "v6.1")
     assert (mi355x.submitter, mi355x.tokens_per_s_per_accelerator, mi355x.engine) == ("MiTAC", 18889.5, "vLLM")
     # Cisco's H200 + MI350X system is no H200 reference: its name keeps both chips.
     mixed = [r for r in results if r.submitter == "Cisco" and "MI350X" in r.accelerator]

@@ -157,10 +157,11 @@ def seed_history(url: str, artifacts: Path, days: int = 7) -> Seeded:
                 measured_tokens_per_second=fast.loadgen.tokens_per_second, compute_bound_tokens_per_second=14_000.0,
                 bandwidth_bound_tokens_per_second=None, implausible=True,
                 explanation="measured 15,952 tokens/s is above the compute bound of 14,000 tokens/s")
-        verdict = judge(run_id, records, checks)
+        verdict = judge(run_id, records, checks, regressions)
         store.record(RunMeta(run_id=run_id, dag_id="mlperf_llama31_8b", logical_date=logical, trigger="scheduled",
                              status=status, params={"scenarios": ["Offline", "Server"]}, verdict=verdict.headline,
-                             compliance=verdict.compliance, report_path=report_path, started_at=logical,
+                             compliance=verdict.compliance, state=verdict.state, tone=verdict.tone,
+                             report_path=report_path, started_at=logical,
                              finished_at=logical + timedelta(hours=1)),
                      records, scaling, regressions, verdict)
         run_ids.append(run_id)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import html
-from urllib.parse import quote
-
+import re
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
+from tests.analysis.analysis_factory import T0
 from tests.ui.seed import SQLI, XSS
 
 PAGES = ["/", "/compare?a=x&b=y", "/runs/x", "/runs/x/report/"]
@@ -135,8 +137,8 @@ def test_runs_table_and_run_json(authed, seeded):
     runs = authed.get("/api/runs").json()["runs"]
     assert [r["run_id"] for r in runs] == list(reversed(seeded.run_ids))
     by_id = {r["run_id"]: r for r in runs}
-    assert by_id[seeded.invalid_run]["validity"]["verdict"] == "invalid"
-    assert by_id[seeded.run_ids[3]]["validity"]["verdict"] == "failed"
+    assert by_id[seeded.invalid_run]["state"] == "INVALID"
+    assert by_id[seeded.run_ids[3]]["state"] == "FAILED"
     detail = authed.get(f"/api/runs/{enc(seeded.latest)}").json()
     assert detail["run"]["run_id"] == seeded.latest
     assert len(detail["regressions"]) == 1 and detail["scaling"][0]["scenario"] == "Offline"
@@ -145,6 +147,66 @@ def test_runs_table_and_run_json(authed, seeded):
     xss = authed.get(f"/api/runs/{enc(seeded.xss_run)}")
     assert xss.status_code == 200 and xss.json()["run"]["run_id"] == XSS.join(["manual__", ""])
     assert authed.get(f"/api/runs/{enc(SQLI)}").status_code == 404
+
+
+def _text(fragment: str) -> str:
+    """What a person reads in an HTML fragment: tags dropped, entities decoded, white space collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def test_the_page_tells_each_recorded_run_the_verdict_its_report_and_notification_tell(authed, artifacts, tmp_path,
+                                                                                      monkeypatch):
+    """Runs recorded by the pipeline's own steps (analyse against the history, report, record): the run page, the
+    run table and the latest-run card say the report's verdict in the report's words, coloured as the report colours
+    it, and the notification says the same words."""
+    from include import notify, pipeline
+    from tests.analysis.analysis_factory import make_record
+
+    url = f"sqlite:///{tmp_path / 'history.sqlite'}"
+    monkeypatch.setenv("MLPERF_HISTORY_URL", url)
+    runs = {f"earlier-{day}": [dict(node="gpu-a", tokens_per_second=tps)] for day, tps in
+            enumerate((5019.0, 4990.0, 5040.0))}
+    runs.update({
+        "regressed": [dict(node="gpu-a", tokens_per_second=4300.0)],
+        "invalid": [dict(node="gpu-a", valid=False, invalid_reasons=["min duration not satisfied"])],
+        "failed": [dict(node="gpu-a"), dict(node="gpu-b", status="failed", error="CUDA out of memory")],
+    })
+    badge = {"good": "ok", "warn": "warn", "bad": "bad"}
+    shown = {}
+    for day, (run_id, specs) in enumerate(runs.items()):
+        when = T0 + timedelta(days=day)
+        records = [make_record(run_id=run_id, start_offset_s=day * 86400.0, **spec) for spec in specs]
+        analysis = pipeline.analyse(records, run_id=run_id, history_url=url, logical_date=when)
+        paths = pipeline.publish_report(analysis, artifacts / run_id / "report")
+        pipeline.record(url, analysis, pipeline.run_meta(analysis, logical_date=when, report_path=paths.html,
+                                                         artifacts_root=artifacts))
+        [(tone, report_says)] = re.findall(r'<div class="banner (\w+)" id="verdict">(.*?)</div>',
+                                           Path(paths.html).read_text())
+        headline = _text(report_says).removeprefix("Verdict: ")
+        notified = notify.summary({"run_id": run_id, "profile": None, "notes": [], "runs": []},
+                                  analysis.to_dict(), paths.to_dict(), {"run_id": run_id})
+        assert notified["verdict"] == headline, run_id
+
+        page = authed.get(f"/runs/{enc(run_id)}", headers={"Accept": "text/html"}).text
+        [page_says] = re.findall(r'<p class="bm-verdict-line" data-testid="verdict">(.*?)</p>', page, re.S)
+        assert _text(page_says) == f"Verdict: {headline}", run_id
+        [state] = re.findall(rf'<span class="bm-badge bm-badge--{badge[tone]}" data-testid="verdict-state">(\w+)<',
+                             page)
+        assert headline.split(":")[0] == state, run_id               # the badge is the headline's first word
+        shown[run_id] = (state, tone)
+
+        index = authed.get("/", headers={"Accept": "text/html"}).text
+        [(latest_tone, latest)] = re.findall(r'<section class="bm-card bm-latest bm-latest--(\w+)" '
+                                             r'data-testid="latest-run">(.*?)</section>', index, re.S)
+        assert latest_tone == tone and headline in _text(latest), run_id
+        [row] = re.findall(rf'<tr class="[^"]*" data-run-id="{re.escape(run_id)}">.*?</tr>', index, re.S)
+        [title] = re.findall(r'<span class="bm-verdict" title="([^"]*)"', row)
+        assert html.unescape(title) == headline and f"bm-badge--{badge[tone]}" in row, run_id
+    # VALID yet red: the regression makes the verdict bad, as the report's banner shows it
+    assert shown["regressed"] == ("VALID", "bad") and "regression(s)" in _text(
+        authed.get("/runs/regressed", headers={"Accept": "text/html"}).text)
+    assert (shown["invalid"], shown["failed"]) == (("INVALID", "bad"), ("FAILED", "bad"))
+    assert shown["earlier-0"][0] == "VALID" and shown["earlier-0"][1] in ("good", "warn")
 
 
 def test_run_page_escapes_hostile_run_id(authed, seeded):

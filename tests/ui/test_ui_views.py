@@ -123,7 +123,7 @@ def test_the_reference_line_names_the_newest_rounds_best_for_the_accelerator():
     import dataclasses
 
     from include.history.rows import PublishedRow
-    from include.published import load_published
+    from include.published import best_published, load_published
 
     published = [PublishedRow(**{f.name: getattr(p, f.name) for f in dataclasses.fields(PublishedRow)})
                  for p in load_published()]
@@ -139,8 +139,7 @@ def test_the_reference_line_names_the_newest_rounds_best_for_the_accelerator():
         key = (p.accelerator, p.scenario)
         newest[key] = max(newest.get(key, p.round), p.round, key=lambda r: tuple(map(int, r[1:].split("."))))
     for (accelerator, scenario), round_ in newest.items():
-        [first, *_] = trends.best_published([p for p in published if (p.accelerator, p.scenario) == (accelerator,
-                                                                                                      scenario)])
+        [first, *_] = best_published(published, accelerator, scenario)
         assert first.round == round_, (accelerator, scenario)
         assert first.label.startswith(f"MLPerf {round_}, ")
 
@@ -162,12 +161,6 @@ def test_hover_text_escapes_user_values():
     assert "<img" not in text and "&lt;img src=x" in text
 
 
-@pytest.mark.parametrize("baseline,current,expected", [(100, 90, -10.0), (100, 110, 10.0), (0, 5, None),
-                                                       (None, 5, None), (100, None, None)])
-def test_change_pct(baseline, current, expected):
-    assert views.change_pct(baseline, current) == (pytest.approx(expected) if expected is not None else None)
-
-
 def test_judgement_follows_each_metric_direction():
     assert views.judge(views.METRICS["tokens_per_second"], -10) == "worse"
     assert views.judge(views.METRICS["ttft_p99_ns"], -10) == "better"
@@ -183,6 +176,15 @@ def test_compare_runs_pairs_sut_runs_and_judges_only_the_same_settings():
     tps = next(m for m in first["metrics"] if m["metric"] == "tokens_per_second")
     assert tps["change_pct"] == pytest.approx(-10.0) and tps["judgement"] == "worse"
     assert groups[1]["a_state"] == "failed" and groups[1]["b_state"] == "absent"
+
+
+def test_compare_gives_no_change_where_the_baseline_has_no_figure():
+    """A zero or missing baseline figure has no change in percent: the page shows '—', neither +inf% nor a judgement."""
+    [group] = views.compare_runs([row("a", 1, tps=0.0, ttft=None)], [row("b", 2, tps=4500.0)])
+    by_metric = {m["metric"]: m for m in group["metrics"]}
+    assert [(by_metric[name]["change_pct"], by_metric[name]["judgement"]) for name in (
+        "tokens_per_second", "ttft_p99_ns")] == [(None, "neutral"), (None, "neutral")]
+    assert by_metric["tpot_p99_ns"]["change_pct"] == pytest.approx(0.0)
 
 
 def test_compare_refuses_to_judge_across_settings_and_says_what_differs():
