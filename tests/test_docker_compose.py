@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from include.deployment import SUT_PACKAGE
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 REQUIRED_ENV = {"AIRFLOW_JWT_SECRET": "test-signing-key", "_AIRFLOW_WWW_USER_PASSWORD": "test-password"}
@@ -96,9 +98,15 @@ def test_airflow_environment_defaults(resolved: dict) -> None:
 def test_project_folders_schema_and_kubeconfig_are_mounted(resolved: dict) -> None:
     mounts = resolved["services"]["airflow-scheduler"]["volumes"]
     targets = {(m["target"] if isinstance(m, dict) else m.split(":")[1]) for m in mounts}
-    assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include",
-            "/opt/airflow/sut_image/mlperf_sut/result.schema.json", "/home/airflow/.kube/config",
+    assert {"/opt/airflow/dags", "/opt/airflow/plugins", "/opt/airflow/include", "/home/airflow/.kube/config",
             "/artifacts"} <= targets
+    # Every contract file the DAG reads from the SUT's package (the plan loads the engine presets and arguments when
+    # the DAG is parsed) is inside a mount, at the path include/deployment.py's SUT_PACKAGE has in the image.
+    contract = ["result.schema.json", "user_conf.schema.json", "engine_args.schema.json", "engine_presets.json"]
+    for name in contract:
+        assert (SUT_PACKAGE / name).is_file(), name
+        inside = f"/opt/airflow/sut_image/mlperf_sut/{name}"
+        assert any(inside == t or inside.startswith(t.rstrip("/") + "/") for t in targets), f"{name} is not mounted"
 
 
 def test_environment_overrides_reach_the_containers(monkeypatch: pytest.MonkeyPatch) -> None:
