@@ -17,18 +17,17 @@ stages above. No Airflow import here.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from include import plausibility, run_artifacts
-from include.gpu_time import GpuTimeBudget, gpu_time_budget
-from include.records import PlausibilityCheck, Regression, RunRecord, ScalingResult
+from include.analysis import Analysis
+from include.gpu_time import gpu_time_budget
+from include.records import PlausibilityCheck, Regression, RunRecord
 from include.report import ANALYSIS_JSON, ReportPaths, build_report
-from include.scaling import scaling_efficiency, scaling_from_dict
+from include.scaling import scaling_efficiency
 from include.verdict import Verdict, judge
 
 log = logging.getLogger(__name__)
@@ -37,46 +36,6 @@ DEFAULT_THRESHOLD_PCT = 5.0
 # Airflow worker's clock, the start the GPU node's, read from /proc to the second. An earlier run's process of the
 # same run id started at least one whole plan -> SUT cycle (an engine start: minutes) before the plan of the rerun.
 STALE_SLACK_S = 60.0
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Everything the report, the history and the notification need about one pipeline run."""
-
-    run_id: str
-    created_utc: str
-    threshold_pct: float
-    scaling: list[ScalingResult]
-    plausibility: list[PlausibilityCheck]
-    gpu_time: GpuTimeBudget
-    regressions: list[Regression]
-    verdict: Verdict
-    notes: list[str] = field(default_factory=list)          # why regressions were not (fully) judged, etc.
-    history: list[dict[str, Any]] = field(default_factory=list)   # trend points (see _history_points)
-    records: list[RunRecord] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "verdict"}
-        data = json.loads(json.dumps({k: _plain(v) for k, v in data.items()}, default=str))
-        return {**data, "verdict": self.verdict.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Analysis":
-        data = dict(data)
-        data["scaling"] = [scaling_from_dict(s) for s in data.get("scaling") or []]
-        data["plausibility"] = [PlausibilityCheck(**p) for p in data.get("plausibility") or []]
-        data["gpu_time"] = GpuTimeBudget.from_dict(data["gpu_time"])
-        data["regressions"] = [Regression(**g) for g in data.get("regressions") or []]
-        data["records"] = [RunRecord.from_dict(r) for r in data.get("records") or []]
-        data["verdict"] = Verdict.from_dict(data["verdict"])
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
 def _records(records: list[RunRecord | dict[str, Any]]) -> list[RunRecord]:

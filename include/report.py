@@ -9,17 +9,15 @@ import base64
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from include import charts
+from include.analysis import Analysis
 from include.records import RunRecord
 from include.scaling import scenario_key
 from include.verdict import RunVerdict
-
-if TYPE_CHECKING:  # pipeline imports this module; the type only
-    from include.pipeline import Analysis
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REPORT_MD, REPORT_HTML, ANALYSIS_JSON = "report.md", "report.html", "analysis.json"
@@ -160,7 +158,7 @@ def _accuracy_rows(records: list[RunRecord], verdicts: dict[str, RunVerdict]) ->
     return rows
 
 
-def _scaling_rows(analysis: "Analysis") -> list[dict[str, Any]]:
+def _scaling_rows(analysis: Analysis) -> list[dict[str, Any]]:
     rows = []
     for s in analysis.scaling:
         rows.append({
@@ -176,7 +174,7 @@ def _scaling_rows(analysis: "Analysis") -> list[dict[str, Any]]:
     return rows
 
 
-def _plausibility_rows(analysis: "Analysis") -> list[dict[str, Any]]:
+def _plausibility_rows(analysis: Analysis) -> list[dict[str, Any]]:
     return [{"node": p.node, "scenario": p.scenario, "accelerator": p.accelerator,
              "measured": num(p.measured_tokens_per_second), "compute": num(p.compute_bound_tokens_per_second),
              "bandwidth": num(p.bandwidth_bound_tokens_per_second),
@@ -196,7 +194,7 @@ _GPU_TIME_EXPLANATION = (
     "only the processes with a complete clock: an unknown one is neither 0% nor 100%.")
 
 
-def _gpu_time(analysis: "Analysis") -> dict[str, Any]:
+def _gpu_time(analysis: Analysis) -> dict[str, Any]:
     """The budget's one line (the total share against the goal), its table per process and what it cannot see."""
     budget = analysis.gpu_time
     goal = f"goal >= {100 * budget.goal:.0f}%"
@@ -222,7 +220,7 @@ def _gpu_time(analysis: "Analysis") -> dict[str, Any]:
             "explanation": _GPU_TIME_EXPLANATION}
 
 
-def _regression_rows(analysis: "Analysis") -> list[dict[str, Any]]:
+def _regression_rows(analysis: Analysis) -> list[dict[str, Any]]:
     return [{"metric": g.metric, "node": g.node, "scenario": g.scenario, "branch": g.branch,
              "current": ms(g.current) + " ms" if g.metric.endswith("_ns") else num(g.current, 2),
              "baseline": ms(g.baseline) + " ms" if g.metric.endswith("_ns") else num(g.baseline, 2),
@@ -236,7 +234,7 @@ def _artefact_files(records: list[RunRecord]) -> list[str]:
     return [str(p) if p.exists() else f"{p} (written by the SUT, absent here)" for p in paths]
 
 
-def _loadgen_messages(analysis: "Analysis") -> list[dict[str, Any]]:
+def _loadgen_messages(analysis: Analysis) -> list[dict[str, Any]]:
     """LoadGen's errors and warnings, by run: an error makes the run not submission-grade."""
     rows = []
     for v in analysis.verdict.runs:
@@ -256,7 +254,7 @@ def _grouped_reasons(verdict: Any) -> list[str]:
     return [f"{why}: {', '.join(runs)}" for why, runs in runs_of.items()]
 
 
-def context(analysis: "Analysis", chart_paths: dict[str, Path], produced: list[Path],
+def context(analysis: Analysis, chart_paths: dict[str, Path], produced: list[Path],
             submission: dict[str, Any] | None = None) -> dict[str, Any]:
     records = list(analysis.records)
     verdict = analysis.verdict
@@ -303,7 +301,7 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def build_report(analysis: "Analysis", out_dir: Path, submission: dict[str, Any] | None = None) -> ReportPaths:
+def build_report(analysis: Analysis, out_dir: Path, submission: dict[str, Any] | None = None) -> ReportPaths:
     """Charts, report.md and report.html (self-contained) into out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

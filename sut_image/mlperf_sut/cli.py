@@ -14,18 +14,9 @@ import traceback
 from pathlib import Path
 
 from mlperf_sut.engine import add_engine_arguments
-from mlperf_sut.errors import InputError
+from mlperf_sut.errors import EXIT_CODES, EXIT_INPUT, EXIT_OK, InputError
 from mlperf_sut.settings import COMPLIANCE_TESTS, Mode, Scenario, also_tests
 
-EXIT_OK, EXIT_RUNTIME, EXIT_INPUT = 0, 1, 2
-EXIT_CODES = """exit codes:
-  0  the run completed, VALID or INVALID alike (result.json and LoadGen's summary say which); with --also: every test
-  1  runtime failure, worth retrying: the engine or an endpoint failed or died (result.json: "failed", why); with
-     --also the failed test's result.json says so and the later tests are not run
-  2  bad input, not retryable until fixed: a flag, file, path, permission or device problem
-  143, 130  stopped by SIGTERM, SIGINT: the engine was stopped and the running test's result.json says "failed",
-     "stopped by SIGTERM" (no engine process outlives the SUT, SIGKILL included)
-failures print one line on stderr naming the problem and where to look; --debug adds the traceback"""
 # The commands that start an engine: run as `python -m mlperf_sut`, they guard their child processes (process_guard).
 ENGINE_COMMANDS = ("run", "search-qps", "serve")
 
@@ -182,22 +173,13 @@ def _build_dataset(args) -> int:
 
 
 def _engine_args_schema(args) -> int:
+    from mlperf_sut.engine import sut_flags
     from mlperf_sut.engine_args import build_schema, schema_text
 
-    schema = build_schema()
+    schema = build_schema(sut_flags())
     if args.output is None:
         sys.stdout.write(schema_text(schema))
     else:
         args.output.write_text(schema_text(schema))
         print(f"engine arguments of vLLM {schema['x-vllm-version']} written to {args.output}")
     return EXIT_OK
-
-
-def print_failure(error: BaseException, debug: bool = False, where: str = "", note: str = "") -> None:
-    """A runtime failure: one line that says what failed and where to look (the traceback only with --debug)."""
-    if debug:
-        traceback.print_exception(error, file=sys.stderr)
-    summary = "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
-    look = f"look at {where}" if where else ""
-    hint = "; ".join(filter(None, [note, look, "" if debug else "--debug prints the traceback"]))
-    print(f"error: run failed: {summary} ({hint})", file=sys.stderr, flush=True)

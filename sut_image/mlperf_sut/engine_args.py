@@ -82,14 +82,14 @@ def check_value(key: str, value, where: str) -> None:
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
 
 
-def build_schema() -> dict:
-    """engine_args.schema.json from the installed vLLM's EngineArgs (imports vLLM: seconds)."""
+def build_schema(flags: dict[str, str]) -> dict:
+    """engine_args.schema.json from the installed vLLM's EngineArgs (imports vLLM: seconds). `flags`: the engine
+    arguments the SUT sets through flags of its own (`engine.sut_flags()`; passed in, since engine imports this
+    module)."""
     import vllm
     from vllm.config.cache import CacheDType
     from vllm.engine.arg_utils import EngineArgs
     from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
-
-    from mlperf_sut.engine import sut_flags
 
     hints, helps = _type_hints(EngineArgs), _helps(EngineArgs)
     properties = {}
@@ -100,7 +100,6 @@ def build_schema() -> dict:
     quantization = list(QUANTIZATION_METHODS)
     properties["quantization"]["enum"] = [*quantization, None]     # vLLM types it str; the list is what it accepts
     properties["quantization"].pop("type", None)
-    flags = sut_flags()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "description": "vLLM's engine arguments (EngineArgs), generated from the installed vLLM by `python -m "

@@ -26,7 +26,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mlperf_sut.errors import InputError
+from mlperf_sut.errors import EXIT_OK, InputError
 from mlperf_sut.settings import Scenario
 
 
@@ -54,7 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def search(args: argparse.Namespace) -> int:
-    from mlperf_sut.cli import EXIT_OK
     from mlperf_sut.runner import finish, measure, prepare
 
     ranges = [_parse_range(text) for text in args.range]

@@ -20,7 +20,7 @@ from pathlib import Path
 from mlperf_sut import process_guard
 from mlperf_sut.backends.base import Backend
 from mlperf_sut.engine import EngineOptions, requested_engine, requested_options, requested_preset
-from mlperf_sut.errors import InputError
+from mlperf_sut.errors import EXIT_OK, EXIT_RUNTIME, InputError, print_failure
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.process_clock import ProcessClock
 from mlperf_sut.qsl import QuerySampleLibrary, Shard
@@ -157,8 +157,6 @@ def prepare(args: argparse.Namespace) -> Job:
 
 def run(args: argparse.Namespace) -> int:
     """Every test of the job in order on one started backend; the first failure ends it (the engine may be gone)."""
-    from mlperf_sut.cli import EXIT_OK
-
     job = prepare(args)
     try:
         for index, test in enumerate(job.tests):
@@ -229,7 +227,6 @@ def measure(job: Job, output_dir: Path, scenario: Scenario | None = None, extra_
     writes result.json whatever happens. 0 completed, 1 runtime failure. `mode`: the job's main mode unless given;
     `compliance_test`: LoadGen's audit.config of that test over the settings (none unless given)."""
     from mlperf_sut.accelerator import detect, host
-    from mlperf_sut.cli import EXIT_OK, EXIT_RUNTIME, print_failure
     from mlperf_sut.harness import Harness
     from mlperf_sut.progress import Progress
     from mlperf_sut.result import RunResult

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from mlperf_sut.engine import EngineOptions, add_engine_arguments, requested_engine, requested_preset
-from mlperf_sut.errors import InputError
+from mlperf_sut.errors import EXIT_INPUT, InputError
 from mlperf_sut.generation import BENCHMARK_GENERATION
 from mlperf_sut.server_card import KEEP_ALIVE_S, MIDDLEWARE, SERVER_CARD_ENV, card
 
@@ -72,8 +72,6 @@ def vllm_server_argv(model: Path, host: str, port: int, options: EngineOptions) 
 
 def main(argv: list[str]) -> int:
     """Exec the server (never returns on success); 2 with a message on bad input, like `run`."""
-    from mlperf_sut.cli import EXIT_INPUT
-
     args = build_parser().parse_args(argv)
     try:
         options = EngineOptions.from_args(args)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from include.gpu_time import GOAL_SHARE, gpu_time_budget
-from include.pipeline import Analysis, analyse, publish_report
+from include.analysis import Analysis
+from include.pipeline import analyse, publish_report
 from tests.analysis.analysis_factory import T0, make_record
 
 

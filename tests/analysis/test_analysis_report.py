@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from include.pipeline import Analysis, analyse, publish_report
+from include.analysis import Analysis
+from include.pipeline import analyse, publish_report
 from include.records import AccuracyResult
 from tests.analysis.analysis_factory import make_record
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import SUT_SRC
 from mlperf_sut.cli import build_parser
-from mlperf_sut.engine import PRESET_KEYS, EngineOptions, preset_engine, requested_preset
+from mlperf_sut.engine import PRESET_KEYS, EngineOptions, preset_engine, requested_preset, sut_flags
 from mlperf_sut.engine_args import (ENGINE_ARGS_SCHEMA, build_schema, check_engine_arg, engine_args_schema,
                                     engine_presets, schema_text, type_schema)
 from mlperf_sut.errors import InputError
@@ -23,7 +23,7 @@ REGENERATE = (f"regenerate with python -m mlperf_sut engine-args-schema --output
 
 
 def test_committed_schema_is_what_the_pinned_vllm_generates():
-    generated = json.loads(schema_text(build_schema()))
+    generated = json.loads(schema_text(build_schema(sut_flags())))
     committed = engine_args_schema()
     differ = sorted(key for key in generated["properties"].keys() | committed["properties"].keys()
                     if generated["properties"].get(key) != committed["properties"].get(key))

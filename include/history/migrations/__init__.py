@@ -24,13 +24,15 @@ def alembic_config(url: str | None = None, connection=None) -> Config:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m include.history.migrations <alembic command> ...` against MLPERF_HISTORY_URL."""
+    """`python -m include.history.migrations <alembic command> ...` against the deployment's history URL
+    (MLPERF_HISTORY_URL, else the SQLite file). Read from the deployment, not the store: the store imports this
+    package to migrate."""
     from alembic.config import CommandLine
 
-    from include.history.store import default_url
+    from include import deployment
 
     cli = CommandLine(prog="python -m include.history.migrations")
     options = cli.parser.parse_args(argv if argv is not None else sys.argv[1:])
     if not hasattr(options, "cmd"):
         cli.parser.error("too few arguments")
-    cli.run_cmd(alembic_config(default_url()), options)
+    cli.run_cmd(alembic_config(deployment.load().history_url), options)
