@@ -52,12 +52,12 @@ $(TINY_DATASET): $(TINY_MODEL)/config.json
 
 # The whole DAG with `airflow dags test` on the embedded default: local runner, two simulated nodes, tiny model.
 demo: venvs tiny
-	$(VENV)/bin/python -m include.demo
+	$(VENV)/bin/python -m include.apps.demo
 
 # The Airflow UI with the Benchmarks page on the demo's artefacts and history: prints the URL and the login.
 # MLPERF_UI_PORT (default 8080) picks the port.
 ui: $(VENV)/.installed
-	$(VENV)/bin/python -m include.ui
+	$(VENV)/bin/python -m include.apps.ui
 
 test: venvs system-packages tiny test-sut test-pipeline
 

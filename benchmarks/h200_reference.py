@@ -14,7 +14,7 @@ LoadGen error (e.g. "Multiple conf files are used": not valid for a submission).
   improve with load; where two runs disagree, the failing one wins). The headline counts only runs that issued the
   whole data set (13,368 queries or more); `search-qps` probes (40 s, a few thousand queries) are printed apart as
   `..._probe_max_valid_qps`: a probe found 55.98 QPS VALID that the full run at that rate found INVALID.
-The runs the DAG itself made on the GPU host (`python -m include.host`, a folder with the plan.json of an Airflow
+The runs the DAG itself made on the GPU host (`python -m include.apps.host`, a folder with the plan.json of an Airflow
 DAG run) are the published figures: the last line takes them from DAG runs on an H200 alone (same rules):
 `dag_run=<run id> dag_offline_tok_s=.. dag_server_qps=.. dag_gpu_time_budget_pct=..` (None where no such run exists).
 The line before it, `h200_offline_fp8_tok_s=.. h200_offline_bf16_tok_s=.. h200_sut_vs_raw=..
@@ -28,8 +28,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from include import gpu_time, mlperf_rules, plausibility, run_artifacts
-from include.verdict import loadgen_setting
+from include import mlperf_rules
+from include.analysis import gpu_time, plausibility
+from include.analysis.verdict import loadgen_setting
+from include.results import run_artifacts
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "h200"
 
@@ -101,7 +103,7 @@ def dag_figures(runs: list[DagRun]) -> dict[str, object]:
 def main() -> None:
     figures(verbose=True)
     runs = dag_runs()
-    print("\nDAG runs (python -m include.host on the GPU host; the published figures come from these):")
+    print("\nDAG runs (python -m include.apps.host on the GPU host; the published figures come from these):")
     for r in runs:
         print(f"  {r.run_id}  {r.card}  Offline {r.offline_tok_s or 'n/a'} tokens/s  Server {r.server_qps or 'n/a'} "
               f"QPS  GPU time budget {r.gpu_time_budget_pct if r.gpu_time_budget_pct is not None else 'unknown'}%")

@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import h200_reference  # noqa: E402  (the sibling script)
 
-from include import run_artifacts  # noqa: E402
+from include.analysis.scaling import is_coordinated, scaling_efficiency  # noqa: E402
 from include.records import RunRecord, ScalingResult  # noqa: E402
-from include.scaling import is_coordinated, scaling_efficiency  # noqa: E402
+from include.results import run_artifacts  # noqa: E402
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "h200x2"
 

@@ -32,12 +32,13 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from include import pipeline, regressions
-from include.charts import TREND_POINTS, trend
+from include import pipeline
+from include.analysis import regressions
+from include.analysis.published import load_published
+from include.analysis.verdict import key_hash
 from include.history import HistoryStore
 from include.history.models import BenchmarkResult, BenchmarkRun, RegressionRecord
-from include.published import load_published
-from include.verdict import key_hash
+from include.reporting.charts import TREND_POINTS, trend
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))   # as Airflow puts its plugins folder

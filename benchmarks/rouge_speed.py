@@ -1,4 +1,4 @@
-"""Time the reference ROUGE (Google rouge-score per pair, as evaluation.py) against include.rouge on one input.
+"""Time the reference ROUGE (Google rouge-score per pair, as evaluation.py) against include.scoring.rouge on one input.
 
 As many seeded synthetic pairs as MLPerf's data set has (DATASET_SAMPLES), shaped like CNN/DailyMail highlights and
 llama3.1-8b summaries: ~3 sentences of ~20 words each, drawn Zipf-like from an English vocabulary with capitals, numbers, punctuation and some non-ASCII;
@@ -14,9 +14,9 @@ import argparse
 import random
 import time
 
-from include import rouge
 from include.mlperf_rules import DATASET_SAMPLES
-from include.accuracy import postprocess_text
+from include.scoring import rouge
+from include.scoring.accuracy import postprocess_text
 
 
 
@@ -62,7 +62,7 @@ def synthetic_pairs(n: int, seed: int = 20250801) -> tuple[list[str], list[str]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=DATASET_SAMPLES)
-    parser.add_argument("--processes", type=int, default=1, help="include.rouge's process pool size (default 1)")
+    parser.add_argument("--processes", type=int, default=1, help="include.scoring.rouge's process pool size (default 1)")
     args = parser.parse_args()
 
     references, predictions = synthetic_pairs(args.pairs)

@@ -3,7 +3,7 @@
 plan -> single-GPU runs (per node, in parallel) -> distributed runs -> parse logs -> score accuracy -> analyse
 (scaling, plausibility, regressions, the one verdict) -> charts and report (an Asset) -> record history -> notify
 -> verdict (red if a run failed, the pipeline could not judge, or a regression with fail_on_regression).
-Deploy-time settings (runner, nodes, schedule, paths): include/deployment.py. Params: include/plan.py.
+Deploy-time settings (runner, nodes, schedule, paths): include/deployment.py. Params: include/planning/plan.py.
 Results pipeline: include/pipeline.py (the same stages `python -m include report` runs).
 """
 from __future__ import annotations
@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Asset, TaskGroup, setup, task, teardown
 
-from include import deployment, notify, pipeline, runners
-from include import plan as planning
+from include import deployment, pipeline, runners
+from include.planning import plan as planning
+from include.reporting import notify
 from include.submission import run as submission_tree
 
 DEPLOY = deployment.load()

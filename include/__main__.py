@@ -1,7 +1,7 @@
-"""`python -m include ...`: the results library's command line (see include/cli.py)."""
+"""`python -m include ...`: the results library's command line (see include/apps/cli.py)."""
 import sys
 
-from include.cli import main
+from include.apps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

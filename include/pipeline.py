@@ -22,13 +22,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from include import plausibility, run_artifacts
-from include.analysis import Analysis
-from include.gpu_time import gpu_time_budget
+from include.analysis import Analysis, plausibility
+from include.analysis.gpu_time import gpu_time_budget
+from include.analysis.scaling import scaling_efficiency
+from include.analysis.verdict import Verdict, judge
 from include.records import PlausibilityCheck, Regression, RunRecord
-from include.report import ANALYSIS_JSON, ReportPaths, build_report
-from include.scaling import scaling_efficiency
-from include.verdict import Verdict, judge
+from include.reporting.report import ANALYSIS_JSON, ReportPaths, build_report
+from include.results import run_artifacts
 
 log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD_PCT = 5.0
@@ -113,7 +113,7 @@ def score(records: list[RunRecord], model_dir: str | None, dataset_path: str | N
 
 
 def _score(record: RunRecord, model_dir: str | None, dataset_path: str | None) -> RunRecord:
-    from include import accuracy
+    from include.scoring import accuracy
 
     run_dir = Path(record.run_dir)
     theirs = run_dir / accuracy.ACCURACY_TXT
@@ -205,9 +205,9 @@ def _current_points(records: list[RunRecord], verdict: Verdict, run_id: str, whe
 def _against_history(records: list[RunRecord], verdict: Verdict, url: str, run_id: str, threshold_pct: float,
                      before: datetime) -> tuple[list[Regression], list[dict[str, Any]], list[str]]:
     """Regressions of every run against earlier runs of the same comparability key; the trend points."""
-    from include import regressions as regression_rules
-    from include.charts import TREND_POINTS
+    from include.analysis import regressions as regression_rules
     from include.history import HistoryStore, result_columns
+    from include.reporting.charts import TREND_POINTS
 
     store = HistoryStore(url, readonly=True)
     try:
@@ -291,9 +291,9 @@ def artifacts_root() -> Path | None:
 def record(history_url: str, analysis: Analysis, meta: Any) -> dict[str, Any]:
     """Write the run once (schema migrated first); a rerun of the same run id replaces its rows. A CLI record of a
     run id the DAG recorded is refused (history.RunIdentityConflict, naming the run and what to do). The published
-    MLPerf results (include/published.py) are refreshed beside it: the page draws them as reference lines."""
+    MLPerf results (include/analysis/published.py) are refreshed beside it: the page draws them as reference lines."""
+    from include.analysis.published import load_published
     from include.history import HistoryStore
-    from include.published import load_published
 
     store = HistoryStore(history_url)
     try:

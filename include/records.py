@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
-from include.sut_result import SutResult
+from include.results.sut_result import SutResult
 
 Branch = Literal["single", "distributed"]
 RunStatus = Literal["completed", "failed", "missing"]

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from include.analysis.metrics import ROUGE_METRICS
+from include.analysis.verdict import RunVerdict
 from include.history.models import BRANCHES, MODES, RESULT_STATUSES, RUN_STATUSES, TRIGGERS
 from include.history.rows import RunMeta
-from include.metrics import ROUGE_METRICS
 from include.records import Regression, RunRecord, ScalingResult
-from include.verdict import RunVerdict
 
 # ----------------------------------------------------------------------------------------------------------------
 # Mapping records onto rows (pure functions)

@@ -188,7 +188,7 @@ class BenchmarkResult(Base):
     start_utc: Mapped[datetime | None]
     end_utc: Mapped[datetime | None]
     run_dir: Mapped[str | None] = mapped_column(Text)
-    # The run's verdict (include/verdict.py), computed once by the pipeline and stored as it was computed.
+    # The run's verdict (include/analysis/verdict.py), computed once by the pipeline and stored as it was computed.
     state: Mapped[str | None] = mapped_column(String(16))               # VALID | INVALID | COMPLETED | FAILED | MISSING
     verdict: Mapped[str | None] = mapped_column(Text)                   # the headline: state and every flag
     exit_code: Mapped[int | None] = mapped_column(Integer)
@@ -257,7 +257,7 @@ class RegressionRecord(Base):
 
 
 class PublishedResultRow(Base):
-    """A published MLPerf result (include/published.py's PublishedResult), drawn as a reference line."""
+    """A published MLPerf result (include/analysis/published.py's PublishedResult), drawn as a reference line."""
 
     __tablename__ = "published_results"
     __table_args__ = (Index("ix_published_results_accelerator", "accelerator", "scenario"),)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from include.published import reference_label
+from include.analysis.published import reference_label
 
 # ----------------------------------------------------------------------------------------------------------------
 # What callers pass in
@@ -232,7 +232,7 @@ class ScalingRow(_Row):
 
 @dataclass(frozen=True)
 class PublishedRow(_Row):
-    """A published MLPerf result, as include/published.py's PublishedResult, read back from the history."""
+    """A published MLPerf result, as include/analysis/published.py's PublishedResult, read back from the history."""
 
     round: str
     division: str

@@ -67,8 +67,8 @@ from include.history.rows import (
     ScalingRow,
     TrendRow,
 )
+from include.analysis.verdict import COMPLIANT, Verdict
 from include.records import Regression, RunRecord, ScalingResult
-from include.verdict import COMPLIANT, Verdict
 
 
 def _file_identity(database: str) -> tuple[int, int] | None:
@@ -521,7 +521,7 @@ class HistoryStore:
                            exclude_run_id: str | None = None) -> list[ResultRow]:
         """The latest `limit` earlier SUT runs of the same comparability key usable as a baseline, oldest first.
 
-        Same key: the same settings, hardware, place and scenario (include/verdict.py). Usable: completed and
+        Same key: the same settings, hardware, place and scenario (include/analysis/verdict.py). Usable: completed and
         LoadGen VALID (accuracy mode: completed; LoadGen judges no validity there). Earlier: the run's own time
         before `before`. A result without a key (recorded before verdicts existed) has no comparable history.
         """
@@ -615,7 +615,7 @@ class HistoryStore:
     # -- published MLPerf results ----------------------------------------------------------------------------------
 
     def replace_published(self, entries: Iterable[Any]) -> int:
-        """Store the published results (include/published.py's PublishedResult), replacing those stored before,
+        """Store the published results (include/analysis/published.py's PublishedResult), replacing those stored before,
         in one transaction; returns how many."""
         self._writable()
         rows = [{name: getattr(entry, name) for name in _PUBLISHED_FIELDS} for entry in entries]

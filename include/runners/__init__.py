@@ -50,7 +50,7 @@ def sut_runs(dep: Deployment, *, task_id: str, node: str | None, branch: str, ru
 
     `node=None` is the coordinated run's LoadGen driver: it holds no GPU, so no GPU pool (its servers do).
     """
-    from include.plan import MAX_TESTS_PER_RUN
+    from include.planning.plan import MAX_TESTS_PER_RUN
 
     # A single-GPU run is one SUT process for all tests of a scenario (the plan's RunSpec.timeout_s is the
     # deployment's run timeout per test); the timeout is fixed when the DAG is parsed, so it covers the most tests.

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from include.deployment import LOCAL_GPUS_ENV
-from include.run_artifacts import write_runner_exit
+from include.results.run_artifacts import write_runner_exit
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from include import loadgen_logs, mlperf_rules
-from include.accuracy import AccuracyLogError, parse_accuracy_txt
+from include import mlperf_rules
+from include.results import loadgen_logs
+from include.scoring.accuracy import AccuracyLogError, parse_accuracy_txt
 from include.submission import test06
 
 SCENARIOS = ("Offline", "Server", "Interactive", "SingleStream")

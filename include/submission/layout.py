@@ -13,7 +13,7 @@ Paths: submission_checker/constants.py (PERFORMANCE_LOG_PATH, ACCURACY_*_PATH, M
 SYSTEM_PATH, SRC_PATH for v6.1, as for v6.0) and tools/submission/submission_structure.md. One system per node for its
 single-GPU runs, and the coordinated distributed run as a system of its own; the sharded branch is no system (each
 node's LoadGen saw only its shard). The accuracy log is truncated as truncate_accuracy_log.py does (4 KiB head and
-tail); accuracy.txt keeps the full log's hash, written by our scorer (include/accuracy.py).
+tail); accuracy.txt keeps the full log's hash, written by our scorer (include/scoring/accuracy.py).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from include import mlperf_rules
 from include.records import RunRecord
-from include.sut_result import SutResult
+from include.results.sut_result import SutResult
 from include.submission import system_desc, test06
 from include.submission.system_desc import DeployFields
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from include import mlperf_rules
-from include.sut_result import SutResult
+from include.results.sut_result import SutResult
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Trend series and charts of the Benchmarks page, as pure functions of the history store's rows.
 
-A series is one comparability key (include/verdict.py): the same settings, hardware, place and scenario. A change
-of settings starts a new series, so bf16, FP8 and prefix-cache runs are three lines, never one line with a jump.
+A series is one comparability key (include/analysis/verdict.py): the same settings, hardware, place and scenario. A
+change of settings starts a new series, so bf16, FP8 and prefix-cache runs are three lines, never one line with a jump.
 Series are grouped by scenario and accelerator; each says its settings in words, and what changed from the series
 before it. Every point is drawn with its stored verdict (colour and shape, with a legend key); failed runs are
 marks on their date. Published MLPerf results for the same accelerator and scenario are dashed reference lines.
@@ -17,10 +17,10 @@ from functools import cached_property, lru_cache
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from include import accelerators
-from include.metrics import METRICS, ROUGE_METRICS, Metric
-from include.published import best_published
-from include.verdict import differences
+from include.analysis import accelerators
+from include.analysis.metrics import METRICS, ROUGE_METRICS, Metric
+from include.analysis.published import best_published
+from include.analysis.verdict import differences
 
 # The charts of each (scenario, accelerator) group, in page order; ROUGE-L only where accuracy runs exist.
 PERFORMANCE_CHARTS: tuple[str, ...] = ("tokens_per_second", "ttft_p99_ns", "tpot_p99_ns")
@@ -335,7 +335,8 @@ def _y_range(values: list[float], metric: Metric, floor_zero: bool) -> list[floa
 def trend_figure(metric_name: str, group: Group, regressions: Sequence = (),
                  references: Sequence = ()) -> dict[str, Any]:
     """One chart of one (scenario, accelerator) group: a line per series, every point in its verdict's style, and
-    the published `references` (include/published.py's best_published) as dashed lines on the throughput chart."""
+    the published `references` (include/analysis/published.py's best_published) as dashed lines on the throughput
+    chart."""
     metric = METRICS[metric_name]
     traces: list[dict[str, Any]] = []
     styles_seen: set[str] = set()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from include.metrics import METRICS, Metric, change_pct
-from include.published import best_published
-from include.verdict import differences
+from include.analysis.metrics import METRICS, Metric, change_pct
+from include.analysis.published import best_published
+from include.analysis.verdict import differences
 
 from .trends import PUBLISHED_ROUNDS_SHOWN, accelerator_key, fmt, settings_words
 

@@ -1,12 +1,12 @@
-"""include.charts: every chart renders to a real PNG, from full, single-node and empty input."""
+"""include.reporting.charts: every chart renders to a real PNG, from full, single-node and empty input."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from include import charts
-from include.scaling import scaling_efficiency
+from include.analysis.scaling import scaling_efficiency
+from include.reporting import charts
 from tests.analysis.analysis_factory import make_record
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

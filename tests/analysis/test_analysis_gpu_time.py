@@ -1,4 +1,5 @@
-"""include.gpu_time: the share of the SUT processes' GPU time inside LoadGen's timed tests, honest where unknown."""
+"""include.analysis.gpu_time: the share of the SUT processes' GPU time inside LoadGen's timed tests, honest where
+unknown."""
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from include.gpu_time import GOAL_SHARE, gpu_time_budget
 from include.analysis import Analysis
+from include.analysis.gpu_time import GOAL_SHARE, gpu_time_budget
 from include.pipeline import analyse, publish_report
 from tests.analysis.analysis_factory import T0, make_record
 

@@ -97,7 +97,7 @@ def test_cli_rebuilds_the_report(artefacts: Path, tmp_path: Path) -> None:
 
 
 def test_cli_refuses_a_missing_folder(tmp_path: Path) -> None:
-    from include.cli import main
+    from include.apps.cli import main
 
     assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
 
@@ -106,7 +106,7 @@ def test_cli_refuses_a_missing_folder(tmp_path: Path) -> None:
 def test_an_unreadable_result_is_never_called_compliant(tmp_path: Path, capsys, broken: str) -> None:
     """result.json missing, unreadable or of an unknown schema: the report says so, compliance is unknown, and
     the CLI exits non-zero (before, it said 'Profile: MLPerf-compliant' and exited 0)."""
-    from include.cli import main
+    from include.apps.cli import main
 
     run_dir = tmp_path / "run" / "single" / "gpu-a" / "Offline" / "performance"
     run_dir.mkdir(parents=True)
@@ -124,7 +124,7 @@ def test_an_unreadable_result_is_never_called_compliant(tmp_path: Path, capsys, 
 
 def test_a_killed_sut_is_failed_with_its_exit_code_and_log(tmp_path: Path) -> None:
     """The runner records how the SUT ended; the report names the exit code and the log (not 'missing')."""
-    from include.run_artifacts import write_runner_exit
+    from include.results.run_artifacts import write_runner_exit
 
     run_dir = tmp_path / "run" / "single" / "gpu-a" / "Offline" / "performance"
     write_runner_exit(run_dir, exit_code=-9, log_path="/artifacts/run/single/gpu-a/Offline/performance.sut.log",
@@ -232,7 +232,7 @@ def test_the_record_step_keeps_the_runs_own_time_and_a_relative_report_path(tmp_
 
 
 def test_cli_record_refuses_a_run_id_the_dag_recorded(artefacts: Path, tmp_path: Path, capsys) -> None:
-    from include.cli import main
+    from include.apps.cli import main
     from include.history import HistoryStore
 
     url = f"sqlite:///{tmp_path / 'history.sqlite'}"
@@ -278,7 +278,7 @@ def read_only(path: Path):
 @pytest.mark.parametrize("where", ["is a file", "under a file"])
 def test_out_that_is_a_file_is_bad_usage(artefacts: Path, tmp_path: Path, capsys, where: str) -> None:
     """Before: a traceback (FileExistsError / NotADirectoryError) and exit 1."""
-    from include.cli import main
+    from include.apps.cli import main
 
     blocker = tmp_path / "notes.txt"
     blocker.write_text("mine")
@@ -292,7 +292,7 @@ def test_out_that_is_a_file_is_bad_usage(artefacts: Path, tmp_path: Path, capsys
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-5"])
 def test_threshold_must_be_a_finite_percentage(artefacts: Path, tmp_path: Path, capsys, value: str) -> None:
     """Before: accepted; nan judged nothing a regression, -5 everything."""
-    from include.cli import main
+    from include.apps.cli import main
 
     assert main(["report", str(artefacts), "--out", str(tmp_path / "out"), f"--threshold-pct={value}"]) == 2
     printed = capsys.readouterr()
@@ -304,7 +304,7 @@ def test_threshold_must_be_a_finite_percentage(artefacts: Path, tmp_path: Path, 
 def test_a_history_that_cannot_be_written_leaves_the_report_and_says_so(artefacts: Path, tmp_path: Path, capsys,
                                                                         damage: str) -> None:
     """Before: a traceback, exit 1, the report written but its paths and verdict not printed."""
-    from include.cli import main
+    from include.apps.cli import main
 
     path = tmp_path / "history.sqlite"
     url = f"sqlite:///{path}"
@@ -332,9 +332,9 @@ def test_a_history_that_cannot_be_written_leaves_the_report_and_says_so(artefact
 def test_a_dag_runs_folder_is_recorded_under_its_own_run_id(tmp_path: Path, capsys) -> None:
     """The folder is the run id made file-safe (plan.run_slug); its plan.json holds the real one. Before, --record
     without --run-id stored the folder's name: a second copy of a run the DAG had recorded."""
-    from include.cli import main
+    from include.apps.cli import main
     from include.history import HistoryStore
-    from include.plan import run_slug
+    from include.planning.plan import run_slug
 
     url = f"sqlite:///{tmp_path / 'history.sqlite'}"
     ids = {"dag": "manual__2026-11-28T06:00:00+00:00", "unrecorded": "manual__2026-11-29T06:00:00+00:00"}

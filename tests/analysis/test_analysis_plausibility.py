@@ -1,4 +1,4 @@
-"""include.plausibility / include.accelerators: results checked against the hardware's physics."""
+"""include.analysis.plausibility / include.analysis.accelerators: results checked against the hardware's physics."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from include.accelerators import ACCELERATORS, lookup
-from include.plausibility import check_all, check_record, devices, model_parameters, params_from_config, precision
+from include.analysis.accelerators import ACCELERATORS, lookup
+from include.analysis.plausibility import (check_all, check_record, devices, model_parameters, params_from_config,
+                                           precision)
 from tests.analysis.analysis_factory import make_record
 
 LLAMA_3_1_8B_CONFIG = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
@@ -57,7 +58,7 @@ def test_real_h200_figures_are_not_flagged(engine, tps, sps) -> None:
 
 
 def test_published_h100_logs_are_not_flagged(published_fixtures: Path) -> None:
-    from include import loadgen_logs
+    from include.results import loadgen_logs
 
     for scenario in ("Offline", "Server"):
         parsed = loadgen_logs.parse(published_fixtures / scenario / "performance" / "run_1")
@@ -255,7 +256,7 @@ def test_seed_a30_figure_stays_implausible_whatever_the_weights(engine) -> None:
 
 
 def test_prefix_cache_reference_run_is_implausible_and_the_others_are_not() -> None:
-    from include import run_artifacts
+    from include.results import run_artifacts
 
     verdicts = {}
     for run_dir in sorted(REFERENCE.glob("*/single/*/*/performance")):
@@ -279,7 +280,7 @@ def _coordinated_600s(tmp_path: Path, servers_reported: bool):
     the SUT now writes it: each endpoint with its server's accelerator, the top-level fields the servers'."""
     import shutil
 
-    from include.run_artifacts import read_run
+    from include.results.run_artifacts import read_run
 
     source = REFERENCE_X2 / "distributed" / "coordinated" / "Offline" / "performance"
     run_dir = tmp_path / "coordinated" / "Offline" / "performance"
@@ -297,7 +298,7 @@ def _coordinated_600s(tmp_path: Path, servers_reported: bool):
 
 
 def test_a_coordinated_run_is_bounded_by_its_servers_accelerator_never_the_coordinators(tmp_path) -> None:
-    from include.verdict import comparability_key
+    from include.analysis.verdict import comparability_key
 
     old = _coordinated_600s(tmp_path / "old", servers_reported=False)
     assert old.sut.accelerator.kind == "cpu"          # the coordinator's machine, which served no query
@@ -316,7 +317,7 @@ def test_a_coordinated_run_is_bounded_by_its_servers_accelerator_never_the_coord
 
 
 def test_a_coordinated_runs_compliance_is_unknown_until_its_servers_weights_are_on_record(tmp_path) -> None:
-    from include.verdict import NOT_COMPLIANT, UNKNOWN, compliance_of
+    from include.analysis.verdict import NOT_COMPLIANT, UNKNOWN, compliance_of
 
     # 600 s over all 13,368 samples, but nobody recorded the servers' weights: never 'compliant'
     old = _coordinated_600s(tmp_path / "old", servers_reported=False)

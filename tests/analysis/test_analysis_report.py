@@ -1,4 +1,5 @@
-"""include.report / include.pipeline: the report says what the records say, escapes what it must, and is honest."""
+"""include.reporting.report / include.pipeline: the report says what the records say, escapes what it must, and is
+honest."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,9 +1,9 @@
-"""include.scaling: aggregate over the common window, flagged efficiencies above 100%, invalid runs named."""
+"""include.analysis.scaling: aggregate over the common window, flagged efficiencies above 100%, invalid runs named."""
 from __future__ import annotations
 
 import pytest
 
-from include.scaling import scaling_efficiency
+from include.analysis.scaling import scaling_efficiency
 from tests.analysis.analysis_factory import make_record
 
 

@@ -85,7 +85,8 @@ def test_report_is_an_asset(dag):
 def test_sut_runs_have_a_timeout_above_the_runner_timeout(dag):
     """A node's SUT process runs every test of a scenario: Airflow's timeout must outlast the plan's longest one
     (performance, accuracy and TEST06 at the deployment's 900 s each), or Airflow would kill it first."""
-    from include import deployment, plan
+    from include import deployment
+    from include.planning import plan
 
     dep = deployment.load()
     params = {name: p.value for name, p in plan.trigger_params(dep).items()}

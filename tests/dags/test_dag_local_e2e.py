@@ -27,7 +27,7 @@ needs_sut = pytest.mark.skipif((SUT_PYTHON is None or not TINY.exists()) and not
 
 
 def demo(home: Path, *args: str, conf: dict) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "include.demo", "--airflow-home", str(home / "airflow"),
+    cmd = [sys.executable, "-m", "include.apps.demo", "--airflow-home", str(home / "airflow"),
            "--artifacts", str(home / "artifacts"), "--sut-python", str(SUT_PYTHON), "--logical-date", LOGICAL_DATE,
            "--conf", json.dumps(conf), "--no-reference", *args]   # the history holds this DAG's runs only
     env = {**os.environ, "MLPERF_RETRY_DELAY_S": "1"}
@@ -89,7 +89,7 @@ def test_two_nodes_end_to_end_then_the_same_run_id_again(tmp_path):
 
     # The analysis and history tasks of the same DAG run id again (a retry, a cleared task): rows replaced, never
     # duplicated; the history is written once per run, with the verdict the analysis computed.
-    from include.demo import demo_env
+    from include.apps.demo import demo_env
 
     env = demo_env(airflow_home=tmp_path / "airflow", artifacts=tmp_path / "artifacts", nodes="local-0,local-1",
                    sut_python=str(SUT_PYTHON))

@@ -1,6 +1,6 @@
 """The demo records the committed H200 reference run (reference/h200/) in the history, rendered by the pipeline."""
 from include import deployment
-from include.demo import REFERENCE_RUNS, REFERENCE_X2_RUNS, import_reference
+from include.apps.demo import REFERENCE_RUNS, REFERENCE_X2_RUNS, import_reference
 from include.history import HistoryStore
 
 # the first tune sweeps named every attempt's node h200-0: the history cannot keep the two tests of the GPU 1 sweep

@@ -73,7 +73,7 @@ def test_node_overrides_give_one_node_its_own_engine(deploy_env):
 ])
 def test_engine_args_the_sut_would_refuse_are_refused_at_the_door(deploy_env, conf, message):
     from include import deployment
-    from include.plan import PlanError, check_at_the_door
+    from include.planning.plan import PlanError, check_at_the_door
 
     with pytest.raises(PlanError, match=message):
         check_at_the_door(conf, deployment.load())
@@ -95,7 +95,7 @@ def test_bad_engine_values_are_refused_by_the_params_schema(serialized_params, c
 
 
 def test_the_params_offer_what_the_pinned_vllm_accepts(serialized_params):  # noqa: F811
-    from include.plan import SUT_PACKAGE
+    from include.planning.plan import SUT_PACKAGE
 
     schema = json.loads((SUT_PACKAGE / "engine_args.schema.json").read_text())
     presets = json.loads((SUT_PACKAGE / "engine_presets.json").read_text())["presets"]

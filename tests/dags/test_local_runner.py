@@ -238,7 +238,7 @@ FAILS_AFTER_ITS_FIRST_TEST = textwrap.dedent("""
 
 
 def test_a_failed_process_marks_its_unfinished_tests_failed_and_keeps_the_finished_one(tmp_path):
-    from include.run_artifacts import RUNNER_EXIT_FILE, read_run
+    from include.results.run_artifacts import RUNNER_EXIT_FILE, read_run
 
     script = tmp_path / "fake_sut.py"
     script.write_text(FAILS_AFTER_ITS_FIRST_TEST)

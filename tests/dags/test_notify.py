@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from include import notify, pipeline
+from include import pipeline
+from include.reporting import notify
 from tests.analysis.analysis_factory import make_record
 
 PLAN = {"run_id": "r1", "profile": "embedded", "compliant": False, "notes": ["NOT MLPerf-compliant"],

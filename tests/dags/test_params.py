@@ -1,7 +1,7 @@
 """Bad trigger input is refused before anything runs, with a message that names the param.
 
 Schema checks go through the serialized DAG's params exactly as a trigger does (`create_dagrun` deep-merges the
-conf into the params and validates); cross-field checks are the plan task's (`include.plan.make_plan`).
+conf into the params and validates); cross-field checks are the plan task's (`include.planning.plan.make_plan`).
 """
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def test_trigger_is_refused_before_a_run_exists(dag, tmp_path, monkeypatch):
 
 
 def _plan(deploy_env, **conf):
-    from include import deployment, plan
+    from include import deployment
+    from include.planning import plan
     from airflow.sdk.definitions.param import ParamsDict
 
     dep = deployment.load()
@@ -81,7 +82,7 @@ def _plan(deploy_env, **conf):
      r"^user_conf_overrides: target_qps is also set by offline_target_qps"),
 ])
 def test_cross_field_checks_name_the_param(deploy_env, conf, message):
-    from include.plan import PlanError
+    from include.planning.plan import PlanError
 
     with pytest.raises(PlanError, match=message):
         _plan(deploy_env, **conf)
@@ -127,7 +128,8 @@ def test_full_profile_defaults_are_mlperf_compliant(deploy_env, monkeypatch):
     monkeypatch.setenv("MLPERF_PROFILE", "full")
     monkeypatch.setenv("MLPERF_RUNNER", "kubernetes")
     monkeypatch.setenv("MLPERF_DATASET", "/data/cnn_eval.json")
-    from include import deployment, plan as planning
+    from include import deployment
+    from include.planning import plan as planning
 
     dep = deployment.load()
     params = {k: p.value for k, p in planning.trigger_params(dep).items()}
@@ -164,7 +166,7 @@ def test_one_definition_of_the_loadgen_keys_on_both_sides():
     """The trigger form checks user_conf_overrides with the file the SUT ships and checks against: no second list."""
     from pathlib import Path
 
-    from include import plan
+    from include.planning import plan
 
     shipped = Path(__file__).parents[2] / "sut_image" / "mlperf_sut" / "user_conf.schema.json"
     assert plan.USER_CONF_SCHEMA_PATH == shipped
@@ -214,14 +216,16 @@ def test_values_are_checked_with_the_suts_bounds(serialized_params, conf, messag
      r"^offline_target_qps: Offline: offline_target_qps 10000/s x 1.1 x min_duration 1000 s = 11,000,000 queries"),
 ])
 def test_door_checks_name_the_key_and_the_fix(deploy_env, conf, message):
-    from include import deployment, plan
+    from include import deployment
+    from include.planning import plan
 
     with pytest.raises(plan.PlanError, match=message):
         plan.check_at_the_door(conf, deployment.load())
 
 
 def test_door_checks_pass_a_good_conf_and_leave_type_errors_to_airflow(deploy_env):
-    from include import deployment, plan
+    from include import deployment
+    from include.planning import plan
 
     dep = deployment.load()
     plan.check_at_the_door({}, dep)
@@ -233,7 +237,8 @@ def test_door_checks_pass_a_good_conf_and_leave_type_errors_to_airflow(deploy_en
 
 def test_the_plan_task_refuses_an_unknown_param_too(deploy_env):
     """Triggers that bypass the API (airflow dags trigger/test) reach the plan task, which checks the same."""
-    from include import deployment, plan
+    from include import deployment
+    from include.planning import plan
     from airflow.sdk.definitions.param import ParamsDict
 
     dep = deployment.load()

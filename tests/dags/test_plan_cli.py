@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from include import cli, deployment
+from include import deployment
+from include.apps import cli
 from include.runners import local
 
 

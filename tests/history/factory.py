@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from include.analysis.verdict import Verdict, judge
 from include.history import RunMeta
 from include.records import AccuracyResult, LoadGenResult, Regression, RunRecord, ScalingResult
-from include.verdict import Verdict, judge
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)
 CONFIG_A = "a" * 64

@@ -1,4 +1,5 @@
-"""include/regressions.py on synthetic data: threshold AND noise, each metric in its direction, step detection."""
+"""include/analysis/regressions.py on synthetic data: threshold AND noise, each metric in its direction, step
+detection."""
 from __future__ import annotations
 
 import random
@@ -8,7 +9,7 @@ from dataclasses import dataclass, replace
 import pytest
 from scipy import stats
 
-from include.regressions import METRICS, assess, prediction_p_value
+from include.analysis.regressions import METRICS, assess, prediction_p_value
 
 
 @dataclass(frozen=True)

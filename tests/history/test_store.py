@@ -21,11 +21,11 @@ from include.history import (
     default_url,
     result_columns,
 )
+from include.analysis.regressions import assess
+from include.analysis.verdict import judge
 from include.history import store as store_module
 from include.history.migrations import alembic_config
 from include.history.models import Base
-from include.regressions import assess
-from include.verdict import judge
 from tests.history.factory import CONFIG_B, T0, meta, record, regression, scaling, verdict
 
 TABLES = {"benchmark_runs", "benchmark_results", "scaling_results", "regressions", "alembic_version"}

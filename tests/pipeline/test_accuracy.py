@@ -1,4 +1,5 @@
-"""include.accuracy and include.rouge: the same numbers as MLCommons' evaluation.py, and honest verdicts."""
+"""include.scoring.accuracy and include.scoring.rouge: the same numbers as MLCommons' evaluation.py, and honest
+verdicts."""
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +13,9 @@ import numpy as np
 import pytest
 from rouge_score import rouge_scorer
 
-from include import accuracy, rouge
-from include.accuracy import ACCURACY_LOG, AccuracyLogError
-from include.nltk_data import ensure_punkt_tab, write_punkt_tab
+from include.scoring import accuracy, rouge
+from include.scoring.accuracy import ACCURACY_LOG, AccuracyLogError
+from include.scoring.nltk_data import ensure_punkt_tab, write_punkt_tab
 
 # News-like sentences with the things that trip tokenisers: numbers, currency, abbreviations, quotes, hyphens,
 # apostrophes, non-ASCII letters (some lowercase to ASCII: the Kelvin sign, dotted capital I), dashes and emoji.

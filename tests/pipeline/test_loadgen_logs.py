@@ -1,4 +1,4 @@
-"""include.loadgen_logs on the published MLPerf v5.1 logs, on real SUT runs, and on damaged copies of both."""
+"""include.results.loadgen_logs on the published MLPerf v5.1 logs, on real SUT runs, and on damaged copies of both."""
 from __future__ import annotations
 
 import shutil
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from include import loadgen_logs
-from include.loadgen_logs import DETAIL_LOG, SUMMARY_LOG, LoadGenLogError
+from include.results import loadgen_logs
+from include.results.loadgen_logs import DETAIL_LOG, SUMMARY_LOG, LoadGenLogError
 
 
 def _copy(run_dir: Path, tmp_path: Path) -> Path:

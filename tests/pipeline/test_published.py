@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from include import published_refresh
-from include.loadgen_logs import LoadGenLogError
-from include.published import (
+from include.apps import published_refresh
+from include.results.loadgen_logs import LoadGenLogError
+from include.analysis.published import (
     COLUMNS,
     DEFAULT_PATH,
     PublishedDataError,
@@ -47,7 +47,8 @@ def test_every_round_has_its_rows_each_with_round_and_source(results) -> None:
     for r in results:
         by_round[r.round] = by_round.get(r.round, 0) + 1
         assert r.round and r.source_url.startswith(f"https://github.com/mlcommons/inference_results_{r.round}/blob/")
-    # Each round's closed datacenter llama3.1-8b rows on accelerators, from its summary file (include/data/README.md)
+    # Each round's closed datacenter llama3.1-8b rows on accelerators, from its summary file
+    # (include/analysis/data/README.md)
     assert by_round == {"v5.1": 44, "v6.0": 56, "v6.1": 58}
     v61 = [r for r in results if r.round == "v6.1"]
     assert {r.source_url.split("/")[6] for r in v61} == {"7bf15fd8089655a71fb75c81a744d7ba5a632424"}

@@ -1,4 +1,4 @@
-"""include.run_artifacts: result.json against the shared schema, run records, and the artefact layout."""
+"""include.results.run_artifacts: result.json against the shared schema, run records, and the artefact layout."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from include import run_artifacts
-from include.loadgen_logs import DETAIL_LOG
-from include.run_artifacts import RESULT_FILE, ArtifactError
+from include.results import run_artifacts
+from include.results.loadgen_logs import DETAIL_LOG
+from include.results.run_artifacts import RESULT_FILE, ArtifactError
 
 REPO = Path(__file__).resolve().parents[2]
 

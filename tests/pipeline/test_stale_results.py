@@ -64,7 +64,7 @@ def test_a_result_of_the_same_run_id_made_before_the_plan_is_failed_as_stale(tmp
 
 def test_an_earlier_runs_files_set_aside_are_never_a_run(tmp_path):
     """The SUT moves them to <scenario>/.earlier/: neither our layout nor the search of other folders takes them."""
-    from include import run_artifacts
+    from include.results import run_artifacts
 
     for root in (tmp_path / "ours" / "single" / "local" / "Offline", tmp_path / "theirs" / "Offline"):
         shutil.copytree(REFERENCE_RUN, root / ".earlier" / "performance-20261206T210505.735388Z")
@@ -74,7 +74,8 @@ def test_an_earlier_runs_files_set_aside_are_never_a_run(tmp_path):
 
 
 def test_the_plan_records_when_it_was_made_and_gives_every_sut_its_run_id(deploy_env):
-    from include import deployment, plan
+    from include import deployment
+    from include.planning import plan
 
     dep = deployment.load()
     made = plan.make_plan({name: p.value for name, p in plan.trigger_params(dep).items()}, dep, "manual__7")

@@ -9,7 +9,8 @@ import pytest
 def plan_for(monkeypatch, profile: str, **conf):
     from airflow.sdk.definitions.param import ParamsDict
 
-    from include import deployment, plan
+    from include import deployment
+    from include.planning import plan
 
     monkeypatch.setenv("MLPERF_PROFILE", profile)
     dep = deployment.load()

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from include import cli, loadgen_logs, mlperf_rules
+from include import mlperf_rules
+from include.apps import cli
+from include.results import loadgen_logs
 from include.submission import checker, run
 from tests.conftest import REPO
 

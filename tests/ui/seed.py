@@ -5,7 +5,7 @@ one Server run INVALID, one SUT run missing, one recorded throughput regression,
 and a node name that are HTML/SQL injection strings) that the page must show as text. For the trends (issue 14):
 node-a's Offline runs switch from bf16 to FP8 weights on day FP8_FROM (two series for two settings), node-b runs
 Offline with prefix caching on day PREFIX_CACHE_DAY, judged physically implausible, and the published MLPerf
-results (include/published.py) are loaded as reference.
+results (include/analysis/published.py) are loaded as reference.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from include.analysis.published import load_published
+from include.analysis.verdict import judge
 from include.history import HistoryStore, RunMeta
-from include.published import load_published
 from include.records import AccuracyResult, LoadGenResult, PlausibilityCheck, Regression, RunRecord, ScalingResult
-from include.verdict import judge
 from tests.history.factory import result_json
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=timezone.utc)

@@ -1,4 +1,4 @@
-"""`make ui` (`python -m include.ui`) as a user runs it: its checks before Airflow starts (the port, the history),
+"""`make ui` (`python -m include.apps.ui`) as a user runs it: its checks before Airflow starts (the port, the history),
 one line and a documented exit status each, and a start on a history it may not write (the page only reads).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _env(history: Path, **extra: str) -> dict[str, str]:
 
 
 def _ui(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "include.ui", "--airflow-home", str(tmp_path / "airflow"),
+    return subprocess.run([sys.executable, "-m", "include.apps.ui", "--airflow-home", str(tmp_path / "airflow"),
                            "--artifacts", str(tmp_path / "artifacts"), *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=300)
 
@@ -79,7 +79,7 @@ def test_a_history_it_may_not_write_is_shown(tmp_path, history):
     port = free_port()
     before = history.read_bytes()
     with read_only(history):
-        proc = subprocess.Popen([sys.executable, "-m", "include.ui", "--airflow-home", str(tmp_path / "airflow"),
+        proc = subprocess.Popen([sys.executable, "-m", "include.apps.ui", "--airflow-home", str(tmp_path / "airflow"),
                                  "--artifacts", str(tmp_path / "artifacts"), "--port", str(port)],
                                 env=_env(history), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)

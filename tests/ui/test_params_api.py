@@ -13,7 +13,7 @@ import subprocess
 import httpx
 import pytest
 
-from include.trigger_guard import MAX_BODY_BYTES
+from include.planning.trigger_guard import MAX_BODY_BYTES
 from tests.ui.conftest import PASSWORDS, REPO, airflow_bin, raw_post, running_api_server
 
 pytestmark = pytest.mark.slow

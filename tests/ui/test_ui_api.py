@@ -159,7 +159,8 @@ def test_the_page_tells_each_recorded_run_the_verdict_its_report_and_notificatio
     """Runs recorded by the pipeline's own steps (analyse against the history, report, record): the run page, the
     run table and the latest-run card say the report's verdict in the report's words, coloured as the report colours
     it, and the notification says the same words."""
-    from include import notify, pipeline
+    from include import pipeline
+    from include.reporting import notify
     from tests.analysis.analysis_factory import make_record
 
     url = f"sqlite:///{tmp_path / 'history.sqlite'}"

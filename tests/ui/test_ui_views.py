@@ -122,8 +122,8 @@ def test_the_reference_line_names_the_newest_rounds_best_for_the_accelerator():
     the newest round that published it."""
     import dataclasses
 
+    from include.analysis.published import best_published, load_published
     from include.history.rows import PublishedRow
-    from include.published import best_published, load_published
 
     published = [PublishedRow(**{f.name: getattr(p, f.name) for f in dataclasses.fields(PublishedRow)})
                  for p in load_published()]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds an offline bundle of the Airflow side (requirements.txt at constraints.txt's versions: Airflow, the
 # providers, the results pipeline) for a GPU host with Python 3.12 and no network, so that Airflow itself runs the
-# benchmark DAG there (python -m include.host; README "One GPU host without Kubernetes").
+# benchmark DAG there (python -m include.apps.host; README "One GPU host without Kubernetes").
 #   usage: tools/gpu/build_airflow_bundle.sh [OUTDIR]   (default .gpu-bundle/airflow, git-ignored; ~2 min)
 # Needs Python 3.12 here (pip installs the wheels into the bundle's folder as that Python would): PYTHON312, default
 # python3.12.
@@ -11,7 +11,7 @@
 # xz-compressed, split into parts of at most PART_MB MiB (default 48: a part plus the working tree stays under the
 # 64 MiB a device call carries); writes SHA256 and unpack.sh beside them.
 # On the GPU host, with the parts gathered in one folder DIR:  bash DIR/unpack.sh DEST   ->   DEST/asite, then
-#   PYTHONPATH=DEST/asite python3 -m include.host ...
+#   PYTHONPATH=DEST/asite python3 -m include.apps.host ...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-.gpu-bundle/airflow}

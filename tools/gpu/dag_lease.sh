@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark DAG on a lent GPU machine (the device tool: one GPU, no network, Python 3.12; 600 s a call, files kept
 # while the machine stays warm, i.e. while the next call follows within 30 s). Tooling for the lease only: what runs
-# there is the product, `python -m include.host` (Airflow's `airflow dags test` of mlperf_llama31_8b with the local
+# there is the product, `python -m include.apps.host` (Airflow's `airflow dags test` of mlperf_llama31_8b with the local
 # runner), as on any GPU host without Kubernetes. From the repository root there:
 #   dag_lease.sh stash FILE...        bundle parts (carry them; at most 64 MiB with the working tree a call): kept in
 #                                     /tmp/p/<their folder's name>/
@@ -31,7 +31,7 @@ case ${1:?usage: see the top of dag_lease.sh} in
     [ -d "$work/asite" ] || bash /tmp/p/airflow/unpack.sh "$work" || exit 1
     python3 --version; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
     PYTHONPATH=$work/asite:. python3 -c "import airflow.sdk, pandas, matplotlib, scipy.stats, sqlalchemy, jinja2, \
-transformers, nltk, rouge_score; from include import pipeline, host, plan; print('Airflow side imports: OK')" \
+transformers, nltk, rouge_score; from include import pipeline; from include.apps import host; from include.planning import plan; print('Airflow side imports: OK')" \
       && PYTHONPATH=$work/asite python3 -m airflow version ;;
   start)
     conf=${2:?usage: dag_lease.sh start CONF_JSON [FILE...]}
@@ -49,7 +49,7 @@ transformers, nltk, rouge_score; from include import pipeline, host, plan; print
       --synthetic-token-ids --vocab-size 128256 --samples 13368 --output "$data" || exit 1
     (cd "$work/repo" && PYTHONPATH=$work/asite MLPERF_SUT_PYTHON=python3 MLPERF_SUT_PYTHONPATH=$work/vsite \
        VLLM_USE_FLASHINFER_SAMPLER=0 MLPERF_RETRIES=0 PYTHONUNBUFFERED=1 setsid nohup bash -c \
-       'python3 -m include.host "$@"; echo "exit $?" > '"$work"'/dag.done' host \
+       'python3 -m include.apps.host "$@"; echo "exit $?" > '"$work"'/dag.done' host \
        --nodes "$node" --gpus "$node=0" --model tools/gpu/llama-3.1-8b --dataset "$data" \
        --airflow-home "$work/airflow" --artifacts "$work/artifacts" --conf "$conf" \
        > "$work/dag.log" 2>&1 < /dev/null &)

@@ -2,7 +2,7 @@
 
 - `benchmark_runs.run_at`: when the run itself started (the earliest SUT start in result.json), else its logical
   date; never the time of an import. Existing rows are filled from their results' `start_utc`.
-- `published_results`: MLPerf's published results (include/published.py), drawn as reference lines.
+- `published_results`: MLPerf's published results (include/analysis/published.py), drawn as reference lines.
 - Indexes for the page: runs by `run_at`, results by run and by (scenario, node, branch), regressions by run.
 
 Revision ID: 0003_trends

@@ -1,8 +1,8 @@
 """The run's verdict as the page shows it: its state and tone beside the headline (0002 stored the headline).
 
-New runs get both as the pipeline computed them (include/verdict.py's `Verdict.state` and `Verdict.tone`). Existing
-runs whose verdict was stored (the headline, and each result's state, plausibility and submission grade, from 0002
-on) get them from those stored parts, by the rule the Verdict applied when this revision was written (a migration
+New runs get both as the pipeline computed them (include/analysis/verdict.py's `Verdict.state` and `Verdict.tone`).
+Existing runs whose verdict was stored (the headline, and each result's state, plausibility and submission grade, from
+0002 on) get them from those stored parts, by the rule the Verdict applied when this revision was written (a migration
 keeps its own copy: the library's rule may change, what this revision wrote may not). A run recorded before verdicts
 were stored, or with a result whose state was not stored, gets "unknown": never VALID or good for a verdict nobody
 computed.

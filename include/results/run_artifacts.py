@@ -13,11 +13,11 @@ from typing import Any
 
 import jsonschema
 
-from include import loadgen_logs
 from include.deployment import SUT_PACKAGE
 from include.mlperf_rules import LOADGEN_SCENARIO, SCENARIOS
 from include.records import Branch, RunRecord
-from include.sut_result import SutResult
+from include.results import loadgen_logs
+from include.results.sut_result import SutResult
 
 RESULT_FILE = "result.json"
 RUNNER_EXIT_FILE = "runner_exit.json"   # written by the runner when the SUT process ended badly

@@ -7,7 +7,7 @@ Three layers of checks, all before any pod starts:
   installation does not have, min_duration -100).
 * `check_at_the_door(conf, deployment)`: what a param schema cannot say: a conf key that is no param (named, with
   the nearest valid name) and a LoadGen schedule too large for memory (with the figure). The api-server runs it on
-  every trigger of the DAG (include/trigger_guard.py), before a run exists; make_plan runs it again.
+  every trigger of the DAG (include/planning/trigger_guard.py), before a run exists; make_plan runs it again.
 * `make_plan(...)`: the checks that need more than one field or a file (sample count <= data set size, overrides
   that contradict another param, ...). A failure raises PlanError whose message starts with the param's name.
 
@@ -29,9 +29,9 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from include import engine_settings as engine
 from include.deployment import SUT_PACKAGE, Deployment, count_dataset
 from include.mlperf_rules import COMPLIANCE_TESTS, DATASET_SAMPLES, MIN_DURATION_S
+from include.planning import engine_settings as engine
 
 SCENARIOS = ["Offline", "Server", "Interactive", "SingleStream"]
 MODES = ["performance", "accuracy", "both"]
@@ -39,7 +39,8 @@ DISTRIBUTED = ["coordinated", "sharded", "off"]
 DTYPES = ["auto", "bfloat16", "float16", "float32"]
 # The SUT's one definition of the LoadGen user.conf keys it accepts, their types, ranges and the reason for each
 # bound (shipped in the SUT package; the SUT checks every user.conf line and override against the same file).
-# The SUT's other definitions beside it: engine_args.schema.json and engine_presets.json (include/engine_settings.py).
+# The SUT's other definitions beside it: engine_args.schema.json and engine_presets.json
+# (include/planning/engine_settings.py).
 USER_CONF_SCHEMA_PATH = SUT_PACKAGE / "user_conf.schema.json"
 # String sizes: Linux refuses a path longer than PATH_MAX (4,096 bytes); an image reference is a repository of at
 # most 255 characters, a tag of at most 128 and a sha256 digest of 71 (Docker's distribution limits). No control
@@ -178,7 +179,7 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
         "fail_on_regression": Param(not emb, type="boolean", description="Fail the DAG run when a regression is found."),
     }
     # A node's own weights and engine settings: each key with its param's schema (what node_overrides may set is one
-    # list, include/engine_settings.py). The coordinated branch's servers take the common settings.
+    # list, include/planning/engine_settings.py). The coordinated branch's servers take the common settings.
     per_node = {"model_path": path, **{key: params[key].schema for key in engine.NODE_ENGINE_KEYS}}
     params["node_overrides"] = Param({}, type="object", additionalProperties={
         "type": "object", "additionalProperties": False, "properties": per_node},

@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from include.analysis.scaling import parse_utc, scenario_key, timed_window
+from include.analysis.verdict import min_duration_ms
 from include.mlperf_rules import COMPLIANCE_TESTS, MIN_DURATION_S
 from include.records import RunRecord
-from include.scaling import parse_utc, scenario_key, timed_window
-from include.sut_result import LoadGenTest
-from include.verdict import min_duration_ms
+from include.results.sut_result import LoadGenTest
 
 # Issue 17 part 6: a nightly plan on one GPU should spend at least this share of its GPU time in LoadGen's timed tests.
 GOAL_SHARE = 0.80

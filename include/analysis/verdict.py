@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from include import mlperf_rules as rules
-from include.loadgen_logs import QSL_TOTAL_COUNT_KEY
 from include.records import PlausibilityCheck, Regression, RunRecord
+from include.results.loadgen_logs import QSL_TOTAL_COUNT_KEY
 
 Compliance = Literal["compliant", "not compliant", "unknown"]
 Plausibility = Literal["plausible", "implausible", "unknown"]

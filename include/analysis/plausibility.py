@@ -8,7 +8,7 @@ Two upper bounds on output tokens/s, both deliberately loose (a bound too tight 
   `include_attention=True` adds it. max samples/s = devices * peak FLOP/s / FLOPs per sample, and the output
   tokens/s bound is that times the output tokens per sample. The peak is the one of the format the engine
   multiplies in (`precision`: bf16, fp8, int8, int4 or fp4/NVFP4/MXFP4; a chip without that format's tensor
-  cores falls back as `include.accelerators.FALLBACK` says).
+  cores falls back as `include.analysis.accelerators.FALLBACK` says).
 * memory bandwidth: each decode step reads every weight once and yields at most one token per sequence in the
   batch, so tokens/s <= batch * devices * bandwidth / weight bytes, the weights costed at their format's bytes.
   Applied only where the batch is known: SingleStream (1) or the engine's max_num_seqs (a loose ceiling).
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from include.accelerators import FASTEST, Accelerator, lookup
+from include.analysis.accelerators import FASTEST, Accelerator, lookup
 from include.mlperf_rules import OUTPUT_MAX_TOKENS
 from include.records import PlausibilityCheck, RunRecord
 

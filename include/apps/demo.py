@@ -1,4 +1,4 @@
-"""`python -m include.demo`: the whole benchmark DAG, end to end, on this machine, with `airflow dags test`.
+"""`python -m include.apps.demo`: the whole benchmark DAG, end to end, on this machine, with `airflow dags test`.
 
 Embedded profile (MLPERF_PROFILE=embedded: a small, NOT MLPerf-compliant run), local runner, the tiny model and
 data set of `make tiny`, two simulated GPU nodes (local-0, local-1), Airflow metadata in SQLite under .airflow/.
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from include import deployment
-from include.host import REPO, airflow_env, prepare, run_dag
+from include.apps.host import REPO, airflow_env, prepare, run_dag
 
 REFERENCE_RUNS = REPO / "reference" / "h200"        # one NVIDIA H200
 REFERENCE_X2_RUNS = REPO / "reference" / "h200x2"   # two NVIDIA H200 of one host: single, sharded, coordinated
@@ -40,8 +40,9 @@ def import_reference(dep: deployment.Deployment, root: Path = REFERENCE_RUNS) ->
     tests the history cannot keep apart (tune.py sweeps from before it named each attempt's node: every attempt
     says h200-0) is rendered but not recorded, and the demo prints why. `dep`: the demo's deployment (its history
     and artefacts root)."""
-    from include import cli, run_artifacts
+    from include.apps import cli
     from include.history.store import validate_records
+    from include.results import run_artifacts
 
     reports = []
     log = dep.artifacts_dir / f"reference-{root.name}" / "import.log"   # the report CLI's own lines, a block per run
@@ -66,7 +67,7 @@ def import_reference(dep: deployment.Deployment, root: Path = REFERENCE_RUNS) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m include.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m include.apps.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--airflow-home", type=Path, default=REPO / ".airflow")
     parser.add_argument("--artifacts", type=Path, default=REPO / ".artifacts")
     parser.add_argument("--nodes", default="local-0,local-1")

@@ -1,6 +1,6 @@
 """The metric catalogue: each figure's label, unit, scale and direction, defined once.
 
-Regression detection (include/regressions.py) and the Benchmarks page (plugins/) both read this table, so a
+Regression detection (include/analysis/regressions.py) and the Benchmarks page (plugins/) both read this table, so a
 metric's direction is never written twice; both compute a change in percent with `change_pct`. Stored values keep LoadGen's units (latencies in ns); `display` converts
 to what people read (ms).
 """
@@ -22,7 +22,7 @@ class Metric:
     better: str               # HIGHER | LOWER | NONE
     mode: str                 # "performance" | "accuracy"
     digits: int = 1
-    regression_checked: bool = False   # judged by include/regressions.py against comparable earlier runs
+    regression_checked: bool = False   # judged by include/analysis/regressions.py against comparable earlier runs
 
     def display(self, value: float | None) -> float | None:
         if value is None:

@@ -4,7 +4,7 @@ evaluation.py: read mlperf_log_accuracy.json, keep the first entry of each qsl_i
 as an int array, detokenize with the model's tokenizer (skip_special_tokens=True), strip, put each nltk sentence
 on its own line (predictions and references alike), score every pair with Google rouge-score (use_stemmer=True),
 report each mean x 100 rounded to 4 places, gen_len (characters of the processed predictions) and gen_num.
-The ROUGE arithmetic lives in include.rouge (same numbers, faster).
+The ROUGE arithmetic lives in include.scoring.rouge (same numbers, faster).
 """
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from include import loadgen_logs, rouge, run_artifacts
 from include.mlperf_rules import ACCURACY_TARGETS, GEN_LEN_RANGE, ROUGE_FRACTION
-from include.nltk_data import ensure_punkt_tab
 from include.records import AccuracyResult
+from include.results import loadgen_logs, run_artifacts
+from include.scoring import rouge
+from include.scoring.nltk_data import ensure_punkt_tab
 
 ACCURACY_LOG = "mlperf_log_accuracy.json"
 ACCURACY_TXT = "accuracy.txt"       # MLPerf's accuracy result beside the accuracy log (submission layout)

@@ -16,7 +16,7 @@ can never reach p < 1/(n+1), i.e. needs 20+ earlier runs for alpha 0.05. With fe
 tails keep the test conservative (df = 2 at the default minimum of 3 runs). History without any spread (e.g. ROUGE
 of greedy decoding, which is deterministic) makes every difference significant: the threshold then decides alone.
 
-Metrics and their good directions come from the catalogue (include/metrics.py, `regression_checked`). INVALID,
+Metrics and their good directions come from the catalogue (include/analysis/metrics.py, `regression_checked`). INVALID,
 failed, missing and physically implausible runs are never a baseline and are never flagged (they are reported as
 failures elsewhere); ROUGE of runs with meaningless accuracy (dummy weights) is
 ignored; latency percentiles are not judged in the Offline scenario, where every query is issued at once and the
@@ -32,8 +32,7 @@ from typing import Any
 
 from scipy import stats
 
-from include.metrics import HIGHER, LATENCY_METRICS, ROUGE_METRICS, change_pct
-from include.metrics import METRICS as CATALOGUE
+from include.analysis.metrics import HIGHER, LATENCY_METRICS, METRICS as CATALOGUE, ROUGE_METRICS, change_pct
 from include.records import Regression, RunRecord
 
 # metric -> its good direction, for the metrics regressions judge (the catalogue's `regression_checked`)
@@ -117,7 +116,7 @@ class Assessment:
 
 
 def _comparable(current: Any, row: Any) -> bool:
-    """The same comparability key (include/verdict.py); rows without one are compared on what they do hold."""
+    """The same comparability key (include/analysis/verdict.py); rows without one are compared on what they do hold."""
     names = ("comparability_hash", "mode") if _get(current, "comparability_hash") else (
         "config_hash", "accelerator", "node", "branch", "scenario", "mode")
     for name in names:

@@ -1,9 +1,10 @@
 """Published MLPerf Inference results for llama3.1-8b: the reference a nightly run is seen against.
 
-The data is `include/data/mlperf_published_llama3.1-8b.csv`, one row per (round, system, scenario) of MLCommons'
-results table, each with its round and the URL of its LoadGen summary (include/data/README.md says how the file was
-built, which rounds' figures were checked against those summaries, and how to refresh it). A run is matched to
-published rows through its accelerator key (`include.accelerators.lookup(name).key`) and its scenario.
+The data is `include/analysis/data/mlperf_published_llama3.1-8b.csv`, one row per (round, system, scenario) of
+MLCommons' results table, each with its round and the URL of its LoadGen summary (include/analysis/data/README.md says
+how the file was built, which rounds' figures were checked against those summaries, and how to refresh it). A run is
+matched to published rows through its accelerator key (`include.analysis.accelerators.lookup(name).key`) and its
+scenario.
 
 The loader refuses a broken file with the row and the field, so a bad refresh fails the tests, not the page.
 """
@@ -17,9 +18,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from include import accelerators
 from include import mlperf_rules as rules
-from include.metrics import METRICS
+from include.analysis import accelerators
+from include.analysis.metrics import METRICS
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / f"mlperf_published_{rules.BENCHMARK}.csv"
 SOURCE_PREFIX = "https://github.com/mlcommons/"
@@ -34,8 +35,8 @@ TOKENS_UNIT = METRICS["tokens_per_second"].unit
 class PublishedResult:
     """One published result: a system in one scenario of one MLPerf round.
 
-    `accelerator` is the key of include/accelerators.py where that table knows the chip ("H200", "B200"), else the
-    name as MLCommons publishes it. CPU-only systems are not in the file: they have no accelerator to divide by.
+    `accelerator` is the key of include/analysis/accelerators.py where that table knows the chip ("H200", "B200"), else
+    the name as MLCommons publishes it. CPU-only systems are not in the file: they have no accelerator to divide by.
     """
 
     round: str                          # "v5.1"
@@ -51,7 +52,7 @@ class PublishedResult:
     #                                     completed tokens/s)
     tokens_per_s_per_accelerator: float
     source_url: str                     # the result's mlperf_log_summary.txt (v5.1, v6.0: the figure was checked
-    #                                     against it; v6.1's are the results table's: include/data/README.md)
+    #                                     against it; v6.1's are the results table's: include/analysis/data/README.md)
     software: str = ""                  # the software stack as published, unchanged
 
     def label(self) -> str:
@@ -116,7 +117,7 @@ MIXED_ACCELERATORS = re.compile(r"\s\+\s|\sand\s")
 
 def normalise_accelerator(published_name: str) -> str:
     """Our accelerator key for a name as MLCommons publishes it ("NVIDIA H200-SXM-141GB" -> "H200"); a chip
-    include/accelerators.py does not know, or a system of several kinds of chips, keeps its published name."""
+    include/analysis/accelerators.py does not know, or a system of several kinds of chips, keeps its published name."""
     known = None if MIXED_ACCELERATORS.search(published_name) else accelerators.lookup(published_name)
     return known.key if known else published_name.strip()
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from include import charts
 from include.analysis import Analysis
+from include.analysis.scaling import scenario_key
+from include.analysis.verdict import RunVerdict
 from include.records import RunRecord
-from include.scaling import scenario_key
-from include.verdict import RunVerdict
+from include.reporting import charts
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REPORT_MD, REPORT_HTML, ANALYSIS_JSON = "report.md", "report.html", "analysis.json"

@@ -1,4 +1,7 @@
-"""`Analysis`: what the analyse step hands on about one pipeline run (scaling, plausibility, the GPU time budget,
+"""Analysis and the verdict: scaling, plausibility, the GPU time budget, regressions against earlier runs, the one
+`Verdict`, the metric catalogue and MLPerf's published results (data/).
+
+`Analysis`: what the analyse step hands on about one pipeline run (scaling, plausibility, the GPU time budget,
 regressions, the one `Verdict`), the record the report, the history and the notification read. Beside the records
 rather than in the pipeline, so that the report takes it without importing the pipeline that calls the report."""
 from __future__ import annotations
@@ -8,10 +11,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from include.gpu_time import GpuTimeBudget
+from include.analysis.gpu_time import GpuTimeBudget
+from include.analysis.scaling import scaling_from_dict
+from include.analysis.verdict import Verdict
 from include.records import PlausibilityCheck, Regression, RunRecord, ScalingResult
-from include.scaling import scaling_from_dict
-from include.verdict import Verdict
 
 
 @dataclass(frozen=True)

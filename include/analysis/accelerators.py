@@ -1,4 +1,4 @@
-"""Peak figures of the accelerators a run may report, for the physics checks in `include/plausibility.py`.
+"""Peak figures of the accelerators a run may report, for the physics checks in `include/analysis/plausibility.py`.
 
 All FLOP/s figures are DENSE (NVIDIA datasheets print "with sparsity" figures twice as large; those are halved
 here). Where a datasheet gives several variants the larger figure is kept: these are upper bounds, and a bound

@@ -20,7 +20,7 @@ def _json_or_text(value: str) -> Any:
 
 def main(args) -> int:
     from include import deployment
-    from include.plan import PlanError, make_plan, trigger_params
+    from include.planning.plan import PlanError, make_plan, trigger_params
 
     try:
         dep = deployment.load()

@@ -16,10 +16,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from include.records import RunRecord, ScalingResult  # noqa: E402
+from include.analysis.scaling import scenario_key  # noqa: E402
+from include.analysis.verdict import loadgen_setting, state_of  # noqa: E402
 from include.mlperf_rules import LATENCY_LIMITS  # noqa: E402
-from include.scaling import scenario_key  # noqa: E402
-from include.verdict import loadgen_setting, state_of  # noqa: E402
+from include.records import RunRecord, ScalingResult  # noqa: E402
 
 COLOURS = {"single": "#1f77b4", "distributed": "#ff7f0e", "ideal": "#9ecae1", "measured": "#2ca02c",
            "warn": "#d62728", "p50": "#6baed6", "p99": "#08519c"}

@@ -1,11 +1,11 @@
-"""`python -m include.host`: the benchmark DAG on one host without Kubernetes, run by Airflow itself.
+"""`python -m include.apps.host`: the benchmark DAG on one host without Kubernetes, run by Airflow itself.
 
 For a machine with GPUs and no cluster (and for `make demo`, which is this on the CPU with the embedded profile):
 the local runner starts the SUT as processes, each configured node pinned to its GPUs through CUDA_VISIBLE_DEVICES
 (`--gpus h200-0=0,h200-1=1`), and `airflow dags test` runs the whole DAG (plan, SUT runs, parse, score, analyse,
 submission, report, history, notify, verdict) with its metadata in SQLite under `--airflow-home`.
 
-    python -m include.host --nodes h200-0 --gpus h200-0=0 --model /models/Llama-3.1-8B-Instruct \\
+    python -m include.apps.host --nodes h200-0 --gpus h200-0=0 --model /models/Llama-3.1-8B-Instruct \\
         --dataset /data/cnn_eval.json --conf '{"engine_preset": "h200-fp8", "scenarios": ["Offline"]}'
 
 Every other deploy-time setting (MLPERF_RETRIES, MLPERF_SUT_PYTHONPATH, MLPERF_HISTORY_URL, ...) is taken from the
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from include.deployment import NLTK_DATA, POOL_PREFIX, PROFILES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "mlperf_llama31_8b"
 
 
@@ -183,7 +183,7 @@ def run_dag(env: dict[str, str], conf: dict, logical_date: str | None = None, lo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m include.host", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="python -m include.apps.host", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[2:]))
     parser.add_argument("--nodes", required=True, help="node names, comma-separated (e.g. h200-0,h200-1)")

@@ -1,4 +1,4 @@
-"""`python -m include.ui` (`make ui`): the Airflow UI with the Benchmarks page on the demo's artefacts and history.
+"""`python -m include.apps.ui` (`make ui`): the Airflow UI with the Benchmarks page on the demo's artefacts and history.
 
 Runs `airflow api-server` on 127.0.0.1 with what the page needs and nobody should have to set by hand: the demo's
 AIRFLOW_HOME (.airflow), the plugins folder, MLPERF_ARTIFACTS_DIR (.artifacts, so report links open) and the
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from include import deployment
-from include.demo import REPO, demo_env
+from include.apps.demo import REPO, demo_env
 
 USER = "admin"
 
@@ -83,8 +83,8 @@ def prepare_history(history_url: str) -> tuple[int, str | None]:
     the history could not be written (it is shown as it is: the page only reads). Refused when it cannot be read."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from include.analysis.published import load_published
     from include.history import HistoryStore, HistoryUnavailable
-    from include.published import load_published
 
     try:
         with HistoryStore(history_url) as store:
@@ -103,7 +103,7 @@ def prepare_history(history_url: str) -> tuple[int, str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m include.ui", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m include.apps.ui", description=__doc__.splitlines()[0])
     parser.add_argument("--airflow-home", type=Path, default=REPO / ".airflow")
     parser.add_argument("--artifacts", type=Path, default=REPO / ".artifacts")
     parser.add_argument("--port", help="default: MLPERF_UI_PORT, else 8080")

@@ -1,14 +1,15 @@
 """Rebuild the published-results file from a checkout of an MLCommons results repository, for a new round.
 
     git clone --depth 1 https://github.com/mlcommons/inference_results_v6.1 /tmp/v6.1
-    PYTHONPATH=. python -m include.published_refresh /tmp/v6.1 --round v6.1 --commit $(git -C /tmp/v6.1 rev-parse HEAD)
+    PYTHONPATH=. python -m include.apps.published_refresh /tmp/v6.1 --round v6.1 --commit $(git -C /tmp/v6.1 rev-parse
+    HEAD)
 
 Reads the round's results table (`summary_results.json` up to v6.0, `summary.csv` from v6.1), keeps the
 closed-division datacenter llama3.1-8b rows of systems with accelerators (a CPU-only system has no per-accelerator
 figure to set a run against), checks each figure against the LoadGen summary it came from (the figure, and that
 LoadGen called the run VALID), and replaces that round's rows in the CSV; other rounds' rows are kept. Any
 disagreement stops the refresh. `--table-only` takes a checkout that has the table but not the logs (the figures are
-then the table's, unchecked; include/data/README.md must say which round's rows are).
+then the table's, unchecked; include/analysis/data/README.md must say which round's rows are).
 """
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from include import loadgen_logs
 from include import mlperf_rules as rules
-from include.published import COLUMNS, DEFAULT_PATH, PublishedResult, load_published, normalise_accelerator
+from include.analysis.published import COLUMNS, DEFAULT_PATH, PublishedResult, load_published, normalise_accelerator
+from include.results import loadgen_logs
 
 SUMMARY_TABLE = "summary_results.json"          # v5.1, v6.0
 SUMMARY_CSV = "summary.csv"                      # v6.1
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--table-only", action="store_true",
                         help="the checkout holds the results table but not the LoadGen summaries: take the table's "
-                             "figures unchecked (say so in include/data/README.md)")
+                             "figures unchecked (say so in include/analysis/data/README.md)")
     args = parser.parse_args(argv)
     new = results_from_checkout(args.checkout, args.round, args.commit, table_only=args.table_only)
     kept = [r for r in load_published(args.out) if r.round != args.round] if args.out.exists() else []

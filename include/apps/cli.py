@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                                  "default: the round whose seeds the tree's performance logs carry)")
     submission.add_argument("--model", help="model directory: scores unscored accuracy runs, TEST06's EOS token")
     submission.add_argument("--dataset", help="the data set JSON (references for scoring accuracy runs)")
-    from include import plan_cli
+    from include.apps import plan_cli
     plan_cli.add_parser(sub)           # python -m include plan: the DAG's plan as JSON
     return parser
 
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None, dep: Deployment | None = None) -> int:
     if args.command == "submission":
         return submission(args, dep)
     if args.command == "plan":
-        from include import plan_cli
+        from include.apps import plan_cli
         return plan_cli.main(args)
     return 2
 

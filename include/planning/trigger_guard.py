@@ -5,7 +5,7 @@ no param passes (SerializedParamsDict.deep_merge adds it unchecked; apache/airfl
 `total_samples_count` ran the default sample count without a word. Airflow has no option to refuse it; its
 plugins can wrap the api-server in an ASGI middleware (`fastapi_root_middlewares`), which is what this is:
 POST /api/v2/dags/mlperf_llama31_8b/dagRuns (the REST API and the UI's trigger form alike) gets
-`include.plan.check_at_the_door` on its conf, and a 400 naming the key and the nearest param when it fails.
+`include.planning.plan.check_at_the_door` on its conf, and a 400 naming the key and the nearest param when it fails.
 Everything else passes through untouched; Airflow's own validation of each param's value follows.
 
 The middleware sits in front of Airflow's own authentication, so it does Airflow's checks first, with Airflow's
@@ -40,7 +40,8 @@ def refusal(dag_id: str, body: bytes) -> str | None:
         return None                      # not a JSON object: FastAPI's validation answers
     if not isinstance(conf, dict):
         return None
-    from include import deployment, plan
+    from include import deployment
+    from include.planning import plan
 
     try:
         plan.check_at_the_door(conf, deployment.load())
