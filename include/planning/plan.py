@@ -154,12 +154,14 @@ def trigger_params(dep: Deployment) -> dict[str, Param]:
                                            "runs on a CPU; slower generation (off for real benchmarks)."),
         "server_target_qps": Param(EMBEDDED_SERVER_QPS if emb else None, type=["null", "number"],
                                    exclusiveMinimum=qps["exclusiveMinimum"], maximum=qps["maximum"],
-                                   description="Server/Interactive target QPS (null: the SUT's user.conf). Bounds: "
+                                   description="Server/Interactive target QPS per GPU (null: the SUT's user.conf; a "
+                                               "coordinated run over N nodes offers N x this). Bounds: "
                                                + schema["properties"]["target_qps"]["x-reason"]),
         "offline_target_qps": Param(None, type=["null", "number"], exclusiveMinimum=qps["exclusiveMinimum"],
                                     maximum=qps["maximum"],
-                                    description="Offline's expected samples/s (null: the SUT's user.conf, set for "
-                                                "bf16 on one H200). LoadGen issues 1.1 x min_duration x this, in "
+                                    description="Offline's expected samples/s per GPU (null: the SUT's user.conf, "
+                                                "set for bf16 on one H200; a coordinated run over N nodes expects N "
+                                                "x this). LoadGen issues 1.1 x min_duration x this, in "
                                                 "whole passes over the data set: set it near the measured rate, or "
                                                 "a faster engine finishes before min_duration (INVALID). Bounds: "
                                                 + schema["properties"]["target_qps"]["x-reason"]),
@@ -282,16 +284,19 @@ def _rate_param(scenario: str) -> str:
     return "offline_target_qps" if scenario == "Offline" else "server_target_qps"
 
 
-def _overrides(params: dict[str, Any], scenario: str, preset: str | None = None) -> list[str]:
+def _overrides(params: dict[str, Any], scenario: str, preset: str | None = None, gpus: int = 1) -> list[str]:
     """LoadGen overrides of one run: user_conf_overrides, then the scenario's rate: its param, else the engine
-    preset's (a target_qps in user_conf_overrides is explicit and wins over the preset's)."""
+    preset's (a target_qps in user_conf_overrides is explicit and wins over the preset's). The rate params and a
+    preset's rates are per GPU: one LoadGen over `gpus` GPUs (the coordinated run) offers `gpus` x that rate, or two
+    GPUs would finish Offline's samples in half of min_duration (INVALID) and idle at half of Server's load.
+    user_conf_overrides' target_qps is LoadGen's own setting and passes as given."""
     values = dict(params.get("user_conf_overrides") or {})
     if scenario != "SingleStream":
         rate = params.get(_rate_param(scenario))
         if rate is None and "target_qps" not in values:
             rate = engine.preset_rates(SUT_PACKAGE, preset).get(_rate_param(scenario))
         if rate is not None:
-            values["target_qps"] = rate
+            values["target_qps"] = rate * gpus
     out: list[str] = []
     for key, value in sorted(values.items()):
         out += ["--override", f"{key}={_conf_number(key, value)}"]
@@ -468,7 +473,7 @@ def make_plan(params: dict[str, Any], dep: Deployment, run_id: str) -> Benchmark
                 "--output-dir", first.output_dir, "--total-sample-count", str(p["total_sample_count"]),
                 "--run-id", run_id,     # recorded in result.json: a result of another run is never read as this one's
                 *(["--compliance-test", first.compliance_test] if first.compliance_test else []), *also, *extra,
-                *_overrides(p, scenario, preset_of(node))]
+                *_overrides(p, scenario, preset_of(node), gpus=len(run_nodes))]
         return RunSpec(branch, label, run_nodes, scenario, first.output_dir, args,
                        dep.run_timeout_s * len(planned), planned)
 

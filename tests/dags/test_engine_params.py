@@ -106,3 +106,29 @@ def test_the_params_offer_what_the_pinned_vllm_accepts(serialized_params):  # no
     assert "async_scheduling" in offered and "compilation_config" in offered
     assert not set(offered) & set(schema["x-refused"])
     assert not set(offered) & {"dtype", "quantization", "kv_cache_dtype", "max_num_seqs", "load_format", "model"}
+
+
+def test_a_coordinated_run_offers_the_per_gpu_rate_times_its_gpus(deploy_env):
+    """The rates (params and a preset's) are per GPU: one LoadGen over two GPUs at one GPU's Offline rate would
+    issue half the samples 600 s need (INVALID) and drive Server at half the load the pair can take."""
+    plan = _plan(deploy_env, engine_preset="h200-fp8", scenarios=["Offline", "Server"], server_target_qps=None,
+                 distributed="coordinated", distributed_scenarios=["Offline", "Server"])
+    rates = {(run.branch, run.label, run.scenario): [v for v in flag_values(run.arguments, "--override")
+                                                     if v.startswith("target_qps=")] for run in plan.runs}
+    nodes = plan.nodes
+    assert len(nodes) == 2
+    for node in nodes:
+        assert rates[("single", node, "Offline")] == ["target_qps=57.5"]
+        assert rates[("single", node, "Server")] == ["target_qps=55.62"]
+    assert rates[("distributed", "coordinated", "Offline")] == ["target_qps=115"]
+    assert rates[("distributed", "coordinated", "Server")] == ["target_qps=111.24"]
+    # sharded: each node's LoadGen runs its own shard on its own GPU, at one GPU's rate
+    plan = _plan(deploy_env, server_target_qps=50, scenarios=["Server"], distributed="sharded",
+                 distributed_scenarios=["Server"])
+    assert {tuple(v for v in flag_values(run.arguments, "--override") if v.startswith("target_qps="))
+            for run in plan.runs} == {("target_qps=50",)}
+    # user_conf_overrides' target_qps is LoadGen's own setting: as given, for every run
+    plan = _plan(deploy_env, user_conf_overrides={"target_qps": 30}, server_target_qps=None, scenarios=["Server"],
+                 distributed="coordinated", distributed_scenarios=["Server"])
+    assert {tuple(v for v in flag_values(run.arguments, "--override") if v.startswith("target_qps="))
+            for run in plan.runs} == {("target_qps=30",)}
