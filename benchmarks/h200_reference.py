@@ -31,6 +31,7 @@ from pathlib import Path
 from include import mlperf_rules
 from include.analysis import gpu_time, plausibility
 from include.analysis.verdict import loadgen_setting
+from include.records import RunRecord
 from include.results import run_artifacts
 
 REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "h200"
@@ -61,28 +62,40 @@ class DagRun:
     gpu_time_budget_pct: float | None
 
 
-def dag_runs(root: Path = REFERENCE) -> list[DagRun]:
-    """The DAG-produced runs under `root`: folders whose plan.json names an Airflow DAG run (manual__/scheduled__)."""
+def dag_run_folders(root: Path) -> list[tuple[Path, dict, list[RunRecord]]]:
+    """The DAG-produced run folders under `root` (those whose plan.json names an Airflow DAG run, manual__ or
+    scheduled__, with its params): (folder, plan, the records of its runs)."""
     out = []
     for plan_file in sorted(root.glob("*/plan.json")):
         plan = json.loads(plan_file.read_text())
         if not str(plan.get("run_id", "")).startswith(("manual__", "scheduled__")) or "params" not in plan:
             continue
         run = plan_file.parent
-        records = [run_artifacts.read_run(run_dir, branch) for branch, run_dir in run_artifacts.discover_runs(run)]
-        offline = server = None
-        cards = {r.sut.accelerator.name for r in records if r.sut}
-        for r in records:
-            if r.mode != "performance" or r.sut is None or r.loadgen is None:
-                continue
-            usable = (r.loadgen.valid and not r.loadgen.errors and not r.sut.prefix_caching
-                      and not plausibility.check_record(r).implausible)
-            if usable and r.scenario == "Offline":
-                offline = max(offline or 0.0, r.loadgen.tokens_per_second)
-            elif usable and r.scenario == "Server":
-                server = max(server or 0.0, float(r.sut.loadgen_settings.get("server_target_qps") or 0))
+        out.append((run, plan, [run_artifacts.read_run(d, branch) for branch, d in run_artifacts.discover_runs(run)]))
+    return out
+
+
+def usable(record: RunRecord) -> bool:
+    """A performance run a figure may come from: VALID, no LoadGen error, no prefix cache, physically plausible."""
+    return (record.mode == "performance" and record.sut is not None and record.loadgen is not None
+            and record.loadgen.valid and not record.loadgen.errors and not record.sut.prefix_caching
+            and not plausibility.check_record(record).implausible)
+
+
+def card_of(records: list[RunRecord]) -> str:
+    return ", ".join(sorted({r.sut.accelerator.name for r in records if r.sut})) or "unknown"
+
+
+def dag_runs(root: Path = REFERENCE) -> list[DagRun]:
+    """The DAG-produced runs under `root`, one line of figures each (single-GPU runs: the single branch)."""
+    out = []
+    for _, plan, records in dag_run_folders(root):
+        single = [r for r in records if r.branch == "single" and usable(r)]
+        offline = max((r.loadgen.tokens_per_second for r in single if r.scenario == "Offline"), default=None)
+        server = max((float(r.sut.loadgen_settings.get("server_target_qps") or 0) for r in single
+                      if r.scenario == "Server"), default=None)
         budget = gpu_time.gpu_time_budget(records)
-        out.append(DagRun(plan["run_id"], ", ".join(sorted(cards)) or "unknown", offline, server,
+        out.append(DagRun(plan["run_id"], card_of(records), offline, server,
                           round(100 * budget.share, 1) if budget.share is not None else None))
     return out
 

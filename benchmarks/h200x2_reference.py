@@ -23,14 +23,23 @@ Read with the pipeline's own code (run_artifacts, scaling), so the figures are t
   queries each) is printed above it, with TTFT p99.
 - h200_offline_fp8_tok_s and h200_server_max_valid_qps: benchmarks/h200_reference.py's headline (reference/h200).
 A figure that cannot be computed from the committed logs prints as None.
-Last line: `x2_single_tok_s=.. x2_coordinated_tok_s=.. x2_sharded_tok_s=.. x2_coordinated_eff=.. x2_sharded_eff=..
-h200_http_vs_inproc=.. h200_offline_fp8_tok_s=.. h200_server_max_valid_qps=..`
+Second to last line (the runs above, made outside Airflow): `x2_single_tok_s=.. x2_coordinated_tok_s=..
+x2_sharded_tok_s=.. x2_coordinated_eff=.. x2_sharded_eff=.. h200_http_vs_inproc=.. h200_offline_fp8_tok_s=..
+h200_server_max_valid_qps=..`
+The published figures come from DAG runs alone (a folder of reference/h200x2/ with the plan.json of an Airflow DAG run
+over two or more nodes, `python -m include.apps.host`): the scaling efficiency the DAG's own report computed
+(report/analysis.json) for its coordinated and its sharded Offline run, and the coordinated Server run's VALID QPS
+over one H200's (the single branch of the same DAG run where it ran Server, else benchmarks/h200_reference.py's DAG
+figure). Last line, from DAG runs on H200s alone: `dag_x2_run=<run ids> dag_x2_coordinated_eff=..
+dag_x2_sharded_eff=.. dag_x2_server_qps_ratio=..` (None where no such run exists).
 
     PYTHONPATH=. .venv/bin/python benchmarks/h200x2_reference.py
 """
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -150,6 +159,51 @@ def coordinated_server(single_qps: float | None) -> float | None:
     return qps if run.valid else None
 
 
+@dataclass(frozen=True)
+class DagX2Run:
+    """A DAG run over several nodes (plan.json of an Airflow run), with the figures its own report computed."""
+    run_id: str
+    card: str
+    mode: str                                  # the DAG param `distributed`: coordinated or sharded
+    offline_eff: float | None                  # report/analysis.json's Offline scaling efficiency
+    server_qps: float | None                   # the coordinated Server run's target QPS where it was VALID
+    single_server_qps: float | None            # the same DAG run's single-GPU Server QPS, VALID
+
+
+def dag_x2_runs(root: Path = REFERENCE) -> list[DagX2Run]:
+    out = []
+    for folder, plan, records in h200_reference.dag_run_folders(root):
+        mode = plan["params"].get("distributed", "off")
+        if mode == "off" or len({r.node for r in records if r.branch == "single"}) < 2:
+            continue
+        analysis = folder / "report" / "analysis.json"
+        scaling = json.loads(analysis.read_text()).get("scaling", []) if analysis.is_file() else []
+        eff = next((s["efficiency"] for s in scaling if s["scenario"] == "Offline"), None)
+        usable = [r for r in records if h200_reference.usable(r) and r.scenario == "Server"]
+        qps = [float(r.sut.loadgen_settings.get("server_target_qps") or 0) for r in usable if is_coordinated(r)]
+        single = [float(r.sut.loadgen_settings.get("server_target_qps") or 0) for r in usable if r.branch == "single"]
+        out.append(DagX2Run(plan["run_id"], h200_reference.card_of(records), mode, eff,
+                            max(qps, default=None), min(single, default=None)))
+    return out
+
+
+def dag_x2_figures(runs: list[DagX2Run], single_h200_qps: float | None) -> dict[str, object]:
+    """The issue's last line, from DAG runs on H200s alone: the best coordinated and sharded Offline efficiency and
+    the best coordinated Server QPS over one H200's VALID Server QPS."""
+    h200 = [r for r in runs if "H200" in r.card]
+    coordinated = max((r for r in h200 if r.mode == "coordinated" and r.offline_eff), key=lambda r: r.offline_eff,
+                      default=None)
+    sharded = max((r for r in h200 if r.mode == "sharded" and r.offline_eff), key=lambda r: r.offline_eff,
+                  default=None)
+    server = max((r for r in h200 if r.server_qps), key=lambda r: r.server_qps, default=None)
+    base = (server.single_server_qps or single_h200_qps) if server else None
+    chosen = list(dict.fromkeys(r.run_id for r in (coordinated, sharded, server) if r))
+    return {"dag_x2_run": ",".join(chosen) or None,
+            "dag_x2_coordinated_eff": _r(coordinated.offline_eff, 4) if coordinated else None,
+            "dag_x2_sharded_eff": _r(sharded.offline_eff, 4) if sharded else None,
+            "dag_x2_server_qps_ratio": _r(server.server_qps / base, 3) if server and base else None}
+
+
 def main() -> None:
     full = offline_scaling("h200x2-offline-600s")
     offline_scaling("h200x2-offline")
@@ -174,6 +228,15 @@ def main() -> None:
     figures["h200_offline_fp8_tok_s"] = h200["h200_offline_fp8_tok_s"]
     figures["h200_server_max_valid_qps"] = single_qps
     print(" ".join(f"{k}={v}" for k, v in figures.items()))
+    runs = dag_x2_runs()
+    print("\nDAG runs over two GPUs (python -m include.apps.host; the published figures come from these):")
+    for r in runs:
+        print(f"  {r.run_id}  {r.card}  {r.mode}: Offline efficiency {r.offline_eff if r.offline_eff is not None else 'n/a'}"
+              f"  coordinated Server {r.server_qps or 'n/a'} QPS")
+    if not runs:
+        print("  none")
+    dag_single_qps = h200_reference.dag_figures(h200_reference.dag_runs())["dag_server_qps"]
+    print(" ".join(f"{k}={v}" for k, v in dag_x2_figures(runs, dag_single_qps).items()))
 
 
 if __name__ == "__main__":

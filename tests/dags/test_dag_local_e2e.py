@@ -4,6 +4,7 @@ Slow (each vLLM engine start on a CPU is ~15-20 s): needs the SUT venv and the t
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -100,6 +101,26 @@ def test_two_nodes_end_to_end_then_the_same_run_id_again(tmp_path):
         assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     runs, results = history(tmp_path)
     assert len(runs) == 1 and len(results) == 5
+
+    # benchmarks/h200_reference.py and h200x2_reference.py take their published figures from folders like this one
+    # (the plan.json of a DAG run): they find it, with the efficiency the DAG's own report computed, and keep it out
+    # of the H200 headline (this is a CPU).
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import h200_reference
+    import h200x2_reference
+
+    eff = next(s["efficiency"] for s in json.loads((report / "analysis.json").read_text())["scaling"]
+               if s["scenario"] == "Offline")
+    one = h200_reference.dag_runs(tmp_path / "artifacts")
+    assert [r.run_id for r in one] == [run_id] and one[0].offline_tok_s > 0 and "H200" not in one[0].card
+    assert h200_reference.dag_figures(one)["dag_run"] is None
+    two = h200x2_reference.dag_x2_runs(tmp_path / "artifacts")
+    assert [(r.run_id, r.mode, r.offline_eff) for r in two] == [(run_id, "coordinated", eff)]
+    assert set(h200x2_reference.dag_x2_figures(two, None).values()) == {None}
+    on_h200 = [dataclasses.replace(two[0], card="NVIDIA H200")]
+    assert h200x2_reference.dag_x2_figures(on_h200, None) == {
+        "dag_x2_run": run_id, "dag_x2_coordinated_eff": round(eff, 4), "dag_x2_sharded_eff": None,
+        "dag_x2_server_qps_ratio": None}
 
 
 @needs_sut
