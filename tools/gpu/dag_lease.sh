@@ -9,8 +9,9 @@
 #                                     Airflow side with the host's Python: a missing package shows before the GPU runs
 #   dag_lease.sh start CONF_JSON [FILE...]  stash the last parts given, then unpack the vLLM bundle (/tmp/b/vsite) and the Airflow
 #                                     bundle (/tmp/b/asite), build the synthetic data set, copy the checkout to
-#                                     /tmp/b/repo and start the DAG run there, detached (setsid), on node
-#                                     <card>-0 (h200-0 or h100-0, from nvidia-smi) pinned to GPU 0
+#                                     /tmp/b/repo and start the DAG run there, detached (setsid), a node per GPU
+#                                     (<card>-<i>: h200-0 or h100-0, from nvidia-smi; h200-0,h200-1 on two) pinned
+#                                     to GPU i
 #   dag_lease.sh wait SECONDS         until the DAG run ends or SECONDS pass: the log's tail, the SUT's progress;
 #                                     when it has ended, its artefacts (LoadGen logs, result.json, plan.json, the
 #                                     report, the SUT logs, the Airflow task logs; not LoadGen's trace) and the
@@ -42,15 +43,18 @@ transformers, nltk, rouge_score; from include import pipeline; from include.apps
     [ -d "$work/asite" ] || bash /tmp/p/airflow/unpack.sh "$work" || exit 1
     rm -rf "$work/repo" && mkdir -p "$work/repo" && cp -a dags include plugins sut_image tools "$work/repo/" || exit 1
     card=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
-    case $card in *H200*) node=h200-0 ;; *H100*) node=h100-0 ;; *) node=gpu-0 ;; esac
-    echo "card: $card -> node $node"
+    count=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
+    case $card in *H200*) prefix=h200 ;; *H100*) prefix=h100 ;; *) prefix=gpu ;; esac
+    nodes=$(seq -s, -f "$prefix-%g" 0 $((count - 1)))                  # a node per GPU: h200-0,h200-1
+    gpus=$(for i in $(seq 0 $((count - 1))); do printf '%s-%s=%s,' "$prefix" "$i" "$i"; done); gpus=${gpus%,}
+    echo "card: $card x $count -> nodes $nodes ($gpus)"
     data=$work/cnn_synthetic.json
     [ -f "$data" ] || PYTHONPATH=$work/repo/sut_image:$work/vsite python3 -m mlperf_sut build-dataset \
       --synthetic-token-ids --vocab-size 128256 --samples 13368 --output "$data" || exit 1
     (cd "$work/repo" && PYTHONPATH=$work/asite MLPERF_SUT_PYTHON=python3 MLPERF_SUT_PYTHONPATH=$work/vsite \
        VLLM_USE_FLASHINFER_SAMPLER=0 MLPERF_RETRIES=0 PYTHONUNBUFFERED=1 setsid nohup bash -c \
        'python3 -m include.apps.host "$@"; echo "exit $?" > '"$work"'/dag.done' host \
-       --nodes "$node" --gpus "$node=0" --model tools/gpu/llama-3.1-8b --dataset "$data" \
+       --nodes "$nodes" --gpus "$gpus" --model tools/gpu/llama-3.1-8b --dataset "$data" \
        --airflow-home "$work/airflow" --artifacts "$work/artifacts" --conf "$conf" \
        > "$work/dag.log" 2>&1 < /dev/null &)
     sleep 20; tail -n 20 "$work/dag.log" ;;
