@@ -371,14 +371,18 @@ def _check_schedule(p: dict[str, Any]) -> None:
     """LoadGen builds a performance test's whole schedule in memory before the first query (user_conf.schema.json's
     x-schedule): refuse a rate x duration that cannot fit, with the figure. Values the SUT's user.conf supplies are
     checked by the SUT (exit 2)."""
-    limits = user_conf_schema()["x-schedule"]
+    schema = user_conf_schema()
+    limits = schema["x-schedule"]
     conf = p.get("user_conf_overrides") or {}
     if p.get("mode") == "accuracy":
         return
-    scenarios = set(p.get("scenarios") or []) | (set(p.get("distributed_scenarios") or [])
-                                                 if p.get("distributed", "off") != "off" else set())
+    # (scenario, GPUs of one LoadGen): a coordinated run offers a rate param's per-GPU rate x its GPUs (_overrides)
+    tests = {(s, 1) for s in p.get("scenarios") or []}
+    if p.get("distributed", "off") != "off":
+        gpus = len(p.get("nodes") or []) if p["distributed"] == "coordinated" else 1
+        tests |= {(s, max(gpus, 1)) for s in p.get("distributed_scenarios") or []}
     duration_s = conf.get("min_duration", MIN_DURATION_S * 1000) / 1000
-    for scenario in sorted(scenarios):
+    for scenario, gpus in sorted(tests):
         if scenario == "SingleStream":
             param, latency = "user_conf_overrides", conf.get("target_latency")
             wanted = None if latency is None else duration_s * 1000 / latency
@@ -386,9 +390,15 @@ def _check_schedule(p: dict[str, Any]) -> None:
         else:   # a rate: its own param (offline_/server_target_qps), else user_conf_overrides' target_qps
             param = _rate_param(scenario) if p.get(_rate_param(scenario)) is not None else "user_conf_overrides"
             rate = p[param] if param in RATE_PARAMS else conf.get("target_qps")
+            scale = gpus if param in RATE_PARAMS and rate is not None else 1
+            if scale > 1 and rate * scale > schema["properties"]["target_qps"]["maximum"]:
+                raise _fail(param, f"{scenario}: the coordinated run over {gpus} GPUs offers {gpus} x {rate:g}/s = "
+                                   f"{rate * scale:g}/s, above LoadGen's target_qps maximum "
+                                   f"{schema['properties']['target_qps']['maximum']:g}: lower the rate")
             slack = limits["offline_slack"] if scenario == "Offline" else None   # LoadGen's margin on Offline's count
-            wanted = None if rate is None else (slack or 1) * rate * duration_s
+            wanted = None if rate is None else (slack or 1) * rate * scale * duration_s
             figure = (f"{param if param in RATE_PARAMS else 'target_qps'} {rate:g}/s"
+                      + (f" x {scale} GPUs" if scale > 1 else "")
                       + (f" x {slack}" if slack else "") if rate is not None else "")
         if wanted is None:
             continue

@@ -132,3 +132,19 @@ def test_a_coordinated_run_offers_the_per_gpu_rate_times_its_gpus(deploy_env):
                  distributed="coordinated", distributed_scenarios=["Server"])
     assert {tuple(v for v in flag_values(run.arguments, "--override") if v.startswith("target_qps="))
             for run in plan.runs} == {("target_qps=30",)}
+
+
+def test_a_coordinated_rate_beyond_loadgens_limits_is_refused_at_the_door(deploy_env):
+    from include.planning import plan as plan_module
+
+    # 9,000 queries/s on each GPU fits LoadGen; one LoadGen offering 2 x 9,000 does not (the SUT would refuse it)
+    _plan(deploy_env, server_target_qps=9000, scenarios=["Server"], distributed="off")
+    with pytest.raises(plan_module.PlanError, match=r"server_target_qps.*coordinated run over 2 GPUs offers "
+                                                    r"2 x 9000/s = 18000/s"):
+        _plan(deploy_env, server_target_qps=9000, scenarios=["Server"], distributed="coordinated",
+              distributed_scenarios=["Server"])
+    # and the schedule counts the pair's queries: 2 x 7,000/s x 1.1 x 600 s fits, 2 x 7,500/s x 1.1 x 1,000 s not
+    _plan(deploy_env, offline_target_qps=7000, scenarios=["Offline"], distributed="coordinated")
+    with pytest.raises(plan_module.PlanError, match=r"offline_target_qps 7500/s x 2 GPUs x 1.1 x min_duration"):
+        _plan(deploy_env, offline_target_qps=7500, scenarios=["Offline"], distributed="coordinated",
+              user_conf_overrides={"min_duration": 1_000_000})
