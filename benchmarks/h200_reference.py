@@ -15,7 +15,9 @@ LoadGen error (e.g. "Multiple conf files are used": not valid for a submission).
   whole data set (13,368 queries or more); `search-qps` probes (40 s, a few thousand queries) are printed apart as
   `..._probe_max_valid_qps`: a probe found 55.98 QPS VALID that the full run at that rate found INVALID.
 The runs the DAG itself made on the GPU host (`python -m include.apps.host`, a folder with the plan.json of an Airflow
-DAG run) are the published figures: the last line takes them from DAG runs on an H200 alone (same rules):
+DAG run) are the published figures: the last line takes them from DAG runs on an H200 alone (same rules), whose
+every test is of MLPerf's full length on the whole data set (a smoke run, shortened by `user_conf_overrides` or
+`total_sample_count`, is listed and marked, never taken):
 `dag_run=<run id> dag_offline_tok_s=.. dag_server_qps=.. dag_gpu_time_budget_pct=..` (None where no such run exists).
 The line before it, `h200_offline_fp8_tok_s=.. h200_offline_bf16_tok_s=.. h200_sut_vs_raw=..
 h200_server_max_valid_qps=..`, sums up the earlier runs made outside Airflow.
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from include import mlperf_rules
 from include.analysis import gpu_time, plausibility
+from include.analysis import verdict
 from include.analysis.verdict import loadgen_setting
 from include.records import RunRecord
 from include.results import run_artifacts
@@ -60,6 +63,7 @@ class DagRun:
     offline_tok_s: float | None        # VALID, plausible, no LoadGen error, no prefix cache
     server_qps: float | None           # the Server run's target QPS, where it was VALID (same rules)
     gpu_time_budget_pct: float | None
+    full_length: bool                  # every test as MLPerf runs it (see `full_length`): a headline needs it
 
 
 def dag_run_folders(root: Path) -> list[tuple[Path, dict, list[RunRecord]]]:
@@ -82,6 +86,15 @@ def usable(record: RunRecord) -> bool:
             and not plausibility.check_record(record).implausible)
 
 
+def full_length(records: list[RunRecord]) -> bool:
+    """Every performance test of the run is of MLPerf's length on the whole data set (min_duration, min_query_count,
+    13,368 samples, equal issue, no prefix cache; the verdict's compliance check says so): the one departure allowed
+    is the dummy weights every lent GPU runs with. A shortened run (a smoke run: `user_conf_overrides`,
+    `total_sample_count`) is LoadGen-VALID at its own settings and is listed, but never a headline."""
+    perf = [r for r in records if r.mode == "performance"]
+    return bool(perf) and all(set(verdict.compliance_of(r)[1]) <= {verdict.DUMMY_WEIGHTS} for r in perf)
+
+
 def card_of(records: list[RunRecord]) -> str:
     return ", ".join(sorted({r.sut.accelerator.name for r in records if r.sut})) or "unknown"
 
@@ -96,13 +109,14 @@ def dag_runs(root: Path = REFERENCE) -> list[DagRun]:
                       if r.scenario == "Server"), default=None)
         budget = gpu_time.gpu_time_budget(records)
         out.append(DagRun(plan["run_id"], card_of(records), offline, server,
-                          round(100 * budget.share, 1) if budget.share is not None else None))
+                          round(100 * budget.share, 1) if budget.share is not None else None, full_length(records)))
     return out
 
 
 def dag_figures(runs: list[DagRun]) -> dict[str, object]:
-    """The headline: from DAG runs on an H200 alone (Offline: the fastest; Server: the highest VALID QPS)."""
-    h200 = [r for r in runs if "H200" in r.card]
+    """The headline: from full-length DAG runs on an H200 alone (Offline: the fastest; Server: the highest VALID
+    QPS)."""
+    h200 = [r for r in runs if "H200" in r.card and r.full_length]
     best_offline = max((r for r in h200 if r.offline_tok_s), key=lambda r: r.offline_tok_s, default=None)
     best_server = max((r for r in h200 if r.server_qps), key=lambda r: r.server_qps, default=None)
     chosen = list(dict.fromkeys(r.run_id for r in (best_offline, best_server) if r))
@@ -119,7 +133,8 @@ def main() -> None:
     print("\nDAG runs (python -m include.apps.host on the GPU host; the published figures come from these):")
     for r in runs:
         print(f"  {r.run_id}  {r.card}  Offline {r.offline_tok_s or 'n/a'} tokens/s  Server {r.server_qps or 'n/a'} "
-              f"QPS  GPU time budget {r.gpu_time_budget_pct if r.gpu_time_budget_pct is not None else 'unknown'}%")
+              f"QPS  GPU time budget {r.gpu_time_budget_pct if r.gpu_time_budget_pct is not None else 'unknown'}%"
+              + ("" if r.full_length else "  (shortened: not a headline)"))
     if not runs:
         print("  none")
     print(" ".join(f"{k}={v}" for k, v in dag_figures(runs).items()))

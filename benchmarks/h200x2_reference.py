@@ -168,6 +168,7 @@ class DagX2Run:
     offline_eff: float | None                  # report/analysis.json's Offline scaling efficiency
     server_qps: float | None                   # the coordinated Server run's target QPS where it was VALID
     single_server_qps: float | None            # the same DAG run's single-GPU Server QPS, VALID
+    full_length: bool                          # h200_reference.full_length: a headline needs it
 
 
 def dag_x2_runs(root: Path = REFERENCE) -> list[DagX2Run]:
@@ -183,14 +184,14 @@ def dag_x2_runs(root: Path = REFERENCE) -> list[DagX2Run]:
         qps = [float(r.sut.loadgen_settings.get("server_target_qps") or 0) for r in usable if is_coordinated(r)]
         single = [float(r.sut.loadgen_settings.get("server_target_qps") or 0) for r in usable if r.branch == "single"]
         out.append(DagX2Run(plan["run_id"], h200_reference.card_of(records), mode, eff,
-                            max(qps, default=None), min(single, default=None)))
+                            max(qps, default=None), min(single, default=None), h200_reference.full_length(records)))
     return out
 
 
 def dag_x2_figures(runs: list[DagX2Run], single_h200_qps: float | None) -> dict[str, object]:
     """The issue's last line, from DAG runs on H200s alone: the best coordinated and sharded Offline efficiency and
     the best coordinated Server QPS over one H200's VALID Server QPS."""
-    h200 = [r for r in runs if "H200" in r.card]
+    h200 = [r for r in runs if "H200" in r.card and r.full_length]
     coordinated = max((r for r in h200 if r.mode == "coordinated" and r.offline_eff), key=lambda r: r.offline_eff,
                       default=None)
     sharded = max((r for r in h200 if r.mode == "sharded" and r.offline_eff), key=lambda r: r.offline_eff,
@@ -232,7 +233,7 @@ def main() -> None:
     print("\nDAG runs over two GPUs (python -m include.apps.host; the published figures come from these):")
     for r in runs:
         print(f"  {r.run_id}  {r.card}  {r.mode}: Offline efficiency {r.offline_eff if r.offline_eff is not None else 'n/a'}"
-              f"  coordinated Server {r.server_qps or 'n/a'} QPS")
+              f"  coordinated Server {r.server_qps or 'n/a'} QPS" + ("" if r.full_length else "  (shortened: not a headline)"))
     if not runs:
         print("  none")
     dag_single_qps = h200_reference.dag_figures(h200_reference.dag_runs())["dag_server_qps"]

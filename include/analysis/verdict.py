@@ -26,6 +26,8 @@ Plausibility = Literal["plausible", "implausible", "unknown"]
 RunState = Literal["VALID", "INVALID", "COMPLETED", "FAILED", "MISSING"]
 COMPLIANT, NOT_COMPLIANT, UNKNOWN = "compliant", "not compliant", "unknown"
 FAILED_STATES = ("FAILED", "MISSING")
+# the compliance reason of a run on random weights (load_format=dummy): the only one a lent GPU cannot avoid
+DUMMY_WEIGHTS = "dummy (random) weights"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -273,7 +275,7 @@ def compliance_of(record: RunRecord) -> tuple[str, list[str]]:
     if sut is None:
         unknown.append("weights and engine not recorded (no result.json)")
     elif sut.model.dummy_weights:
-        reasons.append("dummy (random) weights")
+        reasons.append(DUMMY_WEIGHTS)
     elif sut.model.weights_unknown:
         unknown.append("the servers' weights not recorded (a coordinated run written before its servers reported "
                        "their settings)")
@@ -381,7 +383,7 @@ def _accuracy(record: RunRecord) -> tuple[str | None, str | None]:
     if record.status != "completed":
         return "not scored", f"run {record.status}"
     if record.sut is not None and not record.sut.accuracy_meaningful:
-        return "meaningless", "dummy (random) weights" + (f": {acc.verdict}" if acc else "")
+        return "meaningless", DUMMY_WEIGHTS + (f": {acc.verdict}" if acc else "")
     if acc is None:
         return "not scored", record.error or "no model directory or data set given"
     if acc.passed is None:

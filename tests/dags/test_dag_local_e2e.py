@@ -114,10 +114,17 @@ def test_two_nodes_end_to_end_then_the_same_run_id_again(tmp_path):
     one = h200_reference.dag_runs(tmp_path / "artifacts")
     assert [r.run_id for r in one] == [run_id] and one[0].offline_tok_s > 0 and "H200" not in one[0].card
     assert h200_reference.dag_figures(one)["dag_run"] is None
+    # the embedded profile's tests are shortened (min_duration 0, a sample subset): LoadGen-VALID at its own
+    # settings, yet never a headline, not even from an H200
+    assert not one[0].full_length
+    assert h200_reference.dag_figures([dataclasses.replace(one[0], card="NVIDIA H200")])["dag_run"] is None
+    full = dataclasses.replace(one[0], card="NVIDIA H200", full_length=True)
+    assert h200_reference.dag_figures([full])["dag_offline_tok_s"] == one[0].offline_tok_s
     two = h200x2_reference.dag_x2_runs(tmp_path / "artifacts")
-    assert [(r.run_id, r.mode, r.offline_eff) for r in two] == [(run_id, "coordinated", eff)]
+    assert [(r.run_id, r.mode, r.offline_eff, r.full_length) for r in two] == [(run_id, "coordinated", eff, False)]
     assert set(h200x2_reference.dag_x2_figures(two, None).values()) == {None}
-    on_h200 = [dataclasses.replace(two[0], card="NVIDIA H200")]
+    assert set(h200x2_reference.dag_x2_figures([dataclasses.replace(two[0], card="NVIDIA H200")], None).values()) == {None}
+    on_h200 = [dataclasses.replace(two[0], card="NVIDIA H200", full_length=True)]
     assert h200x2_reference.dag_x2_figures(on_h200, None) == {
         "dag_x2_run": run_id, "dag_x2_coordinated_eff": round(eff, 4), "dag_x2_sharded_eff": None,
         "dag_x2_server_qps_ratio": None}

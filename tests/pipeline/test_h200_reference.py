@@ -30,3 +30,28 @@ def test_the_offline_headline_is_the_tune_sweeps_600s_confirmation_and_server_st
     assert any(line.startswith("tune-offline-session-7/mnbt49k-600s ") and "VALID" in line for line in lines)
     # async scheduling off: VALID, a fifth slower, listed as a sweep attempt and never a headline
     assert any(line.startswith("tune-noasync-session-8/no-async ") and "6,360.0 tokens/s" in line for line in lines)
+
+
+def _dag_folder(root: Path, run_id: str, attempt: Path) -> None:
+    """One committed H200 test laid out as a DAG run's folder: plan.json of an Airflow run, single/<node>/..."""
+    import json
+    import shutil
+    shutil.copytree(attempt, root / run_id / "single" / "h200-0" / "Offline" / "performance")
+    (root / run_id / "plan.json").write_text(json.dumps({"run_id": run_id, "params": {"engine_preset": "h200-fp8"}}))
+
+
+def test_a_shortened_dag_run_is_listed_but_never_the_headline(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import h200_reference
+
+    sweep = REPO / "reference" / "h200" / "tune-offline-session-7"
+    # 4,000 samples, min_duration 0: LoadGen says VALID at its own settings, MLPerf would not
+    _dag_folder(tmp_path, "manual__smoke", sweep / "mnbt49k")
+    smoke = h200_reference.dag_runs(tmp_path)
+    assert [(r.run_id, r.card, r.full_length) for r in smoke] == [("manual__smoke", "NVIDIA H200", False)]
+    assert smoke[0].offline_tok_s and smoke[0].offline_tok_s > 8000
+    assert set(h200_reference.dag_figures(smoke).values()) == {None}
+    # the same settings over MLPerf's 600 s and 40,104 samples: the headline
+    _dag_folder(tmp_path, "manual__nightly", sweep / "mnbt49k-600s")
+    figures = h200_reference.dag_figures(h200_reference.dag_runs(tmp_path))
+    assert figures["dag_run"] == "manual__nightly" and figures["dag_offline_tok_s"] == 8094.89
