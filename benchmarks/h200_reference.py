@@ -31,9 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from include import mlperf_rules
-from include.analysis import gpu_time, plausibility
-from include.analysis import verdict
-from include.analysis.verdict import loadgen_setting
+from include.analysis import gpu_time, plausibility, verdict
 from include.records import RunRecord
 from include.results import run_artifacts
 
@@ -158,7 +156,7 @@ def figures(verbose: bool = False) -> dict[str, float | None]:
             implausible, cached = plausibility.check_record(record).implausible, sut.prefix_caching
             label = "fp8" if sut.engine.get("quantization") == "fp8" else "bf16"
             qps = sut.loadgen_settings.get("server_target_qps")
-            min_duration_ms = float(loadgen_setting(record, "min_duration_ms", "min_duration") or 0)
+            min_duration_ms = float(verdict.loadgen_setting(record, "min_duration_ms", "min_duration") or 0)
             full = min_duration_ms >= mlperf_rules.MIN_DURATION_S * 1000
             probe = sut.counts.queries_issued < sut.dataset.dataset_size
             errored = bool(lg.errors) and not probe   # a probe is never a headline: its errors do not matter here

@@ -233,7 +233,8 @@ def main() -> None:
     print("\nDAG runs over two GPUs (python -m include.apps.host; the published figures come from these):")
     for r in runs:
         print(f"  {r.run_id}  {r.card}  {r.mode}: Offline efficiency {r.offline_eff if r.offline_eff is not None else 'n/a'}"
-              f"  coordinated Server {r.server_qps or 'n/a'} QPS" + ("" if r.full_length else "  (shortened: not a headline)"))
+              f"  coordinated Server {r.server_qps or 'n/a'} QPS"
+              + ("" if r.full_length else "  (shortened: not a headline)"))
     if not runs:
         print("  none")
     dag_single_qps = h200_reference.dag_figures(h200_reference.dag_runs())["dag_server_qps"]

@@ -2,6 +2,8 @@
 sweeps included: the headline is a VALID test of MLPerf's full 600 s, never a faster shortened attempt."""
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +36,6 @@ def test_the_offline_headline_is_the_tune_sweeps_600s_confirmation_and_server_st
 
 def _dag_folder(root: Path, run_id: str, attempt: Path) -> None:
     """One committed H200 test laid out as a DAG run's folder: plan.json of an Airflow run, single/<node>/..."""
-    import json
-    import shutil
     shutil.copytree(attempt, root / run_id / "single" / "h200-0" / "Offline" / "performance")
     (root / run_id / "plan.json").write_text(json.dumps({"run_id": run_id, "params": {"engine_preset": "h200-fp8"}}))
 
